@@ -1,0 +1,70 @@
+"""Flags and start-up shared by every binary in baselines/."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter quiet
+
+from absl import app, flags, logging  # noqa: E402
+
+from uncertainty import UserError, datasets, distribute  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_data_flags() -> None:
+    flags.DEFINE_string("dataset", "fashion_mnist",
+                        f"One of {', '.join(datasets.NAMES)}.")
+    flags.DEFINE_integer("validation_examples", 500,
+                         "The last this-many training examples form the validation set.")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (prepared datasets).")
+    flags.DEFINE_string("manual_dir", None,
+                        "Folder holding official archives for TFDS to build from offline "
+                        "(cifar-10-binary.tar.gz, cifar-100-binary.tar.gz, CIFAR-10-C.tar).")
+    flags.DEFINE_string("fashion_mnist_dir", None,
+                        "Folder with Fashion-MNIST IDX files (default: the Debian package's "
+                        "/usr/share/datasets/fashion-mnist).")
+    flags.DEFINE_bool("download", True, "Let TFDS download data that is not prepared.")
+
+
+def define_strategy_flags() -> None:
+    flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
+                      "tf.distribute strategy: default (one device), mirrored (local "
+                      "GPUs), multi_worker (TF_CONFIG cluster), tpu.")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+
+
+def load_dataset(name: str | None = None) -> datasets.Dataset:
+    """The dataset named by --dataset (or `name`), with the data-location flags."""
+    return datasets.load(name or FLAGS.dataset, validation_examples=FLAGS.validation_examples,
+                         data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                         fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download)
+
+
+def strategy():
+    return distribute.get_strategy(FLAGS.strategy, FLAGS.tpu)
+
+
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(argv[0], str(e))
+
+
+def _fail(program: str, message: str) -> None:
+    print(f"{os.path.basename(program)}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run(main) -> None:
+    """absl's app.run, but a UserError or a bad flag ends in one line and exit code 2."""
+
+    def guarded(argv):
+        logging.set_verbosity(logging.INFO)
+        try:
+            main(argv)
+        except UserError as e:
+            _fail(argv[0], str(e))
+
+    app.run(guarded, flags_parser=_parse_flags)

@@ -1,0 +1,106 @@
+r"""Trains one network and records its whole trajectory (one checkpoint per epoch).
+
+Flags left unset take the model's recipe (uncertainty/recipes.py). Re-running the same
+command resumes from the last complete epoch; a finished run only reports its metrics.
+
+  python baselines/train.py --dataset=fashion_mnist --model=small_cnn --seed=0 \
+      --output_dir=runs/small_cnn/seed0
+"""
+
+import dataclasses
+import json
+
+from absl import flags
+
+from baselines import common
+from uncertainty import UserError, models, recipes
+from uncertainty.datasets import PREPROCESSING
+from uncertainty.training import TrainConfig, train
+
+common.define_data_flags()
+common.define_strategy_flags()
+flags.DEFINE_string("model", "small_cnn", f"One of {', '.join(models.NAMES)}.")
+flags.DEFINE_integer("seed", 0, "Seeds initialisation, data order, dropout, augmentation.")
+flags.DEFINE_string("output_dir", None, "Run directory (created; resumed if it exists).")
+flags.DEFINE_integer("train_epochs", None, "Epochs (recipe default).")
+flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas.")
+flags.DEFINE_float("learning_rate", None, "Base learning rate.")
+flags.DEFINE_string("lr_schedule", None, f"One of {', '.join(recipes.LR_SCHEDULES)}.")
+flags.DEFINE_integer("lr_halving_epochs", 10, "Epochs between halvings (halving schedule).")
+flags.DEFINE_string("optimizer", None, f"One of {', '.join(recipes.OPTIMIZERS)}.")
+flags.DEFINE_float("momentum", 0.9, "Momentum for --optimizer=sgd.")
+flags.DEFINE_float("l2", None, "L2 coefficient on kernels (sum of squares).")
+flags.DEFINE_float("dropout_rate", None, "Dropout rate (CNNs; training only).")
+flags.DEFINE_bool("augment", None, "Pad-4 random crop + horizontal flip (images).")
+flags.DEFINE_string("preprocessing", None, f"One of {', '.join(PREPROCESSING)}.")
+flags.DEFINE_bool("sample_with_replacement", None,
+                  "Draw each batch uniformly with replacement (paper's CNNs) instead of "
+                  "permuting every epoch.")
+flags.DEFINE_integer("train_examples", 0, "Use only the first N training examples (0=all).")
+flags.DEFINE_bool("deterministic", False,
+                  "Deterministic ops: the same seed gives bit-identical weights.")
+FLAGS = flags.FLAGS
+
+
+def resolve_config() -> TrainConfig:
+    """Flags plus the model's recipe, validated; raises UserError on bad values."""
+    models.check(FLAGS.model)
+    recipe = recipes.RECIPES[FLAGS.model]
+    values = {name: recipe[name] if getattr(FLAGS, name) is None else getattr(FLAGS, name)
+              for name in recipe}
+    config = TrainConfig(dataset=FLAGS.dataset, model=FLAGS.model, seed=FLAGS.seed,
+                         validation_examples=FLAGS.validation_examples,
+                         lr_halving_epochs=FLAGS.lr_halving_epochs, momentum=FLAGS.momentum,
+                         train_examples=FLAGS.train_examples,
+                         deterministic=FLAGS.deterministic, **values)
+    checks = [
+        (config.train_epochs > 0, f"--train_epochs must be positive, got "
+                                  f"{config.train_epochs}"),
+        (config.batch_size > 0, f"--batch_size must be positive, got {config.batch_size}"),
+        (config.learning_rate > 0, f"--learning_rate must be positive, got "
+                                   f"{config.learning_rate}"),
+        (config.lr_schedule in recipes.LR_SCHEDULES,
+         f"unknown --lr_schedule {config.lr_schedule!r}; choose one of "
+         f"{', '.join(recipes.LR_SCHEDULES)}"),
+        (config.lr_halving_epochs > 0, "--lr_halving_epochs must be positive"),
+        (config.optimizer in recipes.OPTIMIZERS,
+         f"unknown --optimizer {config.optimizer!r}; choose one of "
+         f"{', '.join(recipes.OPTIMIZERS)}"),
+        (config.l2 >= 0, f"--l2 must be >= 0, got {config.l2}"),
+        (0 <= config.dropout_rate < 1, f"--dropout_rate must be in [0, 1), got "
+                                       f"{config.dropout_rate}"),
+        (config.preprocessing in PREPROCESSING,
+         f"unknown --preprocessing {config.preprocessing!r}; choose one of "
+         f"{', '.join(PREPROCESSING)}"),
+        (config.train_examples >= 0, "--train_examples must be >= 0 (0 = all)"),
+        (FLAGS.output_dir, "--output_dir is required: the run directory to write"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return config
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    config = resolve_config()
+    strategy = common.strategy()
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--batch_size {config.batch_size} must be divisible by the "
+                        f"{strategy.num_replicas_in_sync} replicas")
+    data = common.load_dataset()
+    models.check(config.model, data.input_shape)
+    if "train" not in data.splits:
+        raise UserError(f"{data.name} has no training split; train on cifar10 and "
+                        f"evaluate on it instead")
+    locations = {name: getattr(FLAGS, name) for name in
+                 ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
+                  "strategy", "tpu")}
+    results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations)
+    print(json.dumps({"output_dir": FLAGS.output_dir, **dataclasses.asdict(config),
+                      **results}, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,29 @@
+"""Deep Ensembles: A Loss Landscape Perspective -- a Keras/TensorFlow reimplementation."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tensorflow-probability==0.25.0",
+    "tensorflow-datasets[tensorflow,matplotlib]==4.9.10",
+    "importlib_resources==7.1.0",  # TFDS's download path imports it
+    "tensorboard==2.21.0",  # tf.summary writers
+    "absl-py==2.5.1",
+    "numpy==2.4.6",
+    "matplotlib==3.11.2",
+    "scikit-learn==1.9.1",
+    "mnist1d==0.0.2.post1",
+]
+
+setuptools.setup(
+    name="uncertainty",
+    version="0.1.0",
+    description=("Reference Keras/TensorFlow reimplementation of 'Deep Ensembles: "
+                 "A Loss Landscape Perspective' (Fort, Hu, Lakshminarayanan)."),
+    packages=setuptools.find_packages(include=["uncertainty", "uncertainty.*",
+                                               "baselines"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.0.3"]},
+)

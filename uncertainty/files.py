@@ -1,0 +1,36 @@
+"""Atomic writes: a reader never sees a half-written file (temp file + rename)."""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def _atomic(path: str, write, mode: str = "w") -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path: str, obj) -> None:
+    _atomic(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True))
+
+
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_npz(path: str, **arrays) -> None:
+    _atomic(path, lambda f: np.savez(f, **arrays), mode="wb")

@@ -1,0 +1,56 @@
+"""The paper's plain CNNs (SmallCNN, MediumCNN) and their 1-D sibling for MNIST-1D.
+
+Block (authors' notebook): conv 3x3 stride 1 SAME with bias -> dropout -> max-pool 2
+stride 2 SAME -> ReLU, no ReLU after the last block; flatten; dense to the classes.
+Glorot init for weights and biases. The model returns logits.
+"""
+
+from typing import Sequence
+
+import tf_keras as keras
+
+from uncertainty.models.layers import Dropout, glorot_bias
+
+
+def conv_net(input_shape: Sequence[int], num_classes: int, channels: Sequence[int],
+             kernel_size: int = 3, dropout_rate: float = 0.1, l2: float = 0.0,
+             seed: int = 0, name: str = "cnn") -> keras.Model:
+    """Stack of conv blocks; 2-D for (H, W, C) inputs, 1-D for (L, C) inputs."""
+    rank = len(input_shape) - 1
+    conv = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D}[rank]
+    pool = {1: keras.layers.MaxPool1D, 2: keras.layers.MaxPool2D}[rank]
+    regularizer = keras.regularizers.l2(l2) if l2 else None
+
+    inputs = keras.Input(tuple(input_shape))
+    x = inputs
+    for i, units in enumerate(channels):
+        x = conv(units, kernel_size, padding="same", name=f"conv{i}",
+                 kernel_initializer="glorot_uniform", bias_initializer=glorot_bias(units),
+                 kernel_regularizer=regularizer)(x)
+        x = Dropout(dropout_rate, seed=seed + i, name=f"dropout{i}")(x)
+        x = pool(2, strides=2, padding="same", name=f"pool{i}")(x)
+        if i < len(channels) - 1:
+            x = keras.layers.ReLU(name=f"relu{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    logits = keras.layers.Dense(num_classes, name="logits",
+                                kernel_initializer="glorot_uniform",
+                                bias_initializer=glorot_bias(num_classes),
+                                kernel_regularizer=regularizer)(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def small_cnn(input_shape, num_classes, **kwargs) -> keras.Model:
+    """SmallCNN: 3 blocks of (16, 32, 32) channels."""
+    return conv_net(input_shape, num_classes, (16, 32, 32), name="small_cnn", **kwargs)
+
+
+def medium_cnn(input_shape, num_classes, **kwargs) -> keras.Model:
+    """MediumCNN: 4 blocks of (64, 128, 256, 256); 971,146 parameters on CIFAR-10."""
+    return conv_net(input_shape, num_classes, (64, 128, 256, 256), name="medium_cnn",
+                    **kwargs)
+
+
+def cnn1d(input_shape, num_classes, **kwargs) -> keras.Model:
+    """1-D CNN for MNIST-1D (40 x 1 signals): 3 blocks of (32, 64, 64), kernel 5."""
+    return conv_net(input_shape, num_classes, (32, 64, 64), kernel_size=5, name="cnn1d",
+                    **kwargs)

@@ -1,0 +1,47 @@
+"""Each model's training recipe (PAPER.md, the authors' notebook, the Keras example).
+
+A binary's flags left unset take these values; `config.json` records the result.
+"""
+
+RECIPES = {
+    # Notebook: Adam 1.6e-3 halved every 10 epochs, batch 128 drawn with replacement,
+    # dropout 0.1, no weight decay or augmentation, raw 0..255 pixels.
+    "small_cnn": dict(train_epochs=10, batch_size=128, learning_rate=1.6e-3,
+                      lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
+                      augment=False, preprocessing="raw", sample_with_replacement=True),
+    "medium_cnn": dict(train_epochs=40, batch_size=128, learning_rate=1.6e-3,
+                       lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
+                       augment=False, preprocessing="raw", sample_with_replacement=True),
+    # Keras CIFAR-10 ResNet example: Adam 1e-3 with step decays, L2 1e-4 on kernels,
+    # per-pixel mean subtraction, shift + flip augmentation (here pad-4 crop + flip).
+    "resnet20_v1": dict(train_epochs=200, batch_size=128, learning_rate=1e-3,
+                        lr_schedule="resnet_step", optimizer="adam", l2=1e-4,
+                        dropout_rate=0.0, augment=True, preprocessing="pixel_mean",
+                        sample_with_replacement=False),
+    # MNIST-1D: the CNN recipe of the paper, scaled to 3,500 training signals.
+    "cnn1d": dict(train_epochs=30, batch_size=128, learning_rate=3e-3,
+                  lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
+                  augment=False, preprocessing="raw", sample_with_replacement=True),
+}
+
+LR_SCHEDULES = ("halving", "resnet_step", "constant")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10) -> float:
+    """Learning rate of (0-based) `epoch`.
+
+    halving: base / 2 ** (epoch // halving_epochs) (the notebook);
+    resnet_step: the Keras example's x0.1 after epoch 80, x0.01 after 120, x0.001
+    after 160, x0.0005 after 180; constant: base.
+    """
+    if schedule == "halving":
+        return base * 0.5 ** (epoch // halving_epochs)
+    if schedule == "resnet_step":
+        for after, factor in ((180, 0.5e-3), (160, 1e-3), (120, 1e-2), (80, 1e-1)):
+            if epoch > after:
+                return base * factor
+        return base
+    if schedule == "constant":
+        return base
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")

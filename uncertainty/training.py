@@ -1,0 +1,188 @@
+"""The one training loop: a run's trajectory, checkpointed every epoch, resumable.
+
+`train(config, data, run_dir, strategy)` trains one network from its seed and writes
+the run directory described in `uncertainty.trajectory`. Re-running it on the same
+directory continues from the last complete epoch; with `config.deterministic` the
+result is bit-identical to an uninterrupted run (data order, dropout masks and
+augmentation are all functions of the seed and the epoch, and the dropout generator
+is part of the saved state).
+"""
+
+import dataclasses
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
+
+from uncertainty import distribute, files, metrics, models, predictions, recipes, trajectory
+from uncertainty.datasets import Dataset
+
+# Config fields that say where things are, not what the run is; they may change on resume.
+LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
+                   "strategy", "tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run (the binary's flags after recipe defaults)."""
+
+    dataset: str
+    model: str
+    seed: int
+    train_epochs: int
+    batch_size: int  # global, over all replicas
+    learning_rate: float
+    lr_schedule: str
+    optimizer: str
+    l2: float
+    dropout_rate: float
+    augment: bool
+    preprocessing: str
+    sample_with_replacement: bool
+    validation_examples: int
+    lr_halving_epochs: int = 10
+    momentum: float = 0.9  # for sgd
+    train_examples: int = 0  # 0 = the whole training split
+    deterministic: bool = False
+
+
+def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+
+
+def train(config: TrainConfig, data: Dataset, run_dir: str,
+          strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None
+          ) -> dict:
+    """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
+
+    `extra_config` (locations, strategy) is recorded in config.json but may differ when
+    the run is resumed.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
+    record = {**dataclasses.asdict(config), **(extra_config or {})}
+    if chief:
+        trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS)
+    if trajectory.is_complete(run_dir):
+        logging.info("%s is already trained; reporting its metrics", run_dir)
+        return files.read_json(os.path.join(run_dir, trajectory.METRICS))
+
+    if config.train_examples:
+        data = data.head("train", config.train_examples)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    normalizer = data.normalizer(config.preprocessing)
+    steps = data.num_examples("train") // config.batch_size
+    with strategy.scope():
+        model = models.build(config.model, data.input_shape, data.num_classes,
+                             dropout_rate=config.dropout_rate, l2=config.l2,
+                             seed=config.seed)
+        optimizer = _optimizer(config)
+        optimizer.build(model.trainable_variables)
+        done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
+    state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
+    # Every worker saves (the save is collective); only the chief's copy is kept.
+    manager = tf.train.CheckpointManager(
+        state, trajectory.state_dir(run_dir) if chief else tempfile.mkdtemp(), max_to_keep=1)
+    if manager.latest_checkpoint:
+        state.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start = int(done.numpy())
+    history = _read_history(run_dir)[:start]
+    if chief and start == 0:
+        files.write_npz(os.path.join(run_dir, trajectory.NORMALIZER), shift=normalizer[0],
+                        scale=normalizer[1])
+        trajectory.save_weights(model, run_dir, 0)
+    logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
+                 "epoch %d of %d done", run_dir, config.model, data.name,
+                 model.count_params(), strategy.num_replicas_in_sync, steps,
+                 config.batch_size, start, config.train_epochs)
+
+    train_step = _make_train_step(model, optimizer, strategy, config.batch_size)
+    writer = (tf.summary.create_file_writer(os.path.join(run_dir, "summaries")) if chief
+              else tf.summary.create_noop_writer())
+    for epoch in range(start, config.train_epochs):
+        lr = recipes.learning_rate(config.lr_schedule, config.learning_rate, epoch,
+                                   config.lr_halving_epochs)
+        optimizer.learning_rate.assign(lr)
+        batches = iter(strategy.distribute_datasets_from_function(
+            lambda ctx, e=epoch: data.train_pipeline(
+                config.batch_size, steps, config.seed, e, normalizer,
+                with_replacement=config.sample_with_replacement, augment=config.augment,
+                input_context=ctx)))
+        began = time.time()
+        sums = [train_step(next(batches)) for _ in range(steps)]
+        loss, correct = (float(v) for v in np.sum([[a, b] for a, b in sums], axis=0))
+        seconds = time.time() - began
+        scalars = {"epoch": epoch + 1, "learning_rate": lr, "epoch_seconds": seconds,
+                   "train/loss": loss / (steps * config.batch_size),
+                   "train/running_accuracy": correct / (steps * config.batch_size)}
+        if "validation" in data.splits:
+            scalars.update(_evaluate(model, data, "validation", normalizer, config, strategy))
+        history.append(scalars)
+        done.assign(epoch + 1)
+        if chief:
+            trajectory.save_weights(model, run_dir, epoch + 1)
+            files.write_json(os.path.join(run_dir, trajectory.HISTORY), history)
+        manager.save(checkpoint_number=epoch + 1)
+        with writer.as_default(step=epoch + 1):
+            for name, value in scalars.items():
+                if name != "epoch":
+                    tf.summary.scalar(name, value)
+        logging.info("epoch %d/%d  %s", epoch + 1, config.train_epochs,
+                     "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
+
+    results = {"epochs": config.train_epochs, "train/steps_per_epoch": steps}
+    for split in ("train", "validation", "test"):
+        if split in data.splits:
+            results.update(_evaluate(model, data, split, normalizer, config, strategy))
+    if history:
+        results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
+    if chief:
+        files.write_json(os.path.join(run_dir, trajectory.METRICS), results)
+    logging.info("finished %s: %s", run_dir, results)
+    return results
+
+
+def _make_train_step(model, optimizer, strategy, global_batch: int):
+    """A tf.function running one distributed step; returns (sum of losses, correct)."""
+
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels)
+        return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32))
+
+    @tf.function
+    def train_step(batch):
+        loss, correct = strategy.run(step, args=batch)
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    return train_step
+
+
+def _evaluate(model, data, split, normalizer, config, strategy) -> dict:
+    probs = predictions.predict(model, data, split, normalizer, config.batch_size, strategy)
+    labels = data.labels(split)
+    return {f"{split}/accuracy": metrics.accuracy(probs, labels),
+            f"{split}/nll": metrics.nll(probs, labels),
+            f"{split}/num_examples": len(labels)}
+
+
+def _read_history(run_dir: str) -> list:
+    path = os.path.join(run_dir, trajectory.HISTORY)
+    return files.read_json(path) if os.path.exists(path) else []

@@ -1,0 +1,125 @@
+"""Run directories: config, per-epoch weights, and flat weight vectors.
+
+Layout of a run made by `baselines/train.py`:
+  config.json          the resolved flags (identity of the run)
+  normalizer.npz       the input preprocessing the model was trained with
+  checkpoints/init.npz the initial weights ("epoch 0")
+  checkpoints/epoch_NNN.npz   all model weights after epoch NNN (1-based)
+  checkpoints/state/   the latest full training state (optimizer, RNG) for resuming
+  history.json         per-epoch training scalars; summaries/ the same for TensorBoard
+  metrics.json         final metrics, written last: its presence marks a finished run
+A weight vector is the model's trainable weights, each flattened, concatenated in the
+model's `trainable_weights` order (kernels and biases of every layer), float32.
+"""
+
+import glob
+import os
+import re
+
+import numpy as np
+
+from uncertainty import files
+from uncertainty.errors import UserError
+
+CONFIG, METRICS, HISTORY, NORMALIZER = "config.json", "metrics.json", "history.json", \
+    "normalizer.npz"
+
+
+def checkpoint_path(run_dir: str, epoch: int) -> str:
+    name = "init.npz" if epoch == 0 else f"epoch_{epoch:03d}.npz"
+    return os.path.join(run_dir, "checkpoints", name)
+
+
+def state_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, "checkpoints", "state")
+
+
+def epochs(run_dir: str) -> list[int]:
+    """The epochs (1-based) that have a weights checkpoint, ascending."""
+    paths = glob.glob(os.path.join(run_dir, "checkpoints", "epoch_*.npz"))
+    return sorted(int(re.search(r"epoch_(\d+)\.npz$", p).group(1)) for p in paths)
+
+
+def save_weights(model, run_dir: str, epoch: int) -> None:
+    """Writes all of `model`'s weights (trainable first marked) for `epoch`, atomically."""
+    arrays = {f"w{i:03d}": w.numpy() for i, w in enumerate(model.weights)}
+    trainable = {id(w) for w in model.trainable_weights}
+    files.write_npz(checkpoint_path(run_dir, epoch),
+                    names=np.array([w.name for w in model.weights]),
+                    trainable=np.array([id(w) in trainable for w in model.weights]),
+                    **arrays)
+
+
+def load_arrays(run_dir: str, epoch: int | None = None,
+                trainable_only: bool = False) -> list[np.ndarray]:
+    """The weight arrays of `epoch` (the last if None; 0 = initialisation), in
+    `model.weights` order, or only the trainable ones."""
+    if epoch is None:
+        available = epochs(run_dir)
+        if not available:
+            raise UserError(f"{run_dir} has no epoch checkpoints; train it with "
+                            f"baselines/train.py first")
+        epoch = available[-1]
+    path = checkpoint_path(run_dir, epoch)
+    if not os.path.exists(path):
+        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
+                        f"{epochs(run_dir)}")
+    with np.load(path) as data:
+        keep = data["trainable"] if trainable_only else np.ones(len(data["names"]), bool)
+        return [data[f"w{i:03d}"] for i in range(len(keep)) if keep[i]]
+
+
+def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
+    """All trainable weights and biases of `epoch` as one flat float32 vector."""
+    return flatten(load_arrays(run_dir, epoch, trainable_only=True))
+
+
+def flatten(arrays) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float32)
+
+
+def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
+    """Inverse of `flatten` for arrays of `shapes`."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    if sum(sizes) != vector.size:
+        raise ValueError(f"vector has {vector.size} values, shapes need {sum(sizes)}")
+    parts = np.split(vector, np.cumsum(sizes)[:-1])
+    return [p.reshape(s) for p, s in zip(parts, shapes)]
+
+
+def read_config(run_dir: str) -> dict:
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.exists(path):
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); pass a "
+                        f"directory written by baselines/train.py")
+    return files.read_json(path)
+
+
+def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = ()) -> bool:
+    """Creates `run_dir` for `config`, or checks that it holds a run of the same config.
+
+    Keys in `ignore` (where data live, how many devices) may differ. Returns True when
+    the directory already held this run. A directory with other content is refused.
+    """
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"--output_dir {run_dir} is a file; pass a directory")
+    path = os.path.join(run_dir, CONFIG)
+    if os.path.exists(path):
+        old = files.read_json(path)
+        diffs = [f"{k}: {old.get(k)!r} there, {config.get(k)!r} now"
+                 for k in sorted(set(old) | set(config))
+                 if k not in ignore and old.get(k) != config.get(k)]
+        if diffs:
+            raise UserError(f"--output_dir {run_dir} holds a run made with different flags "
+                            f"({'; '.join(diffs)}); use a new --output_dir or the original "
+                            f"flags")
+        return True
+    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        raise UserError(f"--output_dir {run_dir} is not empty and holds no run; pass an "
+                        f"empty or new directory")
+    files.write_json(path, config)
+    return False
+
+
+def is_complete(run_dir: str) -> bool:
+    return os.path.exists(os.path.join(run_dir, METRICS))
