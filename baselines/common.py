@@ -3,9 +3,40 @@
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter quiet
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+
+class _NativeStderr:
+    """Hides what TensorFlow's C++ side prints at start-up (oneDNN and CUDA notices,
+    written before its logging is configured: at import and in absl's init
+    callbacks), so that a user's error is the one line they see.
+    TF_CPP_MIN_LOG_LEVEL=0 keeps the notices."""
+
+    saved = None
+
+    @classmethod
+    def mute(cls):
+        if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or cls.saved is not None:
+            return
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        sys.stderr.flush()
+        cls.saved = os.dup(2)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+
+    @classmethod
+    def restore(cls):
+        if cls.saved is not None:
+            os.dup2(cls.saved, 2)
+            os.close(cls.saved)
+            cls.saved = None
+
+
+_NativeStderr.mute()
+try:
+    import tensorflow  # noqa: F401
+finally:
+    _NativeStderr.restore()
 
 from uncertainty import UserError, datasets, distribute  # noqa: E402
 
@@ -47,9 +78,11 @@ def strategy():
 
 def _parse_flags(argv):
     try:
-        return FLAGS(argv)
+        args = FLAGS(argv)
     except flags.Error as e:
         _fail(argv[0], str(e))
+    _NativeStderr.mute()  # until main starts: absl's init callbacks probe the GPUs
+    return args
 
 
 def _fail(program: str, message: str) -> None:
@@ -61,6 +94,7 @@ def run(main) -> None:
     """absl's app.run, but a UserError or a bad flag ends in one line and exit code 2."""
 
     def guarded(argv):
+        _NativeStderr.restore()
         logging.set_verbosity(logging.INFO)
         try:
             main(argv)

@@ -13,7 +13,7 @@ import json
 from absl import flags
 
 from baselines import common
-from uncertainty import UserError, models, recipes
+from uncertainty import UserError, datasets, models, recipes
 from uncertainty.datasets import PREPROCESSING
 from uncertainty.training import TrainConfig, train
 
@@ -85,15 +85,9 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     config = resolve_config()
+    datasets.check(FLAGS.dataset)
     strategy = common.strategy()
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--batch_size {config.batch_size} must be divisible by the "
-                        f"{strategy.num_replicas_in_sync} replicas")
     data = common.load_dataset()
-    models.check(config.model, data.input_shape)
-    if "train" not in data.splits:
-        raise UserError(f"{data.name} has no training split; train on cifar10 and "
-                        f"evaluate on it instead")
     locations = {name: getattr(FLAGS, name) for name in
                  ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
                   "strategy", "tpu")}

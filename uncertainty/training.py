@@ -20,6 +20,7 @@ from absl import logging
 
 from uncertainty import distribute, files, metrics, models, predictions, recipes, trajectory
 from uncertainty.datasets import Dataset
+from uncertainty.errors import UserError
 
 # Config fields that say where things are, not what the run is; they may change on resume.
 LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
@@ -50,6 +51,23 @@ class TrainConfig:
     deterministic: bool = False
 
 
+def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
+    """Refuses a config the data cannot serve, before anything is written."""
+    models.check(config.model, data.input_shape)
+    if "train" not in data.splits:
+        raise UserError(f"{data.name} has no training split; train on its clean dataset "
+                        f"and evaluate on this one")
+    if config.augment and len(data.input_shape) != 3:
+        raise UserError(f"--augment applies to images; {data.name} has inputs of shape "
+                        f"{data.input_shape}")
+    if config.batch_size > data.num_examples("train"):
+        raise UserError(f"--batch_size {config.batch_size} exceeds the "
+                        f"{data.num_examples('train')} training examples; lower it")
+    if config.batch_size % replicas:
+        raise UserError(f"--batch_size {config.batch_size} must be divisible by the "
+                        f"{replicas} replicas")
+
+
 def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adam":
         return keras.optimizers.Adam(config.learning_rate)
@@ -65,6 +83,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     the run is resumed.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if config.train_examples:
+        data = data.head("train", config.train_examples)
+    _check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
     record = {**dataclasses.asdict(config), **(extra_config or {})}
     if chief:
@@ -73,8 +94,6 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         logging.info("%s is already trained; reporting its metrics", run_dir)
         return files.read_json(os.path.join(run_dir, trajectory.METRICS))
 
-    if config.train_examples:
-        data = data.head("train", config.train_examples)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -98,9 +98,6 @@ class Dataset:
         x, y = self._as_tensors("train")
         shift, scale = normalizer
         augment_fn = _pad_crop_flip if augment else None
-        if augment and len(self.input_shape) != 3:
-            raise UserError(f"--augment applies to images; {self.name} has inputs of "
-                            f"shape {self.input_shape}")
 
         pipelines = input_context.num_input_pipelines if input_context else 1
         pipeline_id = input_context.input_pipeline_id if input_context else 0

@@ -1,0 +1,87 @@
+"""Architectures: parameter counts from hand formulas, output shapes, layer placement."""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from uncertainty import UserError, models
+
+
+def conv_params(k, cin, cout, bias=True):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def cnn_params(channels, in_channels, spatial, classes, k=3, rank=2):
+    total, cin = 0, in_channels
+    for c in channels:
+        total += k ** rank * cin * c + c
+        cin = c
+        spatial = [-(-s // 2) for s in spatial]  # SAME pooling: ceil(s / 2)
+    return total + int(np.prod(spatial)) * cin * classes + classes
+
+
+def resnet20_params(classes, in_channels=3):
+    total = conv_params(3, in_channels, 16) + 4 * 16  # stem conv (with bias) + BN
+    cin = 16
+    for stage, f in enumerate((16, 32, 64)):
+        for block in range(3):
+            total += conv_params(3, cin, f) + 4 * f
+            total += conv_params(3, f, f) + 4 * f
+            if stage > 0 and block == 0:
+                total += conv_params(1, cin, f)  # projection shortcut, with bias, no BN
+            cin = f
+    return total + 64 * classes + classes
+
+
+def test_medium_cnn_has_the_papers_971146_parameters():
+    model = models.build("medium_cnn", (32, 32, 3), 10)
+    assert model.count_params() == 971_146 == cnn_params((64, 128, 256, 256), 3, [32, 32], 10)
+
+
+@pytest.mark.parametrize("name,shape,classes,expected", [
+    ("small_cnn", (32, 32, 3), 10, cnn_params((16, 32, 32), 3, [32, 32], 10)),
+    ("small_cnn", (28, 28, 1), 10, cnn_params((16, 32, 32), 1, [28, 28], 10)),
+    ("medium_cnn", (32, 32, 3), 100, cnn_params((64, 128, 256, 256), 3, [32, 32], 100)),
+    ("resnet20_v1", (32, 32, 3), 10, resnet20_params(10)),
+    ("resnet20_v1", (32, 32, 3), 100, resnet20_params(100)),
+    ("cnn1d", (40, 1), 10, cnn_params((32, 64, 64), 1, [40], 10, k=5, rank=1)),
+])
+def test_parameter_counts_and_output_shapes(name, shape, classes, expected):
+    model = models.build(name, shape, classes)
+    assert model.count_params() == expected
+    out = model(np.zeros((2, *shape), np.float32), training=False)
+    assert out.shape == (2, classes)
+
+
+def test_resnet20_is_about_027m_parameters():
+    assert models.build("resnet20_v1", (32, 32, 3), 10).count_params() == 274_442
+
+
+def test_resnet_v1_relu_follows_each_add_and_not_the_second_conv():
+    model = models.build("resnet20_v1", (32, 32, 3), 10)
+    adds = [l for l in model.layers if isinstance(l, keras.layers.Add)]
+    assert len(adds) == 9
+    for add in adds:
+        consumers = [n.outbound_layer for n in add._outbound_nodes]
+        assert all(isinstance(c, keras.layers.ReLU) for c in consumers)
+        parents = [p for node in add._inbound_nodes for p in node.inbound_layers]
+        residual = [p for p in parents if isinstance(p, keras.layers.BatchNormalization)]
+        assert len(residual) == 1 and residual[0].name.endswith("_b_bn")  # no ReLU before +
+
+
+def test_cnn_relu_after_all_but_last_block_and_glorot_biases():
+    model = models.build("medium_cnn", (32, 32, 3), 10)
+    names = [l.name for l in model.layers]
+    assert [n for n in names if n.startswith("relu")] == ["relu0", "relu1", "relu2"]
+    assert names.index("dropout0") < names.index("pool0") < names.index("relu0")
+    for layer in [model.get_layer("conv3"), model.get_layer("logits")]:
+        bias = layer.bias.numpy()
+        limit = np.sqrt(6 / (1 + bias.size))  # TF1 xavier on the notebook's [1, .., C]
+        assert np.all(np.abs(bias) <= limit) and np.abs(bias).max() > 0.5 * limit
+
+
+def test_unknown_model_and_wrong_input_rank_are_user_errors():
+    with pytest.raises(UserError, match="unknown model 'vgg'"):
+        models.build("vgg", (32, 32, 3), 10)
+    with pytest.raises(UserError, match="cnn1d"):
+        models.build("small_cnn", (40, 1), 10)

@@ -1,0 +1,151 @@
+"""baselines/train.py end to end on real Fashion-MNIST / MNIST-1D subsets."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from baselines import train as train_binary
+from conftest import REPO, run_binary
+from uncertainty import UserError, files, models, predictions, trajectory
+
+FLAGS = flags.FLAGS
+FLAGS(["pytest"])  # parse defaults once; tests override with flagsaver
+SMALL = dict(dataset="fashion_mnist", model="small_cnn", train_examples=3000,
+             train_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("runs") / "small")
+    with flagsaver.flagsaver(output_dir=run_dir, **SMALL):
+        train_binary.main(["train.py"])
+    return run_dir
+
+
+def test_run_learns_and_records_its_trajectory(small_run, fashion):
+    assert trajectory.epochs(small_run) == [1, 2]
+    assert os.path.exists(trajectory.checkpoint_path(small_run, 0))
+    results = files.read_json(os.path.join(small_run, "metrics.json"))
+    assert results["test/num_examples"] == 10000
+    assert results["test/accuracy"] > 0.6  # chance is 0.1
+    for key in ("train/accuracy", "validation/accuracy", "test/nll"):
+        assert key in results
+    config = trajectory.read_config(small_run)
+    assert config["train_epochs"] == 2 and config["dropout_rate"] == 0.1  # recipe filled
+    assert {"learning_rate", "lr_schedule", "optimizer", "strategy", "data_dir"} <= set(config)
+    assert len(files.read_json(os.path.join(small_run, "history.json"))) == 2
+    assert os.listdir(os.path.join(small_run, "summaries"))
+
+    # The saved weights are the model's: reloaded, they reproduce the test accuracy.
+    model = models.build("small_cnn", (28, 28, 1), 10)
+    model.set_weights(trajectory.load_arrays(small_run))
+    vector = trajectory.load_weights(small_run)
+    assert vector.dtype == np.float32 and vector.size == model.count_params() == 19178
+    np.testing.assert_array_equal(
+        vector, np.concatenate([w.numpy().ravel() for w in model.trainable_weights]))
+    with np.load(os.path.join(small_run, "normalizer.npz")) as norm:
+        normalizer = (norm["shift"], norm["scale"])
+    probs = predictions.predict(model, fashion, "test", normalizer, batch_size=300)
+    assert probs.shape == (10000, 10)
+    assert np.mean(probs.argmax(1) == fashion.labels("test")) == results["test/accuracy"]
+
+
+def test_finished_run_is_not_retrained(small_run, capsys):
+    stamps = {p: os.stat(os.path.join(small_run, "checkpoints", p)).st_mtime_ns
+              for p in os.listdir(os.path.join(small_run, "checkpoints"))}
+    with flagsaver.flagsaver(output_dir=small_run, **SMALL):
+        train_binary.main(["train.py"])
+    assert stamps == {p: os.stat(os.path.join(small_run, "checkpoints", p)).st_mtime_ns
+                      for p in stamps}
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test/accuracy"] == files.read_json(
+        os.path.join(small_run, "metrics.json"))["test/accuracy"]
+
+
+def test_run_dir_with_other_flags_is_refused_untouched(small_run):
+    before = open(os.path.join(small_run, "config.json")).read()
+    with flagsaver.flagsaver(output_dir=small_run, **{**SMALL, "train_epochs": 3}):
+        with pytest.raises(UserError, match="different flags.*train_epochs: 2 there, 3 now"):
+            train_binary.main(["train.py"])
+    assert open(os.path.join(small_run, "config.json")).read() == before
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(batch_size=0), "--batch_size must be positive"),
+    (dict(train_epochs=-1), "--train_epochs must be positive"),
+    (dict(dropout_rate=1.0), r"--dropout_rate must be in \[0, 1\)"),
+    (dict(lr_schedule="cosine"), "unknown --lr_schedule 'cosine'"),
+    (dict(optimizer="rmsprop"), "unknown --optimizer 'rmsprop'"),
+    (dict(preprocessing="zca"), "unknown --preprocessing 'zca'"),
+    (dict(model="vgg"), "unknown model 'vgg'"),
+    (dict(dataset="svhn"), "unknown dataset 'svhn'"),
+    (dict(dataset="cifar10_corrupted/snow_7"), "severity must be 1..5"),
+    (dict(model="cnn1d"), "takes 1-D signals"),
+    (dict(dataset="mnist1d", model="cnn1d", augment=True), "--augment applies to images"),
+    (dict(batch_size=5000), "exceeds the 3000 training examples"),
+    (dict(dataset="cifar10", download=False), "TFDS could not load 'cifar10'"),
+    (dict(output_dir=None), "--output_dir is required"),
+])
+def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message):
+    run_dir = tmp_path / "run"
+    values = {**SMALL, "output_dir": str(run_dir), "data_dir": str(tmp_path / "tfds"),
+              "train_epochs": 1, **overrides}
+    with flagsaver.flagsaver(**values):
+        with pytest.raises(UserError, match=message):
+            train_binary.main(["train.py"])
+    assert not os.path.exists(run_dir / "checkpoints")
+
+
+def test_non_empty_directory_without_a_run_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with flagsaver.flagsaver(output_dir=str(tmp_path), **SMALL):
+        with pytest.raises(UserError, match="not empty and holds no run"):
+            train_binary.main(["train.py"])
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset=cifar10_corrupted/fog_9"], "severity must be 1..5"),
+    (["--train_epochs=x"], "flag --train_epochs=x"),
+    (["--batch_size=0"], "--batch_size must be positive"),
+])
+def test_binary_reports_one_line_and_exit_code_2(tmp_path, args, message):
+    result = run_binary("train", f"--output_dir={tmp_path / 'run'}", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train.py: error:") and message in lines[0]
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    args = ["--dataset=fashion_mnist", "--model=small_cnn", "--train_examples=6000",
+            "--train_epochs=4", "--deterministic", "--seed=3"]
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    assert run_binary("train", *args, f"--output_dir={straight}").returncode == 0
+
+    process = subprocess.Popen([sys.executable, os.path.join(REPO, "baselines", "train.py"),
+                                *args, f"--output_dir={killed}"], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.exists(trajectory.checkpoint_path(killed, 2)):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not trajectory.is_complete(killed) and trajectory.epochs(killed)[-1] < 4
+
+    assert run_binary("train", *args, f"--output_dir={killed}").returncode == 0
+    assert trajectory.epochs(killed) == [1, 2, 3, 4]
+    for epoch in (0, 1, 2, 3, 4):
+        np.testing.assert_array_equal(trajectory.load_weights(straight, epoch),
+                                      trajectory.load_weights(killed, epoch))
+    assert (files.read_json(os.path.join(straight, "metrics.json"))["test/accuracy"] ==
+            files.read_json(os.path.join(killed, "metrics.json"))["test/accuracy"])
