@@ -95,7 +95,8 @@ def run(main) -> None:
 
     def guarded(argv):
         _NativeStderr.restore()
-        logging.set_verbosity(logging.INFO)
+        logging.set_verbosity(logging.INFO)  # our progress lines
+        tensorflow.get_logger().setLevel("WARNING")  # not TF's per-save INFO chatter
         try:
             main(argv)
         except UserError as e:

@@ -144,12 +144,14 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                    "train/running_accuracy": correct / (steps * config.batch_size)}
         if "validation" in data.splits:
             scalars.update(_evaluate(model, data, "validation", normalizer, config, strategy))
-        history.append(scalars)
-        done.assign(epoch + 1)
         if chief:
             trajectory.save_weights(model, run_dir, epoch + 1)
+        scalars["epoch_total_seconds"] = time.time() - began  # + validation, checkpoint
+        history.append(scalars)
+        if chief:
             files.write_json(os.path.join(run_dir, trajectory.HISTORY), history)
-        manager.save(checkpoint_number=epoch + 1)
+        done.assign(epoch + 1)
+        manager.save(checkpoint_number=epoch + 1)  # last: the epoch now counts as done
         with writer.as_default(step=epoch + 1):
             for name, value in scalars.items():
                 if name != "epoch":

@@ -1,0 +1,73 @@
+"""tf.distribute: two replicas on two logical CPUs, and two workers on loopback."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from conftest import REPO
+from uncertainty import files, trajectory
+
+MIRRORED = """
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from uncertainty import datasets, models, predictions, recipes, trajectory
+from uncertainty.training import TrainConfig, train
+data = datasets.load("mnist1d")
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=0,
+                     validation_examples=500, **{**recipes.RECIPES["cnn1d"], "train_epochs": 3})
+results = train(config, data, sys.argv[1], strategy)
+model = models.build("cnn1d", data.input_shape, 10)
+model.set_weights(trajectory.load_arrays(sys.argv[1]))
+normalizer = data.normalizer("raw")
+both = predictions.predict(model, data, "test", normalizer, 96, strategy)  # 1000 % 96 != 0
+one = predictions.predict(model, data, "test", normalizer, 96)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
+                  "max_difference": float(np.abs(both - one).max()),
+                  "accuracy": results["test/accuracy"],
+                  "steps": results["train/steps_per_epoch"]}))
+"""
+
+
+def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["steps"] == 3500 // 128  # global batch, split over the replicas
+    assert report["rows"] == 1000 and report["max_difference"] < 1e-5
+    assert report["accuracy"] > 0.5  # chance is 0.1
+    assert trajectory.epochs(str(tmp_path / "run")) == [1, 2, 3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_on_loopback_writes_one_run(tmp_path):
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    run_dir = str(tmp_path / "run")
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "baselines", "train.py"),
+             "--strategy=multi_worker", "--dataset=mnist1d", "--model=cnn1d",
+             "--train_epochs=2", f"--output_dir={run_dir}"],
+            env={**os.environ, "TF_CONFIG": json.dumps(tf_config)}, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-2000:]
+    printed = [json.loads(out) for out, _ in outputs]
+    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
+    assert "2 replicas" in outputs[0][1]
+    assert trajectory.epochs(run_dir) == [1, 2]
+    assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
