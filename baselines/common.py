@@ -1,5 +1,6 @@
 """Flags and start-up shared by every binary in baselines/."""
 
+import logging as std_logging
 import os
 import sys
 
@@ -76,6 +77,10 @@ def strategy():
     return distribute.get_strategy(FLAGS.strategy, FLAGS.tpu)
 
 
+def _no_tensorflow_info(record) -> bool:
+    return record.levelno >= std_logging.WARNING or "/tensorflow/" not in record.pathname
+
+
 def _parse_flags(argv):
     try:
         args = FLAGS(argv)
@@ -95,8 +100,8 @@ def run(main) -> None:
 
     def guarded(argv):
         _NativeStderr.restore()
-        logging.set_verbosity(logging.INFO)  # our progress lines
-        tensorflow.get_logger().setLevel("WARNING")  # not TF's per-save INFO chatter
+        logging.set_verbosity(logging.INFO)  # our progress lines ...
+        logging.get_absl_logger().addFilter(_no_tensorflow_info)  # ... not TF's chatter
         try:
             main(argv)
         except UserError as e:

@@ -93,6 +93,7 @@ def test_run_dir_with_other_flags_is_refused_untouched(small_run):
     (dict(batch_size=5000), "exceeds the 3000 training examples"),
     (dict(dataset="cifar10", download=False), "TFDS could not load 'cifar10'"),
     (dict(output_dir=None), "--output_dir is required"),
+    (dict(strategy="tpu"), "no TPU found"),
 ])
 def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message):
     run_dir = tmp_path / "run"
