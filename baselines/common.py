@@ -44,11 +44,15 @@ from uncertainty import UserError, datasets, distribute  # noqa: E402
 FLAGS = flags.FLAGS
 
 
-def define_data_flags() -> None:
-    flags.DEFINE_string("dataset", "fashion_mnist",
-                        f"One of {', '.join(datasets.NAMES)}.")
-    flags.DEFINE_integer("validation_examples", 500,
-                         "The last this-many training examples form the validation set.")
+def define_data_flags(dataset: bool = True) -> None:
+    """Where data come from; with `dataset`, also which dataset and validation split
+    (binaries that analyse runs take those from the runs instead)."""
+    if dataset:
+        flags.DEFINE_string("dataset", "fashion_mnist",
+                            f"One of {', '.join(datasets.NAMES)}.")
+        flags.DEFINE_integer("validation_examples", 500,
+                             "The last this-many training examples form the validation "
+                             "set.")
     flags.DEFINE_string("data_dir", None, "TFDS data directory (prepared datasets).")
     flags.DEFINE_string("manual_dir", None,
                         "Folder holding official archives for TFDS to build from offline "
@@ -66,9 +70,12 @@ def define_strategy_flags() -> None:
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 
 
-def load_dataset(name: str | None = None) -> datasets.Dataset:
+def load_dataset(name: str | None = None,
+                 validation_examples: int | None = None) -> datasets.Dataset:
     """The dataset named by --dataset (or `name`), with the data-location flags."""
-    return datasets.load(name or FLAGS.dataset, validation_examples=FLAGS.validation_examples,
+    if validation_examples is None:
+        validation_examples = FLAGS.validation_examples
+    return datasets.load(name or FLAGS.dataset, validation_examples=validation_examples,
                          data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
                          fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download)
 

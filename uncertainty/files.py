@@ -34,3 +34,7 @@ def read_json(path: str):
 
 def write_npz(path: str, **arrays) -> None:
     _atomic(path, lambda f: np.savez(f, **arrays), mode="wb")
+
+
+def write_npy(path: str, array) -> None:
+    _atomic(path, lambda f: np.save(f, array), mode="wb")

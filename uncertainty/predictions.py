@@ -1,8 +1,13 @@
-"""The one way to get a function's predictions: probabilities on a split, nothing dropped."""
+"""The one way to get a function's predictions: probabilities on a split, nothing
+dropped (`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
+
+import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from uncertainty import files, models, trajectory
 from uncertainty.datasets import Dataset
 
 
@@ -26,3 +31,59 @@ def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
     probs = np.concatenate([p.numpy() for p, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
     return probs[mask > 0]
+
+
+class RunPredictions:
+    """Predictions of one run's functions (its checkpoints, or any weights for its
+    model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npy` so that no
+    function is ever predicted twice on the same split.
+
+    The model is built only when something is not cached yet.
+    """
+
+    def __init__(self, run_dir: str, batch_size: int = 500,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.run_dir = run_dir
+        self.config = trajectory.read_config(run_dir)
+        self.batch_size = batch_size
+        self.strategy = strategy
+        self._model = None
+        with np.load(os.path.join(run_dir, trajectory.NORMALIZER)) as saved:
+            self.normalizer = (saved["shift"], saved["scale"])
+
+    def cache_path(self, data: Dataset, split: str, key: str) -> str:
+        return os.path.join(self.run_dir, "predictions", data.name.replace("/", "__"),
+                            split, f"{key}.npy")
+
+    def checkpoint(self, data: Dataset, split: str, epoch: int | None = None) -> np.ndarray:
+        """Probabilities of the checkpoint of `epoch` (last if None, 0 = initial)."""
+        if epoch is None:
+            epoch = trajectory.epochs(self.run_dir)[-1]
+        key = os.path.basename(trajectory.checkpoint_path(self.run_dir, epoch))[:-4]
+        return self._cached(data, split, key,
+                            lambda: trajectory.load_arrays(self.run_dir, epoch))
+
+    def weights(self, data: Dataset, split: str, key: str, arrays) -> np.ndarray:
+        """Probabilities of the model with `arrays` (all weights, `model.weights`
+        order), cached under `key`; the caller makes `key` unique per function."""
+        return self._cached(data, split, key, lambda: arrays)
+
+    def _cached(self, data, split, key, arrays_fn) -> np.ndarray:
+        path = self.cache_path(data, split, key)
+        if os.path.exists(path):
+            probs = np.load(path)
+            if len(probs) == data.num_examples(split):
+                return probs
+        logging.info("predicting %s %s on %s %s (%d examples)", self.run_dir, key,
+                     data.name, split, data.num_examples(split))
+        model = self._get_model(data)
+        model.set_weights(arrays_fn())
+        probs = predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
+        files.write_npy(path, probs)
+        return probs
+
+    def _get_model(self, data: Dataset):
+        if self._model is None:
+            self._model = models.build(self.config["model"], data.input_shape,
+                                       data.num_classes)
+        return self._model

@@ -1,0 +1,71 @@
+r"""Function space vs weight space: similarity of checkpoints within and across runs.
+
+For runs made by train.py it writes similarity.json (every matrix and summary number)
+and the paper's figures: cosine / disagreement along each trajectory (Fig. 2), between
+the independent final solutions (Fig. 3), and a t-SNE of the trajectories'
+predictions. Predictions are cached inside the runs: a second call predicts nothing.
+
+  python baselines/similarity.py --runs=runs/fashion_mnist/small_cnn --split=test \
+      --output_dir=results/similarity/fashion_mnist_small_cnn
+"""
+
+import json
+import os
+
+from absl import flags, logging
+
+from baselines import common
+from uncertainty import UserError, files, plotting, similarity
+
+common.define_data_flags(dataset=False)
+flags.DEFINE_list("runs", None, "Run directories, or folders holding them.")
+flags.DEFINE_enum("split", "validation", ["validation", "test"], "Evaluation split.")
+flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
+flags.DEFINE_string("output_dir", None, "Where to write similarity.json and figures.")
+flags.DEFINE_integer("seed", 0, "Seed of the t-SNE.")
+flags.DEFINE_integer("batch_size", 500, "Prediction batch size.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    if not FLAGS.runs:
+        raise UserError("--runs is required: run directories or a folder of them")
+    if not FLAGS.output_dir:
+        raise UserError("--output_dir is required: where to write the results")
+    if FLAGS.tsne_runs < 1 or FLAGS.batch_size < 1:
+        raise UserError("--tsne_runs and --batch_size must be positive")
+    runs = similarity.find_runs(FLAGS.runs)
+    shared = similarity.check_runs(runs)
+    data = common.load_dataset(shared["dataset"], shared["validation_examples"])
+    result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
+                                FLAGS.batch_size)
+    result["model"] = shared["model"]
+    write_figures(result, FLAGS.output_dir)
+    files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)
+    logging.info("wrote %s", FLAGS.output_dir)
+    print(json.dumps(result["summary"], indent=2, sort_keys=True))
+
+
+def write_figures(result: dict, output_dir: str) -> None:
+    setting = f"{result['model']} on {result['dataset']} {result['split']}"
+    for run, t in result["trajectories"].items():
+        name = os.path.basename(os.path.normpath(run))
+        plotting.cosine_and_disagreement(
+            t["weight_cosine"], t["disagreement"], t["epochs"], "epoch",
+            f"Along one trajectory: {name} ({setting})",
+            os.path.join(output_dir, f"trajectory_{name}.png"))
+    names = [os.path.basename(os.path.normpath(r)) for r in result["runs"]]
+    plotting.cosine_and_disagreement(
+        result["independent"]["weight_cosine"], result["independent"]["disagreement"],
+        names, "independent run", f"Between independent solutions ({setting})",
+        os.path.join(output_dir, "independent.png"))
+    tsne = result["tsne"]
+    plotting.tsne_trajectories(tsne["points"], tsne["run"], tsne["epoch"],
+                               f"t-SNE of predictions along trajectories ({setting})",
+                               os.path.join(output_dir, "tsne.png"))
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,148 @@
+"""Cached predictions and baselines/similarity.py on real MNIST-1D runs."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from baselines import similarity as similarity_binary
+from uncertainty import UserError, files, metrics, models, predictions, recipes, trajectory
+from uncertainty.training import TrainConfig, train
+
+FLAGS = flags.FLAGS
+FLAGS(["pytest"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist1d):
+    root = tmp_path_factory.mktemp("runs")
+    for seed in range(3):
+        config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=seed,
+                             validation_examples=500,
+                             **{**recipes.RECIPES["cnn1d"], "train_epochs": 4})
+        train(config, mnist1d, str(root / f"seed{seed}"))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def analysis(runs, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("similarity"))
+    with flagsaver.flagsaver(runs=[runs], split="test", output_dir=out, tsne_runs=2):
+        similarity_binary.main(["similarity.py"])
+    return out, files.read_json(os.path.join(out, "similarity.json"))
+
+
+def keras_probs(run_dir, epoch, data):
+    """Independent of the pipelines: the model on the raw arrays, softmax in numpy."""
+    model = models.build("cnn1d", data.input_shape, data.num_classes)
+    model.set_weights(trajectory.load_arrays(run_dir, epoch))
+    logits = model.predict(data.splits["test"][0].astype(np.float32), verbose=0)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_writes_json_and_figures(analysis, runs):
+    out, result = analysis
+    names = {f"trajectory_seed{s}.png" for s in range(3)} | {"independent.png", "tsne.png"}
+    assert names <= set(os.listdir(out))
+    assert result["num_examples"] == 1000 and len(result["runs"]) == 3
+    assert len(result["tsne"]["points"]) == 2 * 4  # two trajectories of four epochs
+    for t in result["trajectories"].values():
+        assert np.asarray(t["weight_cosine"]).shape == (4, 4)
+        assert t["epochs"] == [1, 2, 3, 4]
+
+
+def test_matrices_against_independent_computation(analysis, runs, mnist1d):
+    _, result = analysis
+    run = os.path.join(runs, "seed1")
+    weights = [trajectory.load_weights(run, e) for e in (1, 2, 3, 4)]
+    probs = [keras_probs(run, e, mnist1d) for e in (1, 2, 3, 4)]
+    t = result["trajectories"][run]
+    for i in range(4):
+        for j in range(4):
+            cos = weights[i] @ weights[j] / np.linalg.norm(weights[i]) / np.linalg.norm(
+                weights[j])
+            assert np.isclose(t["weight_cosine"][i][j], cos, atol=1e-6)
+            brute = np.mean(probs[i].argmax(1) != probs[j].argmax(1))
+            assert abs(t["disagreement"][i][j] - brute) <= 2e-3  # argmax near-ties
+    finals = np.stack([keras_probs(os.path.join(runs, f"seed{s}"), 4, mnist1d)
+                       for s in range(3)])
+    assert np.isclose(result["js_divergence"]["independent"],
+                      metrics.js_divergence(finals), atol=1e-4)
+    off = ~np.eye(3, dtype=bool)
+    assert np.isclose(result["summary"]["independent_mean_disagreement"],
+                      metrics.disagreement(finals)[off].mean(), atol=2e-3)
+
+
+def test_cached_predictions_equal_direct_predictions(analysis, runs, mnist1d):
+    run = os.path.join(runs, "seed0")
+    cached = np.load(os.path.join(run, "predictions", "mnist1d", "test", "epoch_003.npy"))
+    np.testing.assert_allclose(cached, keras_probs(run, 3, mnist1d), atol=1e-5)
+
+
+def test_second_invocation_predicts_nothing(analysis, runs, monkeypatch, tmp_path):
+    out, first = analysis
+    cache = [os.path.join(d, f) for d, _, fs in os.walk(runs) for f in fs if "predictions" in d]
+    stamps = {p: os.stat(p).st_mtime_ns for p in cache}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a prediction was computed again")
+
+    monkeypatch.setattr(predictions.RunPredictions, "_get_model", no_model)
+    with flagsaver.flagsaver(runs=[runs], split="test", output_dir=str(tmp_path),
+                             tsne_runs=2):
+        similarity_binary.main(["similarity.py"])
+    assert stamps == {p: os.stat(p).st_mtime_ns for p in cache}
+    again = files.read_json(os.path.join(tmp_path, "similarity.json"))
+    assert again["independent"] == first["independent"]
+
+
+def _copy_run(runs, tmp_path, name="other"):
+    target = tmp_path / name
+    shutil.copytree(os.path.join(runs, "seed0"), target)
+    return target
+
+
+def test_fewer_than_two_runs(runs):
+    with flagsaver.flagsaver(runs=[os.path.join(runs, "seed0")], output_dir="unused"):
+        with pytest.raises(UserError, match="need at least 2 runs"):
+            similarity_binary.main(["similarity.py"])
+
+
+@pytest.mark.parametrize("field,value", [("model", "small_cnn"), ("dataset", "fashion_mnist"),
+                                         ("validation_examples", 100)])
+def test_incompatible_runs(runs, tmp_path, field, value):
+    other = _copy_run(runs, tmp_path)
+    config = files.read_json(other / "config.json")
+    files.write_json(other / "config.json", {**config, field: value})
+    with flagsaver.flagsaver(runs=[os.path.join(runs, "seed1"), str(other)],
+                             output_dir=str(tmp_path / "out")):
+        with pytest.raises(UserError, match=f"runs differ in {field}"):
+            similarity_binary.main(["similarity.py"])
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_missing_checkpoints_and_paths(runs, tmp_path):
+    other = _copy_run(runs, tmp_path)
+    os.remove(other / "checkpoints" / "epoch_002.npz")
+    with flagsaver.flagsaver(runs=[os.path.join(runs, "seed1"), str(other)],
+                             output_dir=str(tmp_path / "out")):
+        with pytest.raises(UserError, match="missing checkpoints"):
+            similarity_binary.main(["similarity.py"])
+    with flagsaver.flagsaver(runs=[str(tmp_path / "nowhere")], output_dir="unused"):
+        with pytest.raises(UserError, match="does not exist"):
+            similarity_binary.main(["similarity.py"])
+
+
+def test_binary_error_is_one_line(runs, tmp_path):
+    from conftest import run_binary
+    result = run_binary("similarity", f"--runs={os.path.join(runs, 'seed0')}",
+                        f"--output_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "similarity.py: error: need at least 2 runs to compare, got 1; train more seeds "
+        "with baselines/train.py"]

@@ -1,0 +1,140 @@
+"""Weight space vs function space across runs and along trajectories (paper Figs 2-3).
+
+`compare(...)` gathers every checkpoint's weights and predictions and returns one
+JSON-ready dict: per-trajectory and between-run matrices of weight cosine and
+prediction disagreement, a joint t-SNE of the trajectories, and Jensen-Shannon
+divergences. Predictions come from (and are cached by) `predictions.RunPredictions`.
+"""
+
+import os
+
+import numpy as np
+from absl import logging
+
+from uncertainty import metrics, trajectory
+from uncertainty.datasets import Dataset
+from uncertainty.errors import UserError
+from uncertainty.predictions import RunPredictions
+
+# Config fields that must agree for runs to be compared on the same examples.
+SAME_FIELDS = ("dataset", "model", "validation_examples")
+
+
+def find_runs(paths: list[str]) -> list[str]:
+    """Run directories named in `paths`: each a run, or a folder of runs (sorted)."""
+    runs = []
+    for path in paths:
+        if os.path.exists(os.path.join(path, trajectory.CONFIG)):
+            runs.append(path)
+        elif os.path.isdir(path):
+            found = sorted(os.path.join(path, d) for d in os.listdir(path)
+                           if os.path.exists(os.path.join(path, d, trajectory.CONFIG)))
+            if not found:
+                raise UserError(f"{path} holds no run directories (no */config.json); "
+                                f"pass runs made by baselines/train.py")
+            runs.extend(found)
+        else:
+            raise UserError(f"{path} does not exist; pass run directories or a folder of "
+                            f"them")
+    return runs
+
+
+def check_runs(runs: list[str], minimum: int = 2) -> dict:
+    """Refuses too few runs, runs that differ in SAME_FIELDS, or gaps in checkpoints.
+    Returns the shared config values."""
+    if len(runs) < minimum:
+        raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
+                        f"train more seeds with baselines/train.py")
+    configs = {run: trajectory.read_config(run) for run in runs}
+    first = configs[runs[0]]
+    for run, config in configs.items():
+        for field in SAME_FIELDS:
+            if config[field] != first[field]:
+                raise UserError(f"runs differ in {field}: {runs[0]} has {first[field]!r}, "
+                                f"{run} has {config[field]!r}; compare runs of one setting")
+        epochs = trajectory.epochs(run)
+        if epochs != list(range(1, len(epochs) + 1)) or not epochs:
+            raise UserError(f"{run} has missing checkpoints (epochs {epochs}); finish or "
+                            f"re-run it with baselines/train.py")
+    return {field: first[field] for field in SAME_FIELDS}
+
+
+def trajectory_matrices(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Cosine and disagreement between all pairs of a sequence of functions."""
+    return {"weight_cosine": metrics.cosine_similarity(weights).tolist(),
+            "disagreement": metrics.disagreement(probs).tolist(),
+            "accuracy": np.atleast_1d(metrics.accuracy(probs, labels)).tolist()}
+
+
+def tsne(probs: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE of functions [K, N, C], each flattened into one prediction vector."""
+    from sklearn.manifold import TSNE
+
+    vectors = probs.reshape(len(probs), -1)
+    perplexity = min(30.0, (len(vectors) - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca",
+                random_state=seed).fit_transform(vectors)
+
+
+def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed: int = 0,
+            batch_size: int = 500) -> dict:
+    """The similarity analysis of `runs` on `split` (see the module docstring)."""
+    labels = data.labels(split)
+    result = {"runs": runs, "split": split, "dataset": data.name,
+              "num_examples": len(labels), "trajectories": {}}
+    finals_w, finals_p, late = [], [], []
+    tsne_probs, tsne_index = [], []
+    for r, run in enumerate(runs):
+        predictor = RunPredictions(run, batch_size=batch_size)
+        epochs = trajectory.epochs(run)
+        logging.info("run %d/%d %s: %d checkpoints", r + 1, len(runs), run, len(epochs))
+        weights = np.stack([trajectory.load_weights(run, e) for e in epochs])
+        probs = np.stack([predictor.checkpoint(data, split, e) for e in epochs])
+        result["trajectories"][run] = {"epochs": epochs,
+                                       **trajectory_matrices(weights, probs, labels)}
+        finals_w.append(weights[-1])
+        finals_p.append(probs[-1])
+        late.append(probs[-len(runs):])  # as many late checkpoints as independent runs
+        if r < tsne_runs:
+            tsne_probs.append(probs)
+            tsne_index += [(run, e) for e in epochs]
+    finals_p = np.stack(finals_p)
+    result["independent"] = trajectory_matrices(np.stack(finals_w), finals_p, labels)
+
+    points = tsne(np.concatenate(tsne_probs), seed)
+    result["tsne"] = {"runs": runs[:tsne_runs], "points": points.tolist(),
+                      "run": [run for run, _ in tsne_index],
+                      "epoch": [e for _, e in tsne_index]}
+    result["js_divergence"] = {
+        "independent": metrics.js_divergence(finals_p),
+        "trajectory": {run: metrics.js_divergence(p) for run, p in zip(runs, late)},
+        "num_functions": len(runs)}
+    result["js_divergence"]["trajectory_mean"] = float(
+        np.mean(list(result["js_divergence"]["trajectory"].values())))
+    result["summary"] = summarize(result)
+    return result
+
+
+def summarize(result: dict) -> dict:
+    """The paper's comparison in a few numbers: independent optima vs late checkpoints."""
+    off = ~np.eye(len(result["runs"]), dtype=bool)
+    independent = {k: np.asarray(result["independent"][k]) for k in
+                   ("weight_cosine", "disagreement")}
+    last_two = {run: t["disagreement"][-1][-2] for run, t in result["trajectories"].items()
+                if len(t["epochs"]) > 1}
+    consecutive = {run: t["weight_cosine"][-1][-2]
+                   for run, t in result["trajectories"].items() if len(t["epochs"]) > 1}
+    summary = {
+        "independent_mean_disagreement": float(independent["disagreement"][off].mean()),
+        "independent_mean_weight_cosine": float(independent["weight_cosine"][off].mean()),
+        "trajectory_last_two_disagreement": last_two,
+        "trajectory_last_two_weight_cosine": consecutive,
+        "js_independent": result["js_divergence"]["independent"],
+        "js_trajectory_mean": result["js_divergence"]["trajectory_mean"],
+    }
+    if last_two:
+        summary["independent_disagree_more_than_any_last_two_checkpoints"] = bool(
+            summary["independent_mean_disagreement"] > max(last_two.values()))
+        summary["independent_cosine_below_every_consecutive_late_pair"] = bool(
+            summary["independent_mean_weight_cosine"] < min(consecutive.values()))
+    return summary
