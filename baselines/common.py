@@ -44,30 +44,42 @@ from uncertainty import UserError, datasets, distribute  # noqa: E402
 FLAGS = flags.FLAGS
 
 
+def _once(define, name: str, *args, **kwargs) -> None:
+    """Defines a shared flag unless another binary in this process already did."""
+    if name not in FLAGS:
+        define(name, *args, **kwargs)
+
+
 def define_data_flags(dataset: bool = True) -> None:
     """Where data come from; with `dataset`, also which dataset and validation split
     (binaries that analyse runs take those from the runs instead)."""
     if dataset:
-        flags.DEFINE_string("dataset", "fashion_mnist",
-                            f"One of {', '.join(datasets.NAMES)}.")
-        flags.DEFINE_integer("validation_examples", 500,
-                             "The last this-many training examples form the validation "
-                             "set.")
-    flags.DEFINE_string("data_dir", None, "TFDS data directory (prepared datasets).")
-    flags.DEFINE_string("manual_dir", None,
-                        "Folder holding official archives for TFDS to build from offline "
-                        "(cifar-10-binary.tar.gz, cifar-100-binary.tar.gz, CIFAR-10-C.tar).")
-    flags.DEFINE_string("fashion_mnist_dir", None,
-                        "Folder with Fashion-MNIST IDX files (default: the Debian package's "
-                        "/usr/share/datasets/fashion-mnist).")
-    flags.DEFINE_bool("download", True, "Let TFDS download data that is not prepared.")
+        _once(flags.DEFINE_string, "dataset", "fashion_mnist",
+              f"One of {', '.join(datasets.NAMES)}.")
+        _once(flags.DEFINE_integer, "validation_examples", 500,
+              "The last this-many training examples form the validation set.")
+    _once(flags.DEFINE_string, "data_dir", None, "TFDS data directory (prepared datasets).")
+    _once(flags.DEFINE_string, "manual_dir", None,
+          "Folder holding official archives for TFDS to build from offline "
+          "(cifar-10-binary.tar.gz, cifar-100-binary.tar.gz, CIFAR-10-C.tar).")
+    _once(flags.DEFINE_string, "fashion_mnist_dir", None,
+          "Folder with Fashion-MNIST IDX files (default: the Debian package's "
+          "/usr/share/datasets/fashion-mnist).")
+    _once(flags.DEFINE_bool, "download", True, "Let TFDS download data that is not prepared.")
+
+
+def define_output_flags() -> None:
+    """--output_dir and --seed, which every binary has."""
+    _once(flags.DEFINE_string, "output_dir", None,
+          "Directory to write (train.py: the run, resumed if it exists).")
+    _once(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 
 def define_strategy_flags() -> None:
-    flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
-                      "tf.distribute strategy: default (one device), mirrored (local "
-                      "GPUs), multi_worker (TF_CONFIG cluster), tpu.")
-    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    _once(flags.DEFINE_enum, "strategy", "default", distribute.STRATEGIES,
+          "tf.distribute strategy: default (one device), mirrored (local GPUs), "
+          "multi_worker (TF_CONFIG cluster), tpu.")
+    _once(flags.DEFINE_string, "tpu", None, "TPU name or address for --strategy=tpu.")
 
 
 def load_dataset(name: str | None = None,
@@ -114,4 +126,7 @@ def run(main) -> None:
         except UserError as e:
             _fail(argv[0], str(e))
 
-    app.run(guarded, flags_parser=_parse_flags)
+    try:
+        app.run(guarded, flags_parser=_parse_flags)
+    finally:
+        _NativeStderr.restore()  # so that a crash before main is not silent

@@ -18,12 +18,11 @@ from baselines import common
 from uncertainty import UserError, files, plotting, similarity
 
 common.define_data_flags(dataset=False)
+common.define_output_flags()  # --output_dir gets similarity.json and figures; --seed t-SNE
 flags.DEFINE_list("runs", None, "Run directories, or folders holding them.")
 flags.DEFINE_enum("split", "validation", ["validation", "test"], "Evaluation split.")
 flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
-flags.DEFINE_string("output_dir", None, "Where to write similarity.json and figures.")
-flags.DEFINE_integer("seed", 0, "Seed of the t-SNE.")
-flags.DEFINE_integer("batch_size", 500, "Prediction batch size.")
+flags.DEFINE_integer("prediction_batch_size", 500, "Batch size for predictions.")
 FLAGS = flags.FLAGS
 
 
@@ -34,13 +33,13 @@ def main(argv):
         raise UserError("--runs is required: run directories or a folder of them")
     if not FLAGS.output_dir:
         raise UserError("--output_dir is required: where to write the results")
-    if FLAGS.tsne_runs < 1 or FLAGS.batch_size < 1:
-        raise UserError("--tsne_runs and --batch_size must be positive")
+    if FLAGS.tsne_runs < 1 or FLAGS.prediction_batch_size < 1:
+        raise UserError("--tsne_runs and --prediction_batch_size must be positive")
     runs = similarity.find_runs(FLAGS.runs)
     shared = similarity.check_runs(runs)
     data = common.load_dataset(shared["dataset"], shared["validation_examples"])
     result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
-                                FLAGS.batch_size)
+                                FLAGS.prediction_batch_size)
     result["model"] = shared["model"]
     write_figures(result, FLAGS.output_dir)
     files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)

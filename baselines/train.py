@@ -15,13 +15,12 @@ from absl import flags
 from baselines import common
 from uncertainty import UserError, datasets, models, recipes
 from uncertainty.datasets import PREPROCESSING
-from uncertainty.training import TrainConfig, train
+from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
 
 common.define_data_flags()
+common.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
 common.define_strategy_flags()
 flags.DEFINE_string("model", "small_cnn", f"One of {', '.join(models.NAMES)}.")
-flags.DEFINE_integer("seed", 0, "Seeds initialisation, data order, dropout, augmentation.")
-flags.DEFINE_string("output_dir", None, "Run directory (created; resumed if it exists).")
 flags.DEFINE_integer("train_epochs", None, "Epochs (recipe default).")
 flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas.")
 flags.DEFINE_float("learning_rate", None, "Base learning rate.")
@@ -88,9 +87,7 @@ def main(argv):
     datasets.check(FLAGS.dataset)
     strategy = common.strategy()
     data = common.load_dataset()
-    locations = {name: getattr(FLAGS, name) for name in
-                 ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
-                  "strategy", "tpu")}
+    locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations)
     print(json.dumps({"output_dir": FLAGS.output_dir, **dataclasses.asdict(config),
                       **results}, indent=2, sort_keys=True))

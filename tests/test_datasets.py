@@ -111,6 +111,20 @@ def test_replica_shards_concatenate_to_the_global_batch(mnist1d):
         np.testing.assert_array_equal(np.concatenate(parts), whole[step][1])
 
 
+def test_augmented_shards_do_not_depend_on_the_replica_count(fashion):
+    data = fashion.head("train", 512)
+    normalizer = data.normalizer("raw")
+    whole = _collect(data.train_pipeline(32, 4, seed=2, epoch=1, normalizer=normalizer,
+                                         augment=True))
+    ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                     num_replicas_in_sync=4)
+    shards = _collect(data.train_pipeline(32, 4, seed=2, epoch=1, normalizer=normalizer,
+                                          augment=True, input_context=ctx))
+    for step in range(4):
+        np.testing.assert_array_equal(
+            np.concatenate([x for x, _ in shards[4 * step:4 * step + 4]]), whole[step][0])
+
+
 def test_training_batches_are_a_function_of_seed_and_epoch(mnist1d):
     normalizer = mnist1d.normalizer("raw")
 

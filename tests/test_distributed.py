@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 from uncertainty import files, trajectory
@@ -51,23 +53,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_multi_worker_on_loopback_writes_one_run(tmp_path):
+def _start_workers(run_dir: str, *args: str) -> list[subprocess.Popen]:
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-    run_dir = str(tmp_path / "run")
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
             [sys.executable, os.path.join(REPO, "baselines", "train.py"),
-             "--strategy=multi_worker", "--dataset=mnist1d", "--model=cnn1d",
-             "--train_epochs=2", f"--output_dir={run_dir}"],
+             "--strategy=multi_worker", f"--output_dir={run_dir}", *args],
             env={**os.environ, "TF_CONFIG": json.dumps(tf_config)}, cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def _finish(processes) -> list[dict]:
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-2000:]
-    printed = [json.loads(out) for out, _ in outputs]
-    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
     assert "2 replicas" in outputs[0][1]
+    return [json.loads(out) for out, _ in outputs]
+
+
+def test_multi_worker_on_loopback_writes_one_run(tmp_path):
+    run_dir = str(tmp_path / "run")
+    printed = _finish(_start_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
+                                     "--train_epochs=2"))
+    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
     assert trajectory.epochs(run_dir) == [1, 2]
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
+
+
+def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):
+    run_dir = str(tmp_path / "run")
+    args = ("--dataset=fashion_mnist", "--model=small_cnn", "--train_examples=8192",
+            "--train_epochs=4")
+    processes = _start_workers(run_dir, *args)
+    deadline = time.time() + 300
+    while not os.path.exists(trajectory.checkpoint_path(run_dir, 1)):
+        assert all(p.poll() is None for p in processes) and time.time() < deadline
+        time.sleep(0.02)
+    for p in processes:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert not trajectory.is_complete(run_dir) and trajectory.epochs(run_dir)[-1] < 4
+
+    printed = _finish(_start_workers(run_dir, *args))
+    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]
+    assert printed[0]["test/accuracy"] > 0.6  # resumed training, not a fresh start
+    assert trajectory.epochs(run_dir) == [1, 2, 3, 4]
+    history = files.read_json(os.path.join(run_dir, "history.json"))
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]

@@ -146,3 +146,13 @@ def test_binary_error_is_one_line(runs, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "similarity.py: error: need at least 2 runs to compare, got 1; train more seeds "
         "with baselines/train.py"]
+
+
+def test_runs_from_another_data_source_are_refused(runs, tmp_path):
+    copies = [_copy_run(runs, tmp_path, name) for name in ("a", "b")]
+    for run in copies:
+        config = files.read_json(run / "config.json")
+        files.write_json(run / "config.json", {**config, "data_source": "tfds"})
+    with flagsaver.flagsaver(runs=[str(c) for c in copies], output_dir=str(tmp_path / "o")):
+        with pytest.raises(UserError, match="loads from 'mnist1d'"):
+            similarity_binary.main(["similarity.py"])

@@ -94,6 +94,7 @@ def test_run_dir_with_other_flags_is_refused_untouched(small_run):
     (dict(dataset="cifar10", download=False), "TFDS could not load 'cifar10'"),
     (dict(output_dir=None), "--output_dir is required"),
     (dict(strategy="tpu"), "no TPU found"),
+    (dict(model="resnet20_v1", dropout_rate=0.1), "resnet20_v1 has no dropout"),
 ])
 def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message):
     run_dir = tmp_path / "run"
@@ -102,7 +103,25 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, messa
     with flagsaver.flagsaver(**values):
         with pytest.raises(UserError, match=message):
             train_binary.main(["train.py"])
-    assert not os.path.exists(run_dir / "checkpoints")
+    assert not os.path.exists(run_dir)
+
+
+def test_invalid_tf_config_and_unwritable_output_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "run"), strategy="multi_worker",
+                             **SMALL):
+        with pytest.raises(UserError, match="TF_CONFIG does not describe a cluster"):
+            train_binary.main(["train.py"])
+    monkeypatch.delenv("TF_CONFIG")
+    (tmp_path / "a_file").write_text("")
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "a_file" / "run"), **SMALL):
+        with pytest.raises(UserError, match="cannot write --output_dir"):
+            train_binary.main(["train.py"])
+
+
+def test_outputs_are_readable_by_others(small_run):
+    for name in ("config.json", "metrics.json", "checkpoints/epoch_001.npz"):
+        assert os.stat(os.path.join(small_run, name)).st_mode & 0o044 == 0o044
 
 
 def test_non_empty_directory_without_a_run_is_refused(tmp_path):

@@ -16,7 +16,12 @@ def get_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(f"TF_CONFIG does not describe a cluster ({e}); set it to JSON "
+                            f"like {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
+                            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}") from None
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")

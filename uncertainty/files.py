@@ -6,11 +6,16 @@ import tempfile
 
 import numpy as np
 
+TMP_PREFIX = ".tmp-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _atomic(path: str, write, mode: str = "w") -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=os.path.basename(path))
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from other users
     try:
         with os.fdopen(fd, mode) as f:
             write(f)

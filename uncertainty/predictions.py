@@ -2,6 +2,7 @@
 dropped (`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
 
 import os
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -21,16 +22,28 @@ def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
     strategy = strategy or tf.distribute.get_strategy()
     batches = strategy.distribute_datasets_from_function(
         lambda ctx: data.eval_pipeline(split, batch_size, normalizer, ctx))
-
-    @tf.function
-    def step(images, mask):
-        probs = strategy.run(lambda x: tf.nn.softmax(model(x, training=False)), (images,))
-        return strategy.gather(probs, axis=0), strategy.gather(mask, axis=0)
-
+    step = _predict_step(model, strategy)
     outputs = [step(images, mask) for images, _, mask in batches]
     probs = np.concatenate([p.numpy() for p, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
     return probs[mask > 0]
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _predict_step(model, strategy):
+    """One traced prediction step per (model, strategy), reused across calls."""
+    steps = _STEPS.setdefault(model, {})
+    if strategy not in steps:
+        @tf.function
+        def step(images, mask):
+            probs = strategy.run(lambda x: tf.nn.softmax(model(x, training=False)),
+                                 (images,))
+            return strategy.gather(probs, axis=0), strategy.gather(mask, axis=0)
+
+        steps[strategy] = step
+    return steps[strategy]
 
 
 class RunPredictions:

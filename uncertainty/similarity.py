@@ -17,7 +17,7 @@ from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
 # Config fields that must agree for runs to be compared on the same examples.
-SAME_FIELDS = ("dataset", "model", "validation_examples")
+SAME_FIELDS = ("dataset", "data_source", "model", "validation_examples")
 
 
 def find_runs(paths: list[str]) -> list[str]:
@@ -49,14 +49,14 @@ def check_runs(runs: list[str], minimum: int = 2) -> dict:
     first = configs[runs[0]]
     for run, config in configs.items():
         for field in SAME_FIELDS:
-            if config[field] != first[field]:
-                raise UserError(f"runs differ in {field}: {runs[0]} has {first[field]!r}, "
-                                f"{run} has {config[field]!r}; compare runs of one setting")
+            if config.get(field) != first.get(field):
+                raise UserError(f"runs differ in {field}: {runs[0]} has {first.get(field)!r}, "
+                                f"{run} has {config.get(field)!r}; compare runs of one setting")
         epochs = trajectory.epochs(run)
         if epochs != list(range(1, len(epochs) + 1)) or not epochs:
             raise UserError(f"{run} has missing checkpoints (epochs {epochs}); finish or "
                             f"re-run it with baselines/train.py")
-    return {field: first[field] for field in SAME_FIELDS}
+    return {field: first.get(field) for field in SAME_FIELDS}
 
 
 def trajectory_matrices(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -79,6 +79,11 @@ def tsne(probs: np.ndarray, seed: int) -> np.ndarray:
 def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed: int = 0,
             batch_size: int = 500) -> dict:
     """The similarity analysis of `runs` on `split` (see the module docstring)."""
+    source = trajectory.read_config(runs[0]).get("data_source")
+    if source != data.source:
+        raise UserError(f"the runs were trained on {data.name} from {source!r} but here it "
+                        f"loads from {data.source!r}, whose examples are in another order; "
+                        f"point the data flags at the runs' source")
     labels = data.labels(split)
     result = {"runs": runs, "split": split, "dataset": data.name,
               "num_examples": len(labels), "trajectories": {}}

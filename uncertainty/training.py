@@ -53,7 +53,7 @@ class TrainConfig:
 
 def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
     """Refuses a config the data cannot serve, before anything is written."""
-    models.check(config.model, data.input_shape)
+    models.check(config.model, data.input_shape, config.dropout_rate)
     if "train" not in data.splits:
         raise UserError(f"{data.name} has no training split; train on its clean dataset "
                         f"and evaluate on this one")
@@ -80,16 +80,17 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
-    the run is resumed.
+    the run is resumed. With several workers, `run_dir` must be on a filesystem that
+    all of them see: every worker resumes from it, only the chief writes to it.
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
         data = data.head("train", config.train_examples)
     _check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
-    record = {**dataclasses.asdict(config), **(extra_config or {})}
-    if chief:
-        trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS)
+    record = {**dataclasses.asdict(config), "data_source": data.source,
+              **(extra_config or {})}
+    trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS, write=chief)
     if trajectory.is_complete(run_dir):
         logging.info("%s is already trained; reporting its metrics", run_dir)
         return files.read_json(os.path.join(run_dir, trajectory.METRICS))
@@ -98,7 +99,6 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     normalizer = data.normalizer(config.preprocessing)
-    steps = data.num_examples("train") // config.batch_size
     with strategy.scope():
         model = models.build(config.model, data.input_shape, data.num_classes,
                              dropout_rate=config.dropout_rate, l2=config.l2,
@@ -107,22 +107,44 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
-    # Every worker saves (the save is collective); only the chief's copy is kept.
-    manager = tf.train.CheckpointManager(
-        state, trajectory.state_dir(run_dir) if chief else tempfile.mkdtemp(), max_to_keep=1)
-    if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    start = int(done.numpy())
-    history = _read_history(run_dir)[:start]
-    if chief and start == 0:
+    latest = tf.train.latest_checkpoint(trajectory.state_dir(run_dir))
+    if latest:
+        state.restore(latest).assert_existing_objects_matched()
+    if chief and int(done.numpy()) == 0:
         files.write_npz(os.path.join(run_dir, trajectory.NORMALIZER), shift=normalizer[0],
                         scale=normalizer[1])
         trajectory.save_weights(model, run_dir, 0)
+    # Every worker saves (the save is collective); only the chief's copy is kept.
+    with tempfile.TemporaryDirectory(prefix="worker-state-") as scratch:
+        manager = tf.train.CheckpointManager(
+            state, trajectory.state_dir(run_dir) if chief else scratch, max_to_keep=1)
+        _train_epochs(config, data, normalizer, model, optimizer, done, manager, run_dir,
+                      strategy, chief)
+
+    results = {"epochs": config.train_epochs,
+               "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
+    for split in ("train", "validation", "test"):
+        if split in data.splits:
+            results.update(_evaluate(model, data, split, normalizer, config, strategy))
+    history = _read_history(run_dir)
+    if history:
+        results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
+    if chief:
+        files.write_json(os.path.join(run_dir, trajectory.METRICS), results)
+    logging.info("finished %s: %s", run_dir, results)
+    return results
+
+
+def _train_epochs(config, data, normalizer, model, optimizer, done, manager, run_dir,
+                  strategy, chief) -> None:
+    """The epochs not done yet; each ends with its weights, history and state saved."""
+    start = int(done.numpy())
+    steps = data.num_examples("train") // config.batch_size
+    history = _read_history(run_dir)[:start]
     logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
                  "epoch %d of %d done", run_dir, config.model, data.name,
                  model.count_params(), strategy.num_replicas_in_sync, steps,
                  config.batch_size, start, config.train_epochs)
-
     train_step = _make_train_step(model, optimizer, strategy, config.batch_size)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "summaries")) if chief
               else tf.summary.create_noop_writer())
@@ -158,17 +180,6 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                     tf.summary.scalar(name, value)
         logging.info("epoch %d/%d  %s", epoch + 1, config.train_epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
-
-    results = {"epochs": config.train_epochs, "train/steps_per_epoch": steps}
-    for split in ("train", "validation", "test"):
-        if split in data.splits:
-            results.update(_evaluate(model, data, split, normalizer, config, strategy))
-    if history:
-        results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
-    if chief:
-        files.write_json(os.path.join(run_dir, trajectory.METRICS), results)
-    logging.info("finished %s: %s", run_dir, results)
-    return results
 
 
 def _make_train_step(model, optimizer, strategy, global_batch: int):

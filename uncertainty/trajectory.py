@@ -95,11 +95,12 @@ def read_config(run_dir: str) -> dict:
     return files.read_json(path)
 
 
-def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = ()) -> bool:
+def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
+            write: bool = True) -> None:
     """Creates `run_dir` for `config`, or checks that it holds a run of the same config.
 
-    Keys in `ignore` (where data live, how many devices) may differ. Returns True when
-    the directory already held this run. A directory with other content is refused.
+    Keys in `ignore` (where data live, how many devices) may differ. A directory with
+    other content is refused. With `write=False` it only checks (non-chief workers).
     """
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"--output_dir {run_dir} is a file; pass a directory")
@@ -113,12 +114,17 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = ()) -> bool:
             raise UserError(f"--output_dir {run_dir} holds a run made with different flags "
                             f"({'; '.join(diffs)}); use a new --output_dir or the original "
                             f"flags")
-        return True
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
+        return
+    if os.path.isdir(run_dir) and any(not name.startswith(files.TMP_PREFIX)
+                                      for name in os.listdir(run_dir)):
         raise UserError(f"--output_dir {run_dir} is not empty and holds no run; pass an "
                         f"empty or new directory")
-    files.write_json(path, config)
-    return False
+    if write:
+        try:
+            files.write_json(path, config)
+        except OSError as e:
+            raise UserError(f"cannot write --output_dir {run_dir} ({e.strerror}); pass a "
+                            f"directory you can write to") from None
 
 
 def is_complete(run_dir: str) -> bool:

@@ -47,7 +47,8 @@ def check(name: str) -> None:
 def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
          manual_dir: str | None = None, fashion_mnist_dir: str | None = None,
          download: bool = True) -> Dataset:
-    """Loads a dataset; the last `validation_examples` training examples validate.
+    """Loads a dataset; the last `validation_examples` training examples validate (for
+    TFDS data, the last of TFDS's train split, as the authors' notebook takes them).
 
     `data_dir`, `manual_dir` and `download` go to TFDS (see `tfds_loader`).
     """
@@ -56,14 +57,15 @@ def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
     family = name.partition("/")[0]
     if family == "cifar10_corrupted":
         splits = tfds_loader.load(name, splits=("test",), **tfds_options)
-        return Dataset(name, _CLASSES[family], splits)
+        return Dataset(name, _CLASSES[family], splits, source="tfds")
     if family in ("cifar10", "cifar100"):
-        raw = tfds_loader.load(family, **tfds_options)
+        raw, source = tfds_loader.load(family, **tfds_options), "tfds"
     elif family == "fashion_mnist":
-        raw = fashion_mnist.load(fashion_mnist_dir, data_dir=data_dir, download=download)
+        raw, source = fashion_mnist.load(fashion_mnist_dir, data_dir=data_dir,
+                                         download=download)
     else:
-        raw = mnist1d.load()
+        raw, source = mnist1d.load(), "mnist1d"
     splits = split_validation(*raw["train"], validation_examples, name)
     splits["test"] = raw["test"]
     max_value = 1.0 if family == "mnist1d" else 255.0
-    return Dataset(name, _CLASSES[family], splits, max_value=max_value)
+    return Dataset(name, _CLASSES[family], splits, source=source, max_value=max_value)

@@ -27,6 +27,7 @@ class Dataset:
     name: str
     num_classes: int
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    source: str  # where the examples came from (their order defines the splits)
     max_value: float = 255.0  # of the raw inputs, for the "unit" scaling
     _tensors: dict = dataclasses.field(default_factory=dict, repr=False)
 
@@ -43,7 +44,7 @@ class Dataset:
 
     def info(self) -> dict:
         """Metadata for logs and config files."""
-        return {"name": self.name, "num_classes": self.num_classes,
+        return {"name": self.name, "source": self.source, "num_classes": self.num_classes,
                 "input_shape": list(self.input_shape),
                 "num_examples": {s: self.num_examples(s) for s in self.splits}}
 
@@ -83,38 +84,34 @@ class Dataset:
         """One epoch of `steps` training batches of (inputs, labels).
 
         With replacement (the paper's CNN recipe) each batch is drawn uniformly from the
-        whole training split; without, the epoch is a fresh permutation.
+        whole training split; without, the epoch is a fresh permutation. Everything
+        random (examples, crops, flips) is drawn from (seed, epoch) per position of the
+        global batch, so it does not depend on how many replicas share the batch.
         """
         n = self.num_examples("train")
-        if steps * global_batch > n and not with_replacement:
-            raise UserError(f"{steps} steps of batch {global_batch} need more than the "
-                            f"{n} training examples; lower --batch_size")
         rng = np.random.default_rng([seed, epoch])
         if with_replacement:
-            index = rng.integers(0, n, size=(steps, global_batch))
+            draws = {"index": rng.integers(0, n, size=(steps, global_batch))}
         else:
-            index = rng.permutation(n)[:steps * global_batch].reshape(steps, global_batch)
-        per_replica, index = _shard(index, input_context)
+            draws = {"index": rng.permutation(n)[:steps * global_batch].reshape(
+                steps, global_batch)}
+        if augment:
+            draws["offset"] = rng.integers(0, 2 * _PAD + 1, size=(steps, global_batch, 2))
+            draws["flip"] = rng.integers(0, 2, size=(steps, global_batch)).astype(bool)
+        per_replica, draws = _shard(draws, input_context)
         x, y = self._as_tensors("train")
         shift, scale = normalizer
-        augment_fn = _pad_crop_flip if augment else None
 
-        pipelines = input_context.num_input_pipelines if input_context else 1
-        pipeline_id = input_context.input_pipeline_id if input_context else 0
+        def load(d):
+            images = (tf.cast(tf.gather(x, d["index"]), tf.float32) - shift) / scale
+            if augment:
+                images = _pad_crop_flip(images, d["offset"], d["flip"])
+            return images, tf.gather(y, d["index"])
 
-        def load(batch_number, i):
-            images = (tf.cast(tf.gather(x, i), tf.float32) - shift) / scale
-            if augment_fn is not None:
-                stream = tf.constant(seed * 1000003 + epoch, tf.int64)
-                images = augment_fn(images, tf.stack(
-                    [stream, batch_number * pipelines + pipeline_id]))
-            return images, tf.gather(y, i)
-
-        ds = tf.data.Dataset.from_tensor_slices(index).batch(per_replica,
+        ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
-        ds = ds.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=True).prefetch(tf.data.AUTOTUNE)
 
     def eval_pipeline(self, split: str, global_batch: int, normalizer,
                       input_context: tf.distribute.InputContext | None = None
@@ -122,18 +119,19 @@ class Dataset:
         """Every example of `split` once as (inputs, labels, mask); padding has mask 0."""
         n = self.num_examples(split)
         padded = math.ceil(n / global_batch) * global_batch
-        position = np.arange(padded)
-        mask = (position < n).astype(np.float32).reshape(-1, global_batch)
-        index = np.minimum(position, n - 1).reshape(-1, global_batch)
-        per_replica, index = _shard(index, input_context)
-        _, mask = _shard(mask, input_context)
+        position = np.arange(padded).reshape(-1, global_batch)
+        per_replica, draws = _shard({"index": np.minimum(position, n - 1),
+                                     "mask": (position < n).astype(np.float32)},
+                                    input_context)
         x, y = self._as_tensors(split)
         shift, scale = normalizer
 
-        def load(i, m):
-            return (tf.cast(tf.gather(x, i), tf.float32) - shift) / scale, tf.gather(y, i), m
+        def load(d):
+            images = (tf.cast(tf.gather(x, d["index"]), tf.float32) - shift) / scale
+            return images, tf.gather(y, d["index"]), d["mask"]
 
-        ds = tf.data.Dataset.from_tensor_slices((index, mask)).batch(per_replica)
+        ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
+                                                             drop_remainder=True)
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
 
@@ -151,33 +149,38 @@ class Dataset:
                             f"{', '.join(self.splits)}")
 
 
-def _shard(batches: np.ndarray, input_context) -> tuple[int, np.ndarray]:
-    """This input pipeline's columns of [steps, global_batch] and its per-replica batch.
+def _shard(draws: dict[str, np.ndarray], input_context) -> tuple[int, dict]:
+    """This input pipeline's part of per-position draws [steps, global_batch, ...],
+    flattened, and its per-replica batch size.
 
     Pipeline i takes the i-th contiguous block of every global batch; batching that
     block by the per-replica size hands consecutive replicas consecutive slices, so
     the replicas' batches concatenate back to the global batch in order.
     """
-    global_batch = batches.shape[1]
+    steps, global_batch = next(iter(draws.values())).shape[:2]
     if input_context is None:
-        return global_batch, batches.reshape(-1)
-    per_replica = input_context.get_per_replica_batch_size(global_batch)
-    width = global_batch // input_context.num_input_pipelines
-    start = input_context.input_pipeline_id * width
-    return per_replica, batches[:, start:start + width].reshape(-1)
+        per_replica, start, width = global_batch, 0, global_batch
+    else:
+        per_replica = input_context.get_per_replica_batch_size(global_batch)
+        width = global_batch // input_context.num_input_pipelines
+        start = input_context.input_pipeline_id * width
+    return per_replica, {k: v[:, start:start + width].reshape(-1, *v.shape[2:])
+                         for k, v in draws.items()}
 
 
-def _pad_crop_flip(images: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
-    """Random crop after zero-padding by `pad` pixels, and a random horizontal flip,
-    drawn independently per image from a stateless `seed`."""
-    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    offsets = tf.random.stateless_uniform([batch, 2], seed, 0, 2 * pad + 1, tf.int32)
-    rows = offsets[:, :1] + tf.range(height)[None]
-    cols = offsets[:, 1:] + tf.range(width)[None]
+_PAD = 4  # pixels of zero padding before the random crop
+
+
+def _pad_crop_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+    """Per image: zero-pad by _PAD, crop back to size at `offsets` (row, column), and
+    mirror horizontally where `flips`."""
+    height, width = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
+    rows = tf.cast(offsets[:, :1], tf.int32) + tf.range(height)[None]
+    cols = tf.cast(offsets[:, 1:], tf.int32) + tf.range(width)[None]
     cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
                         batch_dims=1)
-    return tf.image.stateless_random_flip_left_right(cropped, seed + 1)
+    return tf.where(flips[:, None, None, None], tf.reverse(cropped, axis=[2]), cropped)
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, validation_examples: int,

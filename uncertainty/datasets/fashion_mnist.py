@@ -30,17 +30,20 @@ def read_idx(path: str) -> np.ndarray:
 
 
 def load(directory: str | None = None, data_dir: str | None = None,
-         download: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{'train': (x, y), 'test': (x, y)} with x uint8 [N, 28, 28, 1], y int64 [N]."""
+         download: bool = True) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """({'train': (x, y), 'test': (x, y)}, source) with x uint8 [N, 28, 28, 1], y int64
+    [N]; source is "idx" (the files' order) or "tfds" (TFDS's order: other
+    validation examples)."""
     directory = directory or DEFAULT_DIR
     paths = {split: [os.path.join(directory, f) for f in files]
              for split, files in _FILES.items()}
     if all(os.path.exists(p) for files in paths.values() for p in files):
         return {split: (read_idx(images)[..., None], read_idx(labels).astype(np.int64))
-                for split, (images, labels) in paths.items()}
+                for split, (images, labels) in paths.items()}, "idx"
     try:
         from uncertainty.datasets import tfds_loader
-        return tfds_loader.load("fashion_mnist", data_dir=data_dir, download=download)
+        return tfds_loader.load("fashion_mnist", data_dir=data_dir,
+                                download=download), "tfds"
     except UserError as e:
         raise UserError(
             f"Fashion-MNIST not found: no IDX files in {directory} (install them with "

@@ -9,8 +9,6 @@ from typing import Sequence
 
 import tf_keras as keras
 
-from uncertainty.errors import UserError
-
 
 def _conv_bn(x, filters: int, kernel_size: int = 3, strides: int = 1,
              activation: bool = True, batch_norm: bool = True, l2: float = 1e-4,
@@ -53,8 +51,6 @@ def resnet_v1(input_shape: Sequence[int], num_classes: int, depth: int = 20,
 
 def resnet20_v1(input_shape, num_classes, l2: float = 1e-4, dropout_rate: float = 0.0,
                 seed: int = 0) -> keras.Model:
-    """ResNet20v1 (n = 3), ~0.27M parameters. It has no dropout; `seed` is unused
-    (initialisation follows the global seed)."""
-    if dropout_rate:
-        raise UserError("resnet20_v1 has no dropout; leave --dropout_rate at 0")
+    """ResNet20v1 (n = 3), ~0.27M parameters. It has no dropout (`models.check` refuses
+    a rate); `seed` is unused (initialisation follows the global seed)."""
     return resnet_v1(input_shape, num_classes, depth=20, l2=l2, name="resnet20_v1")
