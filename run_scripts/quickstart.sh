@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine, then trains three SmallCNN trajectories on Fashion-MNIST
-# (offline data, the paper's recipe: 10 epochs, one checkpoint per epoch) and prints
-# their metrics. Re-running resumes or just reports finished runs.
+# (offline data, the paper's recipe: 10 epochs, one checkpoint per epoch), prints
+# their metrics, and compares them in weight and function space (similarity.py).
+# Re-running resumes, or just reports finished runs from the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash run_scripts/setup.sh
 OUT=${OUT:-runs/fashion_mnist/small_cnn}
+RESULTS=${RESULTS:-results/quickstart}
 for seed in 0 1 2; do
   python baselines/train.py --dataset=fashion_mnist --model=small_cnn --seed=$seed \
     --output_dir="$OUT/seed$seed" > /dev/null
@@ -19,3 +21,6 @@ for name in ("seed0", "seed1", "seed2"):
     print(f"{os.path.join(root, name):<38}{m['epochs']:>7}{m['validation/accuracy']:>9.4f}"
           f"{m['test/accuracy']:>10.4f}{m['test/nll']:>10.4f}{m['test/num_examples']:>8}")
 PY
+python baselines/similarity.py --runs="$OUT/seed0,$OUT/seed1,$OUT/seed2" --split=test \
+  --output_dir="$RESULTS/similarity"
+echo "figures and similarity.json in $RESULTS/similarity"

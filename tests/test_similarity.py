@@ -99,6 +99,8 @@ def test_second_invocation_predicts_nothing(analysis, runs, monkeypatch, tmp_pat
     assert stamps == {p: os.stat(p).st_mtime_ns for p in cache}
     again = files.read_json(os.path.join(tmp_path, "similarity.json"))
     assert again["independent"] == first["independent"]
+    assert first["predictions"]["computed"] == 12  # 3 runs x 4 epochs, once
+    assert again["predictions"]["computed"] == 0 and again["predictions"]["from_cache"] == 12
 
 
 def _copy_run(runs, tmp_path, name="other"):

@@ -61,6 +61,7 @@ class RunPredictions:
         self.batch_size = batch_size
         self.strategy = strategy
         self._model = None
+        self.counts = {"computed": 0, "from_cache": 0}
         with np.load(os.path.join(run_dir, trajectory.NORMALIZER)) as saved:
             self.normalizer = (saved["shift"], saved["scale"])
 
@@ -86,6 +87,7 @@ class RunPredictions:
         if os.path.exists(path):
             probs = np.load(path)
             if len(probs) == data.num_examples(split):
+                self.counts["from_cache"] += 1
                 return probs
         logging.info("predicting %s %s on %s %s (%d examples)", self.run_dir, key,
                      data.name, split, data.num_examples(split))
@@ -93,6 +95,7 @@ class RunPredictions:
         model.set_weights(arrays_fn())
         probs = predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
         files.write_npy(path, probs)
+        self.counts["computed"] += 1
         return probs
 
     def _get_model(self, data: Dataset):

@@ -7,6 +7,7 @@ divergences. Predictions come from (and are cached by) `predictions.RunPredictio
 """
 
 import os
+import time
 
 import numpy as np
 from absl import logging
@@ -87,8 +88,10 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     labels = data.labels(split)
     result = {"runs": runs, "split": split, "dataset": data.name,
               "num_examples": len(labels), "trajectories": {}}
+    began = time.time()
     finals_w, finals_p, late = [], [], []
     tsne_probs, tsne_index = [], []
+    counts = {"computed": 0, "from_cache": 0}
     for r, run in enumerate(runs):
         predictor = RunPredictions(run, batch_size=batch_size)
         epochs = trajectory.epochs(run)
@@ -97,6 +100,7 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
         probs = np.stack([predictor.checkpoint(data, split, e) for e in epochs])
         result["trajectories"][run] = {"epochs": epochs,
                                        **trajectory_matrices(weights, probs, labels)}
+        counts = {k: v + predictor.counts[k] for k, v in counts.items()}
         finals_w.append(weights[-1])
         finals_p.append(probs[-1])
         late.append(probs[-len(runs):])  # as many late checkpoints as independent runs
@@ -117,6 +121,9 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     result["js_divergence"]["trajectory_mean"] = float(
         np.mean(list(result["js_divergence"]["trajectory"].values())))
     result["summary"] = summarize(result)
+    result["predictions"] = {**counts, "analysis_seconds": time.time() - began}
+    logging.info("analysis took %.1f s; predictions computed %d, from cache %d",
+                 time.time() - began, counts["computed"], counts["from_cache"])
     return result
 
 
