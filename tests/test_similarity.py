@@ -84,6 +84,20 @@ def test_cached_predictions_equal_direct_predictions(analysis, runs, mnist1d):
     np.testing.assert_allclose(cached, keras_probs(run, 3, mnist1d), atol=1e-5)
 
 
+def test_predictions_of_a_flat_weight_vector(analysis, runs, mnist1d):
+    run = os.path.join(runs, "seed2")
+    predictor = predictions.RunPredictions(run)
+    vector = trajectory.load_weights(run, 3)
+    same = predictor.vector(mnist1d, "test", "vector_epoch3", vector, base_epoch=3)
+    np.testing.assert_allclose(same, predictor.checkpoint(mnist1d, "test", 3), atol=1e-6)
+    assert predictor.counts == {"computed": 1, "from_cache": 1}
+    zero = predictor.vector(mnist1d, "test", "zeros", np.zeros_like(vector))
+    np.testing.assert_allclose(zero, 0.1, atol=1e-6)  # all-zero weights: uniform output
+    assert os.path.exists(predictor.cache_path(mnist1d, "test", "zeros"))
+    with pytest.raises(ValueError, match="vector has 5 values"):
+        predictor.vector(mnist1d, "test", "short", np.zeros(5))
+
+
 def test_second_invocation_predicts_nothing(analysis, runs, monkeypatch, tmp_path):
     out, first = analysis
     cache = [os.path.join(d, f) for d, _, fs in os.walk(runs) for f in fs if "predictions" in d]

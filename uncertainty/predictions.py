@@ -77,6 +77,14 @@ class RunPredictions:
         return self._cached(data, split, key,
                             lambda: trajectory.load_arrays(self.run_dir, epoch))
 
+    def vector(self, data: Dataset, split: str, key: str, vector: np.ndarray,
+               base_epoch: int | None = None) -> np.ndarray:
+        """Probabilities of the run's model with the flat trainable `vector` (as
+        `trajectory.load_weights` orders it), the rest from `base_epoch`; cached
+        under `key`."""
+        return self._cached(data, split, key, lambda: trajectory.with_vector(
+            self.run_dir, vector, base_epoch))
+
     def weights(self, data: Dataset, split: str, key: str, arrays) -> np.ndarray:
         """Probabilities of the model with `arrays` (all weights, `model.weights`
         order), cached under `key`; the caller makes `key` unique per function."""

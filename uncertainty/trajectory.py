@@ -74,6 +74,20 @@ def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
     return flatten(load_arrays(run_dir, epoch, trainable_only=True))
 
 
+def with_vector(run_dir: str, vector: np.ndarray, epoch: int | None = None
+                ) -> list[np.ndarray]:
+    """All weight arrays of `epoch` with the trainable ones replaced by the flat
+    `vector` (as `load_weights` orders them); non-trainable ones (batch-norm
+    statistics) stay those of `epoch`."""
+    arrays = load_arrays(run_dir, epoch)
+    with np.load(checkpoint_path(run_dir, epoch if epoch is not None
+                                 else epochs(run_dir)[-1])) as data:
+        trainable = data["trainable"]
+    shapes = [a.shape for a, t in zip(arrays, trainable) if t]
+    replacements = iter(unflatten(np.asarray(vector, np.float32), shapes))
+    return [next(replacements) if t else a for a, t in zip(arrays, trainable)]
+
+
 def flatten(arrays) -> np.ndarray:
     return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float32)
 
