@@ -22,6 +22,21 @@ def mnist1d():
     return datasets.load("mnist1d")
 
 
+@pytest.fixture(scope="session")
+def mnist1d_runs(tmp_path_factory, mnist1d):
+    """Three real CNN-1D runs of 4 epochs on MNIST-1D (seeds 0-2), in one folder."""
+    from uncertainty import recipes
+    from uncertainty.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("mnist1d_runs")
+    for seed in range(3):
+        config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=seed,
+                             validation_examples=500,
+                             **{**recipes.RECIPES["cnn1d"], "train_epochs": 4})
+        train(config, mnist1d, str(root / f"seed{seed}"))
+    return str(root)
+
+
 def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs `python baselines/<name>.py args...` as a user would."""
     return subprocess.run([sys.executable, os.path.join(REPO, "baselines", f"{name}.py"),

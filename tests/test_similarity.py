@@ -10,22 +10,18 @@ from absl import flags
 from absl.testing import flagsaver
 
 from baselines import similarity as similarity_binary
-from uncertainty import UserError, files, metrics, models, predictions, recipes, trajectory
-from uncertainty.training import TrainConfig, train
+from uncertainty import UserError, files, metrics, models, predictions, trajectory
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, mnist1d):
-    root = tmp_path_factory.mktemp("runs")
-    for seed in range(3):
-        config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=seed,
-                             validation_examples=500,
-                             **{**recipes.RECIPES["cnn1d"], "train_epochs": 4})
-        train(config, mnist1d, str(root / f"seed{seed}"))
-    return str(root)
+def runs(mnist1d_runs, tmp_path_factory):
+    """A private copy of the shared runs, so that this module's cache starts empty."""
+    copy = tmp_path_factory.mktemp("similarity_runs") / "runs"
+    shutil.copytree(mnist1d_runs, copy)
+    return str(copy)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+METHOD_STYLE = {"random": ("tab:orange", "o"), "dropout": ("tab:green", "s"),
+                "diagonal_gaussian": ("tab:purple", "^"),
+                "low_rank_gaussian": ("tab:red", "D"), "weight_average": ("tab:brown", "P")}
+
 
 def save(fig, path: str) -> None:
     """Writes `fig` to `path` via a temporary file, then closes it."""
@@ -52,23 +56,61 @@ def cosine_and_disagreement(cosine, disagreement, ticks, axis_label: str, title:
 
 def tsne_trajectories(points, runs_of_points, epochs_of_points, title: str,
                       path: str) -> None:
-    """t-SNE of the checkpoints' predictions, one coloured path per run, start marked."""
+    """t-SNE of functions: checkpoints (an epoch) as one coloured path per run with its
+    first epoch starred; points whose epoch is None (subspace samples) as a scatter
+    per label (method)."""
     points = np.asarray(points)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    runs = list(dict.fromkeys(runs_of_points))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     colours = plt.get_cmap("tab10")
-    for i, run in enumerate(runs):
-        index = [k for k, r in enumerate(runs_of_points) if r == run]
+    trajectories = [r for r, e in zip(runs_of_points, epochs_of_points) if e is not None]
+    for i, run in enumerate(dict.fromkeys(trajectories)):
+        index = [k for k, (r, e) in enumerate(zip(runs_of_points, epochs_of_points))
+                 if r == run and e is not None]
         index.sort(key=lambda k: epochs_of_points[k])
         xy = points[index]
         ax.plot(xy[:, 0], xy[:, 1], "-o", color=colours(i % 10), markersize=4,
                 label=os.path.basename(os.path.normpath(run)))
         ax.scatter(*xy[0], s=160, marker="*", color=colours(i % 10), edgecolor="black",
                    zorder=3)
-    ax.scatter([], [], s=160, marker="*", color="white", edgecolor="black",
-               label="first epoch")
+    samples = [r for r, e in zip(runs_of_points, epochs_of_points) if e is None]
+    for label in dict.fromkeys(samples):
+        index = [k for k, (r, e) in enumerate(zip(runs_of_points, epochs_of_points))
+                 if r == label and e is None]
+        colour, marker = METHOD_STYLE.get(label, ("tab:gray", "x"))
+        ax.scatter(points[index, 0], points[index, 1], s=18, marker=marker, color=colour,
+                   alpha=0.7, label=label.replace("_", " "))
+    if trajectories:
+        ax.scatter([], [], s=160, marker="*", color="white", edgecolor="black",
+                   label="first epoch")
     ax.set_xlabel("t-SNE axis 1")
     ax.set_ylabel("t-SNE axis 2")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def diversity_plane(samples: list[dict], independent: list[dict], base: dict, curves: dict,
+                    title: str, path: str) -> None:
+    """Normalised diversity vs accuracy: subspace samples by method, independent optima
+    and the base as stars, the analytic upper and lower limits as lines."""
+    fig, ax = plt.subplots(figsize=(7, 5.2), layout="constrained")
+    ax.plot(curves["accuracy"], curves["upper"], "k--", lw=1.2, label="upper limit")
+    ax.plot(curves["accuracy"], curves["lower"], "k:", lw=1.5, label="lower limit")
+    for method in dict.fromkeys(s["method"] for s in samples):
+        colour, marker = METHOD_STYLE.get(method, ("tab:gray", "o"))
+        points = [s for s in samples if s["method"] == method]
+        ax.scatter([s["accuracy"] for s in points],
+                   [s["normalized_diversity"] for s in points], s=22, alpha=0.75,
+                   color=colour, marker=marker, label=method.replace("_", " "))
+    if independent:
+        ax.scatter([p["accuracy"] for p in independent],
+                   [p["normalized_diversity"] for p in independent], s=220, marker="*",
+                   color="gold", edgecolor="black", zorder=4, label="independent optima")
+    ax.scatter([base["accuracy"]], [0.0], s=260, marker="*", color="black", zorder=4,
+               label="base solution")
+    ax.set_xlabel("accuracy")
+    ax.set_ylabel("normalised diversity: disagreement / (1 - accuracy)")
+    ax.set_ylim(bottom=-0.02)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
     save(fig, path)

@@ -6,6 +6,7 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 from absl import logging
 
 from uncertainty import files, models, trajectory
@@ -27,6 +28,26 @@ def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
     probs = np.concatenate([p.numpy() for p, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
     return probs[mask > 0]
+
+
+def reestimate_batchnorm(model, data: Dataset, normalizer, batch_size: int = 500,
+                         num_batches: int = 10, seed: int = 0) -> None:
+    """Recomputes every BatchNormalization layer's moving mean and variance as the
+    average over `num_batches` training batches of the current weights' activations
+    (needed after weights change, e.g. for subspace samples). No-op without BN."""
+    layers = [l for l in model.submodules if isinstance(l, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    steps = min(num_batches, data.num_examples("train") // batch_size)
+    batches = data.train_pipeline(batch_size, steps, seed, 0, normalizer,
+                                  with_replacement=False)
+    for i, (images, _) in enumerate(batches):
+        for layer in layers:
+            layer.momentum = i / (i + 1)  # new = i/(i+1) old + 1/(i+1) batch: a running mean
+        model(images, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
 
 
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -77,20 +98,23 @@ class RunPredictions:
         return self._cached(data, split, key,
                             lambda: trajectory.load_arrays(self.run_dir, epoch))
 
-    def vector(self, data: Dataset, split: str, key: str, vector: np.ndarray,
-               base_epoch: int | None = None) -> np.ndarray:
+    def vector(self, data: Dataset, split: str, key: str, vector,
+               base_epoch: int | None = None, train_data: Dataset | None = None
+               ) -> np.ndarray:
         """Probabilities of the run's model with the flat trainable `vector` (as
-        `trajectory.load_weights` orders it), the rest from `base_epoch`; cached
-        under `key`."""
+        `trajectory.load_weights` orders it; or a function returning it, called only if
+        not cached), cached under `key`. Batch-norm statistics are re-estimated on
+        `train_data`'s training split when it is given (they belong to other weights
+        otherwise), else taken from `base_epoch`."""
         return self._cached(data, split, key, lambda: trajectory.with_vector(
-            self.run_dir, vector, base_epoch))
+            self.run_dir, vector() if callable(vector) else vector, base_epoch), train_data)
 
     def weights(self, data: Dataset, split: str, key: str, arrays) -> np.ndarray:
         """Probabilities of the model with `arrays` (all weights, `model.weights`
         order), cached under `key`; the caller makes `key` unique per function."""
         return self._cached(data, split, key, lambda: arrays)
 
-    def _cached(self, data, split, key, arrays_fn) -> np.ndarray:
+    def _cached(self, data, split, key, arrays_fn, bn_data=None) -> np.ndarray:
         path = self.cache_path(data, split, key)
         if os.path.exists(path):
             probs = np.load(path)
@@ -101,6 +125,8 @@ class RunPredictions:
                      data.name, split, data.num_examples(split))
         model = self._get_model(data)
         model.set_weights(arrays_fn())
+        if bn_data is not None:
+            reestimate_batchnorm(model, bn_data, self.normalizer)
         probs = predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
         files.write_npy(path, probs)
         self.counts["computed"] += 1

@@ -60,6 +60,15 @@ def check_runs(runs: list[str], minimum: int = 2) -> dict:
     return {field: first.get(field) for field in SAME_FIELDS}
 
 
+def check_source(run: str, data: Dataset) -> None:
+    """Refuses data loaded from another source than the run's (other example order)."""
+    source = trajectory.read_config(run).get("data_source")
+    if source != data.source:
+        raise UserError(f"the runs were trained on {data.name} from {source!r} but here it "
+                        f"loads from {data.source!r}, whose examples are in another order; "
+                        f"point the data flags at the runs' source")
+
+
 def trajectory_matrices(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
     """Cosine and disagreement between all pairs of a sequence of functions."""
     return {"weight_cosine": metrics.cosine_similarity(weights).tolist(),
@@ -80,11 +89,7 @@ def tsne(probs: np.ndarray, seed: int) -> np.ndarray:
 def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed: int = 0,
             batch_size: int = 500) -> dict:
     """The similarity analysis of `runs` on `split` (see the module docstring)."""
-    source = trajectory.read_config(runs[0]).get("data_source")
-    if source != data.source:
-        raise UserError(f"the runs were trained on {data.name} from {source!r} but here it "
-                        f"loads from {data.source!r}, whose examples are in another order; "
-                        f"point the data flags at the runs' source")
+    check_source(runs[0], data)
     labels = data.labels(split)
     result = {"runs": runs, "split": split, "dataset": data.name,
               "num_examples": len(labels), "trajectories": {}}

@@ -1,0 +1,223 @@
+"""Subspace samplers (statistical checks), the plane's limit curves, batch-norm
+re-estimation, and baselines/subspace.py on real MNIST-1D runs."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+from sklearn.decomposition import PCA
+
+from baselines import subspace as subspace_binary
+from uncertainty import (UserError, diversity, files, models, predictions, recipes, subspace,
+                         trajectory)
+from uncertainty.training import TrainConfig, train
+
+FLAGS = flags.FLAGS
+FLAGS(["pytest"])
+
+
+@pytest.fixture(scope="module")
+def space():
+    rng = np.random.default_rng(0)
+    stds = np.linspace(0.1, 2.0, 3000)
+    checkpoints = (3.0 + rng.standard_normal((10, 3000)) * stds).astype(np.float32)
+    return subspace.Subspace(solution=checkpoints[-1], checkpoints=checkpoints,
+                             epochs=tuple(range(1, 11)))
+
+
+def draws(space, method, scale, n, **kwargs):
+    return np.stack([subspace.sample(space, method, scale, (7, i), **kwargs)
+                     for i in range(n)])
+
+
+def test_diagonal_gaussian_matches_the_fitted_moments(space):
+    x = draws(space, "diagonal_gaussian", 2.0, 1500)
+    target_std = 2.0 * space.checkpoints.std(axis=0)
+    z = (x.mean(0) - space.checkpoints.mean(0)) / (target_std / np.sqrt(1500))
+    assert np.abs(z).max() < 5 and abs(z.mean()) < 0.1  # standard errors
+    ratio = x.std(0) / target_std
+    assert abs(np.median(ratio) - 1) < 0.01 and np.abs(ratio - 1).max() < 0.15
+
+
+@pytest.mark.parametrize("scaling", ["unit", "swag"])
+def test_low_rank_samples_lie_in_the_pca_span(space, scaling):
+    x = draws(space, "low_rank_gaussian", 1.5, 1500, rank=4, low_rank_scaling=scaling)
+    reference = PCA(n_components=4).fit(space.checkpoints.astype(np.float64))
+    axes = reference.components_  # unit norm, as sklearn (and the notebook) give them
+    centred = x - space.checkpoints.mean(0)
+    coefficients = centred @ axes.T
+    assert np.abs(centred - coefficients @ axes).max() < 1e-3  # nothing outside the span
+    expected = 1.5 * (np.sqrt(reference.explained_variance_) if scaling == "swag"
+                      else np.ones(4))
+    np.testing.assert_allclose(coefficients.std(0), expected, rtol=0.08)
+    np.testing.assert_allclose(np.abs(coefficients.mean(0)), 0, atol=4 * expected.max() /
+                               np.sqrt(1500))
+
+
+def test_dropout_masks_have_the_rate_and_rescaling(space):
+    x = draws(space, "dropout", 0.3, 200)
+    dropped = x == 0
+    assert abs(dropped.mean() - 0.3) < 0.005
+    kept = np.broadcast_to(space.solution, x.shape)[~dropped]
+    np.testing.assert_allclose(x[~dropped], kept / 0.7, rtol=1e-6)
+
+
+def test_random_samples_have_the_intended_norm_and_no_preferred_direction(space):
+    x = draws(space, "random", 5.0, 400)
+    offsets = x - space.solution
+    np.testing.assert_allclose(np.linalg.norm(offsets, axis=1), 5.0, rtol=1e-5)
+    mean_direction = (offsets / 5.0).mean(0)
+    assert np.linalg.norm(mean_direction) < 3 / np.sqrt(400)  # ~1/sqrt(n) if isotropic
+
+
+def test_uniform_scales_and_weight_average(space):
+    rng = np.random.default_rng(1)
+    scales = [subspace.ScaleSpec(70.0, uniform=True).draw(rng) for _ in range(2000)]
+    assert 0 <= min(scales) and max(scales) <= 70 and abs(np.mean(scales) - 35) < 1.5
+    assert subspace.ScaleSpec(6.0).draw(rng) == 6.0
+    np.testing.assert_allclose(subspace.sample(space, "weight_average", 0, 0),
+                               space.checkpoints.mean(0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", subspace.METHODS)
+def test_same_seed_same_sample(space, method):
+    a = subspace.sample(space, method, 0.2, (3, 1))
+    np.testing.assert_array_equal(a, subspace.sample(space, method, 0.2, (3, 1)))
+    if method != "weight_average":
+        assert not np.array_equal(a, subspace.sample(space, method, 0.2, (3, 2)))
+
+
+def test_limit_curves_hand_computed():
+    # a* = 0.9, a = 0.5, C = 10: upper d = 0.45 + 0.05 + 0.1 * 0.5 * 8/9 = 0.54444,
+    # lower d = 0.4 / (0.9 - 0.1/9) = 0.45; both divided by 1 - a = 0.5.
+    assert np.isclose(diversity.upper_limit(0.5, 0.9, 10), 0.544444444 / 0.5)
+    assert np.isclose(diversity.lower_limit(0.5, 0.9, 10), 0.9)
+    # At the base accuracy the lower limit is 0; at chance with C = 2 and a* = 0.8:
+    # upper d = 0.8 * 0.5 + 0.5 * 0.2 + 0 = 0.5 -> 1.0; lower d = 0.3 / 0.6 -> 1.0.
+    assert diversity.lower_limit(0.9, 0.9, 10) == 0.0
+    assert np.isclose(diversity.upper_limit(0.5, 0.8, 2), 1.0)
+    assert np.isclose(diversity.lower_limit(0.5, 0.8, 2), 1.0)
+    grid = diversity.curves(0.9, 10, 0.1, points=5)
+    np.testing.assert_allclose(grid["upper"], diversity.upper_limit(
+        np.array(grid["accuracy"]), 0.9, 10))
+
+
+def test_too_few_checkpoints_is_a_user_error(mnist1d_runs):
+    with pytest.raises(UserError, match="has 4 epoch checkpoints but the subspace needs"):
+        subspace.fit(os.path.join(mnist1d_runs, "seed0"), 10)
+
+
+def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
+    config = TrainConfig(dataset="fashion_mnist", model="resnet20_v1", seed=0,
+                         validation_examples=500, **{**recipes.RECIPES["resnet20_v1"],
+                                                     "train_epochs": 1, "augment": False},
+                         train_examples=512)
+    run = str(tmp_path / "resnet")
+    train(config, fashion, run)
+    small = fashion.head("train", 500)
+    predictor = predictions.RunPredictions(run)
+    vector = 1.1 * trajectory.load_weights(run)
+    stale = predictor.vector(small, "test", "stale", vector)
+    fresh = predictor.vector(small, "test", "fresh", vector, train_data=small)
+    assert not np.allclose(stale, fresh)
+    model = predictor._model  # holds the fresh statistics now
+    stem = model.get_layer("stem_bn")
+    # Independently: the stem conv's outputs over the same 500 training images.
+    conv = models.build("resnet20_v1", fashion.input_shape, 10)
+    conv.set_weights(trajectory.with_vector(run, vector))
+    images = next(iter(small.train_pipeline(500, 1, 0, 0, predictor.normalizer,
+                                            with_replacement=False)))[0]
+    features = conv.get_layer("stem_conv")(images).numpy()
+    np.testing.assert_allclose(stem.moving_mean.numpy(), features.mean((0, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stem.moving_variance.numpy(), features.var((0, 1, 2)),
+                               rtol=1e-3, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def runs(mnist1d_runs, tmp_path_factory):
+    copy = tmp_path_factory.mktemp("subspace_runs") / "runs"
+    shutil.copytree(mnist1d_runs, copy)
+    return str(copy)
+
+
+@pytest.fixture(scope="module")
+def plane(runs, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("plane"))
+    with flagsaver.flagsaver(base_run=os.path.join(runs, "seed0"), other_runs=[runs],
+                             num_samples=3, num_checkpoints=3, rank=2, split="test",
+                             output_dir=out, save_test_predictions=True, tsne=True,
+                             random_scale=20.0, accept_threshold=0.5):
+        subspace_binary.main(["subspace.py"])
+    return out, files.read_json(os.path.join(out, "subspace.json"))
+
+
+def test_plane_outputs(plane, runs, mnist1d):
+    out, result = plane
+    assert {"subspace.json", "diversity_accuracy.png", "tsne_with_samples.png"} <= set(
+        os.listdir(out))
+    counts = {m: sum(s["method"] == m for s in result["samples"]) for m in subspace.METHODS}
+    assert counts["weight_average"] == 1
+    assert all(counts[m] == 3 for m in ("dropout", "diagonal_gaussian",
+                                        "low_rank_gaussian"))
+    assert [p["run"] for p in result["independent"]] == [os.path.join(runs, "seed1"),
+                                                         os.path.join(runs, "seed2")]
+    base = result["base"]
+    assert base["normalized_diversity"] == 0.0
+    grid = np.array(result["curves"]["accuracy"])
+    np.testing.assert_allclose(result["curves"]["upper"],
+                               diversity.upper_limit(grid, base["accuracy"], 10))
+    assert grid.max() == pytest.approx(base["accuracy"])
+    labels = mnist1d.labels("test")
+    predictor = predictions.RunPredictions(os.path.join(runs, "seed0"))
+    base_probs = predictor.checkpoint(mnist1d, "test")
+    for sample in result["samples"]:
+        probs = np.load(predictor.cache_path(mnist1d, "test", sample["key"]))
+        assert np.isclose(sample["accuracy"], np.mean(probs.argmax(1) == labels))
+        disagreement = np.mean(probs.argmax(1) != base_probs.argmax(1))
+        assert np.isclose(sample["normalized_diversity"],
+                          disagreement / (1 - sample["accuracy"]))
+
+
+def test_random_acceptance_rule(plane):
+    _, result = plane
+    for sample in (s for s in result["samples"] if s["method"] == "random"):
+        assert 1 <= sample["tries"] <= 5 and sample["scale"] <= 20.0
+    assert result["accept_threshold"] == 0.5
+
+
+def test_rerun_is_identical_and_predicts_nothing(plane, runs, tmp_path, monkeypatch):
+    _, first = plane
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a prediction was computed again")
+
+    monkeypatch.setattr(predictions.RunPredictions, "_get_model", no_model)
+    with flagsaver.flagsaver(base_run=os.path.join(runs, "seed0"), other_runs=[runs],
+                             num_samples=3, num_checkpoints=3, rank=2, split="test",
+                             output_dir=str(tmp_path), random_scale=20.0,
+                             accept_threshold=0.5):
+        subspace_binary.main(["subspace.py"])
+    again = files.read_json(os.path.join(tmp_path, "subspace.json"))
+    assert again["samples"] == first["samples"]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(methods=["random", "swag"]), "unknown --methods swag"),
+    (dict(num_checkpoints=9), "needs the last 9"),
+    (dict(rank=3), "rank must be in 1..2"),
+    (dict(dropout_scale=1.0), "--dropout_scale must be below 1"),
+    (dict(random_scale=-1.0), "--random_scale must be >= 0"),
+    (dict(uniform_scales=["weight_average"]), "unknown --uniform_scales"),
+    (dict(base_run=None), "--base_run is required"),
+])
+def test_bad_flags(runs, tmp_path, overrides, message):
+    values = {**dict(base_run=os.path.join(runs, "seed0"), num_checkpoints=3, rank=2,
+                     output_dir=str(tmp_path / "out"), num_samples=1), **overrides}
+    with flagsaver.flagsaver(**values):
+        with pytest.raises(UserError, match=message):
+            subspace_binary.main(["subspace.py"])
+    assert not os.path.exists(tmp_path / "out" / "subspace.json")

@@ -1,0 +1,50 @@
+"""The diversity-accuracy plane (paper Fig. 5): how different a function is from a base
+solution, relative to how wrong it is.
+
+A function with accuracy a that disagrees with the base (accuracy a*) on a fraction d
+of the examples sits at (a, d / (1 - a)). Two analytic curves bound what is possible
+for C classes: the lower limit (the function errs only where it must, on examples the
+base gets right) and the upper limit (its errors are independent of the base's).
+"""
+
+import numpy as np
+
+from uncertainty import metrics
+
+
+def lower_limit(a, base_accuracy: float, num_classes: int):
+    """Normalised diversity of the lower curve: d = (a* - a) / (a* + (a* - 1)/(C - 1)),
+    divided by (1 - a)."""
+    a = np.asarray(a, np.float64)
+    d = (base_accuracy - a) / (base_accuracy + (base_accuracy - 1) / (num_classes - 1))
+    return _normalise(d, a)
+
+
+def upper_limit(a, base_accuracy: float, num_classes: int):
+    """Normalised diversity of the upper curve:
+    d = a*(1 - a) + a(1 - a*) + (1 - a*)(1 - a)(C - 2)/(C - 1), divided by (1 - a)."""
+    a = np.asarray(a, np.float64)
+    s = base_accuracy
+    d = s * (1 - a) + a * (1 - s) + (1 - s) * (1 - a) * (num_classes - 2) / (num_classes - 1)
+    return _normalise(d, a)
+
+
+def _normalise(d, a):
+    out = np.divide(d, 1 - a, out=np.full_like(d, np.nan), where=a < 1)
+    return float(out) if out.ndim == 0 else out
+
+
+def point(probs: np.ndarray, base_probs: np.ndarray, labels: np.ndarray) -> dict:
+    """A function's place on the plane relative to the base function."""
+    return {"accuracy": metrics.accuracy(probs, labels),
+            "disagreement": metrics.disagreement(probs, base_probs),
+            "normalized_diversity": metrics.normalized_diversity(probs, base_probs, labels)}
+
+
+def curves(base_accuracy: float, num_classes: int, lowest: float, points: int = 200
+           ) -> dict:
+    """Both limit curves on a grid of accuracies from `lowest` to the base's."""
+    grid = np.linspace(lowest, base_accuracy, points)
+    return {"accuracy": grid.tolist(),
+            "lower": lower_limit(grid, base_accuracy, num_classes).tolist(),
+            "upper": upper_limit(grid, base_accuracy, num_classes).tolist()}
