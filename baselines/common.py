@@ -75,6 +75,13 @@ def define_output_flags() -> None:
     _once(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 
+def define_analysis_flags() -> None:
+    """--split and --prediction_batch_size, for the binaries that analyse runs."""
+    _once(flags.DEFINE_enum, "split", "validation", ["validation", "test"],
+          "Evaluation split.")
+    _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
+
+
 def define_strategy_flags() -> None:
     _once(flags.DEFINE_enum, "strategy", "default", distribute.STRATEGIES,
           "tf.distribute strategy: default (one device), mirrored (local GPUs), "

@@ -18,11 +18,10 @@ from baselines import common
 from uncertainty import UserError, files, plotting, similarity
 
 common.define_data_flags(dataset=False)
-common.define_output_flags()  # --output_dir gets similarity.json and figures; --seed t-SNE
+common.define_analysis_flags()
+common.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
 flags.DEFINE_list("runs", None, "Run directories, or folders holding them.")
-flags.DEFINE_enum("split", "validation", ["validation", "test"], "Evaluation split.")
 flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
-flags.DEFINE_integer("prediction_batch_size", 500, "Batch size for predictions.")
 FLAGS = flags.FLAGS
 
 

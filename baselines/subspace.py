@@ -23,7 +23,8 @@ from uncertainty import (UserError, diversity, files, models, plotting, similari
 from uncertainty.predictions import RunPredictions
 
 common.define_data_flags(dataset=False)
-common.define_output_flags()  # --output_dir: subspace.json and figures; --seed: samples
+common.define_analysis_flags()
+common.define_output_flags()  # --output_dir: subspace.json, figures; --seed: samples
 flags.DEFINE_string("base_run", None, "The run whose solution the subspaces surround.")
 flags.DEFINE_list("other_runs", [], "Independent runs (or folders of them) to plot as "
                   "optima; the base run is skipped if listed.")
@@ -47,13 +48,11 @@ flags.DEFINE_enum("low_rank_scaling", "unit", list(subspace.LOW_RANK_SCALINGS),
 flags.DEFINE_float("accept_threshold", None, "Keep a random sample only if its validation "
                    "accuracy reaches this (the notebook uses 0.70 on CIFAR-10).")
 flags.DEFINE_integer("accept_tries", 5, "Draws per random sample under the threshold.")
-flags.DEFINE_enum("split", "validation", ["validation", "test"], "Evaluation split.")
 flags.DEFINE_bool("reestimate_bn", True, "Re-estimate batch-norm statistics of every "
                   "sample on training data (models with batch norm only).")
 flags.DEFINE_bool("save_test_predictions", False, "Also predict (and cache) every sample "
                   "on the test split, for baselines/ensemble.py.")
 flags.DEFINE_bool("tsne", False, "Also embed the samples with the runs' trajectories.")
-flags.DEFINE_integer("prediction_batch_size", 500, "Batch size for predictions.")
 FLAGS = flags.FLAGS
 
 

@@ -11,7 +11,8 @@ from uncertainty.errors import UserError
 
 
 def load(name: str, splits=("train", "test"), data_dir: str | None = None,
-         manual_dir: str | None = None, download: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+         manual_dir: str | None = None, download: bool = True
+         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (images, labels)} of a supervised TFDS image dataset, fully in memory.
 
     With `download=False` TFDS only reads what `data_dir` already holds (fails fast).
