@@ -8,6 +8,11 @@ INSTALL_REQUIRES = [
     "tensorflow-probability==0.25.0",
     "tensorflow-datasets[tensorflow,matplotlib]==4.9.10",
     "importlib_resources==7.1.0",  # TFDS's download path imports it
+    # TFDS's corruption functions (local corrupted test sets): its imagenet2012-corrupted
+    # extra, with OpenCV's headless build.
+    "scikit-image==0.26.0",
+    "opencv-python-headless==5.0.0.93",
+    "scipy==1.17.1",
     "tensorboard==2.21.0",  # tf.summary writers
     "absl-py==2.5.1",
     "numpy==2.4.6",
