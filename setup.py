@@ -28,6 +28,7 @@ setuptools.setup(
                  "A Loss Landscape Perspective' (Fort, Hu, Lakshminarayanan)."),
     packages=setuptools.find_packages(include=["uncertainty", "uncertainty.*",
                                                "baselines"]),
+    package_data={"uncertainty": ["data/*.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.0.3"]},

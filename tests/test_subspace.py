@@ -182,6 +182,21 @@ def test_plane_outputs(plane, runs, mnist1d):
                           disagreement / (1 - sample["accuracy"]))
 
 
+def test_samples_can_be_regenerated_from_their_params(plane, runs, mnist1d):
+    _, result = plane
+    base = os.path.join(runs, "seed0")
+    space = subspace.fit(base, 3)
+    predictor = predictions.RunPredictions(base)
+    for sample in result["samples"][::4]:
+        vector = subspace.regenerate(space, sample["params"])
+        again = predictor.vector(mnist1d, "test", "regenerated", vector)
+        np.testing.assert_allclose(
+            again, np.load(predictor.cache_path(mnist1d, "test", sample["key"])), atol=1e-6)
+        os.remove(predictor.cache_path(mnist1d, "test", "regenerated"))
+    with pytest.raises(UserError, match="fit it with the same --num_checkpoints"):
+        subspace.regenerate(subspace.fit(base, 2), result["samples"][0]["params"])
+
+
 def test_random_acceptance_rule(plane):
     _, result = plane
     for sample in (s for s in result["samples"] if s["method"] == "random"):

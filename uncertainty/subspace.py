@@ -136,6 +136,17 @@ def sample(subspace: Subspace, method: str, scale: float, seed, rank: int = 5,
     raise UserError(f"unknown subspace method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
+    """The weight vector of a sample recorded by `sample_functions` (its "params"), e.g.
+    to predict it on other data."""
+    if list(subspace.epochs) != params["epochs"]:
+        raise UserError(f"the sample was drawn from epochs {params['epochs']}, this "
+                        f"subspace has {list(subspace.epochs)}; fit it with the same "
+                        f"--num_checkpoints")
+    return sample(subspace, params["method"], params["scale"], tuple(params["seed"]),
+                  params["rank"], params["low_rank_scaling"])
+
+
 def sample_functions(predictor: RunPredictions, subspace: Subspace, method: str,
                      spec: ScaleSpec, num_samples: int, seed: int, data: Dataset,
                      splits: tuple[str, ...], base_probs: np.ndarray, rank: int = 5,
@@ -177,7 +188,7 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, method: str,
                     continue
             probs = {split: probs_on(split) for split in splits}
             results.append({"method": method, "index": i, "tries": attempt + 1,
-                            "scale": scale, "key": key,
+                            "scale": scale, "key": key, "params": params,
                             **diversity.point(probs[splits[0]], base_probs, labels)})
             logging.info("%s %d/%d: scale %.4g, accuracy %.4f, normalised diversity %.3f",
                          method, i + 1, draws, scale, results[-1]["accuracy"],
