@@ -48,13 +48,14 @@ def main(argv):
 
 def write_figures(result: dict, output_dir: str) -> None:
     setting = f"{result['model']} on {result['dataset']} {result['split']}"
-    for run, t in result["trajectories"].items():
-        name = os.path.basename(os.path.normpath(run))
+    names = [os.path.basename(os.path.normpath(r)) for r in result["runs"]]
+    if len(set(names)) < len(names):  # same basename in different folders
+        names = [f"{i}_{name}" for i, name in enumerate(names)]
+    for name, (run, t) in zip(names, result["trajectories"].items()):
         plotting.cosine_and_disagreement(
             t["weight_cosine"], t["disagreement"], t["epochs"], "epoch",
             f"Along one trajectory: {name} ({setting})",
             os.path.join(output_dir, f"trajectory_{name}.png"))
-    names = [os.path.basename(os.path.normpath(r)) for r in result["runs"]]
     plotting.cosine_and_disagreement(
         result["independent"]["weight_cosine"], result["independent"]["disagreement"],
         names, "independent run", f"Between independent solutions ({setting})",

@@ -51,7 +51,7 @@ flags.DEFINE_integer("accept_tries", 5, "Draws per random sample under the thres
 flags.DEFINE_bool("reestimate_bn", True, "Re-estimate batch-norm statistics of every "
                   "sample on training data (models with batch norm only).")
 flags.DEFINE_bool("save_test_predictions", False, "Also predict (and cache) every sample "
-                  "on the test split, for baselines/ensemble.py.")
+                  "on the test split, for ensembling later.")
 flags.DEFINE_bool("tsne", False, "Also embed the samples with the runs' trajectories.")
 FLAGS = flags.FLAGS
 
@@ -60,9 +60,10 @@ def scale_specs() -> dict[str, subspace.ScaleSpec]:
     """The preset's scales with the per-method overrides applied."""
     specs = dict(subspace.PRESETS[FLAGS.preset])
     uniform = FLAGS.uniform_scales
-    if uniform is not None and set(uniform) - set(subspace.METHODS[:-1]):
-        raise UserError(f"unknown --uniform_scales {sorted(set(uniform) - set(specs))}; "
-                        f"choose from {', '.join(subspace.METHODS[:-1])}")
+    unknown = sorted(set(uniform or ()) - set(subspace.METHODS[:-1]))
+    if unknown:
+        raise UserError(f"unknown --uniform_scales {', '.join(unknown)}; choose from "
+                        f"{', '.join(subspace.METHODS[:-1])}")
     for method in subspace.METHODS[:-1]:
         value = getattr(FLAGS, f"{method}_scale")
         if value is not None and value < 0:
@@ -85,6 +86,9 @@ def check_flags() -> None:
                  "prediction_batch_size"):
         if getattr(FLAGS, name) < 1:
             raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
+    if FLAGS.accept_threshold is not None and not 0 <= FLAGS.accept_threshold <= 1:
+        raise UserError(f"--accept_threshold is an accuracy in [0, 1], got "
+                        f"{FLAGS.accept_threshold}")
     if FLAGS.dropout_scale is not None and FLAGS.dropout_scale >= 1:
         raise UserError(f"--dropout_scale must be below 1, got {FLAGS.dropout_scale}")
 
@@ -138,12 +142,16 @@ def main(argv):
         "summary": summarize(samples, independent, base),
         "predicted_splits": list(splits),
     }
+    tsne = tsne_of_samples(base_run, others, predictor, samples, data) if FLAGS.tsne \
+        else None
     setting = f"{shared['model']} on {data.name} {FLAGS.split}, preset {FLAGS.preset}"
     plotting.diversity_plane(samples, independent, result["base"], result["curves"],
                              f"Diversity vs accuracy ({setting})",
                              os.path.join(FLAGS.output_dir, "diversity_accuracy.png"))
-    if FLAGS.tsne:
-        write_tsne(base_run, others, predictor, samples, data)
+    if tsne is not None:
+        plotting.tsne_trajectories(*tsne, f"t-SNE of trajectories and subspace samples "
+                                   f"({data.name} {FLAGS.split})",
+                                   os.path.join(FLAGS.output_dir, "tsne_with_samples.png"))
     files.write_json(os.path.join(FLAGS.output_dir, "subspace.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)
     print(json.dumps(result["summary"], indent=2, sort_keys=True))
@@ -178,8 +186,9 @@ def summarize(samples: list[dict], independent: list[dict], base: dict,
     return summary
 
 
-def write_tsne(base_run, others, predictor, samples, data) -> None:
-    """t-SNE of the runs' trajectories (base first, up to two others) and the samples."""
+def tsne_of_samples(base_run, others, predictor, samples, data) -> tuple:
+    """t-SNE points of the runs' trajectories (base first, up to two others) and the
+    samples, with each point's run or method and epoch (None for samples)."""
     groups, probs = [], []
     for run in [base_run] + others[:2]:
         runner = RunPredictions(run, FLAGS.prediction_batch_size)
@@ -190,10 +199,7 @@ def write_tsne(base_run, others, predictor, samples, data) -> None:
         probs.append(np.load(predictor.cache_path(data, FLAGS.split, s["key"])))
         groups.append((s["method"], None))
     points = similarity.tsne(np.stack(probs), FLAGS.seed)
-    plotting.tsne_trajectories(points, [g for g, _ in groups], [e for _, e in groups],
-                               f"t-SNE of trajectories and subspace samples "
-                               f"({data.name} {FLAGS.split})",
-                               os.path.join(FLAGS.output_dir, "tsne_with_samples.png"))
+    return points, [g for g, _ in groups], [e for _, e in groups]
 
 
 if __name__ == "__main__":

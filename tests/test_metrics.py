@@ -73,6 +73,14 @@ def test_ece_matches_brute_force(sample, bins):
         assert np.isclose(metrics.ece(p, labels, bins), brute_force_ece(p, labels, bins))
 
 
+def test_ece_boundary_confidence_falls_in_the_lower_bin():
+    # 0.6 belongs to (0.5, 0.6], even though 0.6 * 10 is 6.000...01 in floating point.
+    probs = np.array([[0.6, 0.4], [0.55, 0.45]])
+    labels = np.array([0, 1])
+    # One bin holding both: accuracy 0.5, confidence 0.575 -> ECE 0.075.
+    assert np.isclose(metrics.ece(probs, labels, 10), 0.075)
+
+
 def test_ece_with_empty_bins_hand_worked():
     # Confidences 0.9 (right) and 0.6 (wrong): bins of 0.9 and 0.6 only, others empty.
     probs = np.array([[0.9, 0.1], [0.4, 0.6]])

@@ -76,7 +76,10 @@ def test_matrices_against_independent_computation(analysis, runs, mnist1d):
 
 def test_cached_predictions_equal_direct_predictions(analysis, runs, mnist1d):
     run = os.path.join(runs, "seed0")
-    cached = np.load(os.path.join(run, "predictions", "mnist1d", "test", "epoch_003.npy"))
+    path = predictions.RunPredictions(run).cache_path(mnist1d, "test", "epoch_003")
+    assert path == os.path.join(run, "predictions", "mnist1d@mnist1d", "test",
+                                "epoch_003.npy")
+    cached = np.load(path)
     np.testing.assert_allclose(cached, keras_probs(run, 3, mnist1d), atol=1e-5)
 
 

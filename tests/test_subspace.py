@@ -117,7 +117,7 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
                          train_examples=512)
     run = str(tmp_path / "resnet")
     train(config, fashion, run)
-    small = fashion.head("train", 500)
+    small = fashion.head("train", 1500)  # three batches of 500: a running average
     predictor = predictions.RunPredictions(run)
     vector = 1.1 * trajectory.load_weights(run)
     stale = predictor.vector(small, "test", "stale", vector)
@@ -128,12 +128,14 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     # Independently: the stem conv's outputs over the same 500 training images.
     conv = models.build("resnet20_v1", fashion.input_shape, 10)
     conv.set_weights(trajectory.with_vector(run, vector))
-    images = next(iter(small.train_pipeline(500, 1, 0, 0, predictor.normalizer,
-                                            with_replacement=False)))[0]
-    features = conv.get_layer("stem_conv")(images).numpy()
-    np.testing.assert_allclose(stem.moving_mean.numpy(), features.mean((0, 1, 2)),
+    batches = [images for images, _ in small.train_pipeline(
+        500, 3, 0, 0, predictor.normalizer, with_replacement=False)]
+    features = [conv.get_layer("stem_conv")(images).numpy() for images in batches]
+    np.testing.assert_allclose(stem.moving_mean.numpy(),
+                               np.mean([f.mean((0, 1, 2)) for f in features], axis=0),
                                rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(stem.moving_variance.numpy(), features.var((0, 1, 2)),
+    np.testing.assert_allclose(stem.moving_variance.numpy(),
+                               np.mean([f.var((0, 1, 2)) for f in features], axis=0),
                                rtol=1e-3, atol=1e-5)
 
 
@@ -197,11 +199,15 @@ def test_samples_can_be_regenerated_from_their_params(plane, runs, mnist1d):
         subspace.regenerate(subspace.fit(base, 2), result["samples"][0]["params"])
 
 
-def test_random_acceptance_rule(plane):
+def test_random_acceptance_rule(plane, runs, mnist1d):
     _, result = plane
-    for sample in (s for s in result["samples"] if s["method"] == "random"):
+    predictor = predictions.RunPredictions(os.path.join(runs, "seed0"))
+    accepted = [s for s in result["samples"] if s["method"] == "random"]
+    for sample in accepted:
         assert 1 <= sample["tries"] <= 5 and sample["scale"] <= 20.0
-    assert result["accept_threshold"] == 0.5
+        validation = np.load(predictor.cache_path(mnist1d, "validation", sample["key"]))
+        assert np.mean(validation.argmax(1) == mnist1d.labels("validation")) >= 0.5
+    assert result["accept_threshold"] == 0.5 and accepted
 
 
 def test_rerun_is_identical_and_predicts_nothing(plane, runs, tmp_path, monkeypatch):
@@ -226,7 +232,8 @@ def test_rerun_is_identical_and_predicts_nothing(plane, runs, tmp_path, monkeypa
     (dict(rank=3), "rank must be in 1..2"),
     (dict(dropout_scale=1.0), "--dropout_scale must be below 1"),
     (dict(random_scale=-1.0), "--random_scale must be >= 0"),
-    (dict(uniform_scales=["weight_average"]), "unknown --uniform_scales"),
+    (dict(uniform_scales=["weight_average"]), "unknown --uniform_scales weight_average"),
+    (dict(accept_threshold=70.0), "--accept_threshold is an accuracy in"),
     (dict(base_run=None), "--base_run is required"),
 ])
 def test_bad_flags(runs, tmp_path, overrides, message):

@@ -44,10 +44,10 @@ def ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
         return np.array([ece(p, labels, num_bins) for p in probs])
     confidence = np.max(probs, axis=-1)
     correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
-    bins = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
-    count = np.bincount(bins, minlength=num_bins)
+    inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
+    bins = np.searchsorted(inner_edges, confidence, side="left")  # (lo, hi] per bin
     gap = np.abs(np.bincount(bins, correct, num_bins) - np.bincount(bins, confidence, num_bins))
-    return float(np.sum(gap) / max(len(labels), 1)) if count.sum() else 0.0
+    return float(np.sum(gap) / max(len(labels), 1))
 
 
 def _one_hot_argmax(probs: np.ndarray) -> np.ndarray:

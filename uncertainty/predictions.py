@@ -39,6 +39,7 @@ def reestimate_batchnorm(model, data: Dataset, normalizer, batch_size: int = 500
     if not layers:
         return
     momenta = [layer.momentum for layer in layers]
+    batch_size = min(batch_size, data.num_examples("train"))
     steps = min(num_batches, data.num_examples("train") // batch_size)
     batches = data.train_pipeline(batch_size, steps, seed, 0, normalizer,
                                   with_replacement=False)
@@ -69,7 +70,7 @@ def _predict_step(model, strategy):
 
 class RunPredictions:
     """Predictions of one run's functions (its checkpoints, or any weights for its
-    model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npy` so that no
+    model), cached as `run_dir/predictions/<dataset>@<source>/<split>/<key>.npy` so that no
     function is ever predicted twice on the same split.
 
     The model is built only when something is not cached yet.
@@ -87,8 +88,11 @@ class RunPredictions:
             self.normalizer = (saved["shift"], saved["scale"])
 
     def cache_path(self, data: Dataset, split: str, key: str) -> str:
-        return os.path.join(self.run_dir, "predictions", data.name.replace("/", "__"),
-                            split, f"{key}.npy")
+        """Where a prediction lives: by dataset, where its examples came from (and the
+        generator's version for locally made data), split and key."""
+        folder = "@".join(filter(None, [data.name.replace("/", "__"), data.source,
+                                        data.version]))
+        return os.path.join(self.run_dir, "predictions", folder, split, f"{key}.npy")
 
     def checkpoint(self, data: Dataset, split: str, epoch: int | None = None) -> np.ndarray:
         """Probabilities of the checkpoint of `epoch` (last if None, 0 = initial)."""

@@ -81,7 +81,10 @@ def tsne(probs: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     vectors = probs.reshape(len(probs), -1)
-    perplexity = min(30.0, (len(vectors) - 1) / 3)
+    if len(vectors) < 3:
+        raise UserError(f"t-SNE needs at least 3 checkpoints, got {len(vectors)}; embed "
+                        f"more runs (--tsne_runs) or train longer")
+    perplexity = max(1.0, min(30.0, (len(vectors) - 1) / 3))
     return TSNE(n_components=2, perplexity=perplexity, init="pca",
                 random_state=seed).fit_transform(vectors)
 
@@ -122,7 +125,8 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     result["js_divergence"] = {
         "independent": metrics.js_divergence(finals_p),
         "trajectory": {run: metrics.js_divergence(p) for run, p in zip(runs, late)},
-        "num_functions": len(runs)}
+        "num_functions": len(runs),
+        "trajectory_num_functions": {run: len(p) for run, p in zip(runs, late)}}
     result["js_divergence"]["trajectory_mean"] = float(
         np.mean(list(result["js_divergence"]["trajectory"].values())))
     result["summary"] = summarize(result)

@@ -144,7 +144,7 @@ def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
                         f"subspace has {list(subspace.epochs)}; fit it with the same "
                         f"--num_checkpoints")
     return sample(subspace, params["method"], params["scale"], tuple(params["seed"]),
-                  params["rank"], params["low_rank_scaling"])
+                  params.get("rank", 5), params.get("low_rank_scaling", "unit"))
 
 
 def sample_functions(predictor: RunPredictions, subspace: Subspace, method: str,
@@ -167,9 +167,10 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, method: str,
             stream = (seed, METHODS.index(method), i, attempt)
             scale = spec.draw(np.random.default_rng(stream + (1,)))
             params = {"method": method, "scale": scale, "seed": list(stream),
-                      "epochs": list(subspace.epochs), "rank": rank,
-                      "low_rank_scaling": low_rank_scaling,
+                      "epochs": list(subspace.epochs),
                       "batchnorm_reestimated": train_data is not None}
+            if method == "low_rank_gaussian":
+                params.update(rank=rank, low_rank_scaling=low_rank_scaling)
             key = f"subspace/{method}/" + hashlib.sha1(
                 json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
             vector = functools.cache(lambda: sample(subspace, method, scale, stream, rank,

@@ -92,7 +92,7 @@ def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
                                 cache_dir=os.path.join(data_dir, "uncertainty")
                                 if data_dir else None)
         return Dataset(name, _CLASSES[family], splits, source=clean.source,
-                       max_value=clean.max_value)
+                       max_value=clean.max_value, version=corrupted.VERSION)
     if family in ("cifar10", "cifar100"):
         raw, source = tfds_loader.load(family, **tfds_options), "tfds"
     elif family == "fashion_mnist":

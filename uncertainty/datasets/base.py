@@ -29,6 +29,7 @@ class Dataset:
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     source: str  # where the examples came from (their order defines the splits)
     max_value: float = 255.0  # of the raw inputs, for the "unit" scaling
+    version: str = ""  # of the generator, for data made locally (corrupted sets)
     _tensors: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
