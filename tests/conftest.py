@@ -1,6 +1,7 @@
 """Shared fixtures: real data loaded once, and a helper that runs a binary."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -35,6 +36,15 @@ def mnist1d_runs(tmp_path_factory, mnist1d):
                              **{**recipes.RECIPES["cnn1d"], "train_epochs": 4})
         train(config, mnist1d, str(root / f"seed{seed}"))
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def runs(mnist1d_runs, tmp_path_factory):
+    """A module's private copy of `mnist1d_runs`, so that its prediction cache starts
+    empty and what it caches stays its own."""
+    copy = tmp_path_factory.mktemp("runs_copy") / "runs"
+    shutil.copytree(mnist1d_runs, copy)
+    return str(copy)
 
 
 def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

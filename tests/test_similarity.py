@@ -1,6 +1,5 @@
 """Cached predictions and baselines/similarity.py on real MNIST-1D runs."""
 
-import json
 import os
 import shutil
 
@@ -14,14 +13,6 @@ from uncertainty import UserError, files, metrics, models, predictions, trajecto
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])
-
-
-@pytest.fixture(scope="module")
-def runs(mnist1d_runs, tmp_path_factory):
-    """A private copy of the shared runs, so that this module's cache starts empty."""
-    copy = tmp_path_factory.mktemp("similarity_runs") / "runs"
-    shutil.copytree(mnist1d_runs, copy)
-    return str(copy)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 re-estimation, and baselines/subspace.py on real MNIST-1D runs."""
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -137,13 +136,6 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     np.testing.assert_allclose(stem.moving_variance.numpy(),
                                np.mean([f.var((0, 1, 2)) for f in features], axis=0),
                                rtol=1e-3, atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def runs(mnist1d_runs, tmp_path_factory):
-    copy = tmp_path_factory.mktemp("subspace_runs") / "runs"
-    shutil.copytree(mnist1d_runs, copy)
-    return str(copy)
 
 
 @pytest.fixture(scope="module")
