@@ -69,8 +69,8 @@ def _predict_step(model, strategy):
 
 
 class RunPredictions:
-    """Predictions of one run's functions (its checkpoints, or any weights for its
-    model), cached as `run_dir/predictions/<dataset>@<source>/<split>/<key>.npy` so that no
+    """Predictions of one run's functions (its checkpoints, or any weight vector for
+    its model), cached as `run_dir/predictions/<dataset>@<source>/<split>/<key>.npy` so that no
     function is ever predicted twice on the same split.
 
     The model is built only when something is not cached yet.
@@ -112,11 +112,6 @@ class RunPredictions:
         otherwise), else taken from `base_epoch`."""
         return self._cached(data, split, key, lambda: trajectory.with_vector(
             self.run_dir, vector() if callable(vector) else vector, base_epoch), train_data)
-
-    def weights(self, data: Dataset, split: str, key: str, arrays) -> np.ndarray:
-        """Probabilities of the model with `arrays` (all weights, `model.weights`
-        order), cached under `key`; the caller makes `key` unique per function."""
-        return self._cached(data, split, key, lambda: arrays)
 
     def _cached(self, data, split, key, arrays_fn, bn_data=None) -> np.ndarray:
         path = self.cache_path(data, split, key)

@@ -54,6 +54,12 @@ def load_arrays(run_dir: str, epoch: int | None = None,
                 trainable_only: bool = False) -> list[np.ndarray]:
     """The weight arrays of `epoch` (the last if None; 0 = initialisation), in
     `model.weights` order, or only the trainable ones."""
+    arrays, trainable = _read_checkpoint(run_dir, epoch)
+    return [a for a, t in zip(arrays, trainable) if t or not trainable_only]
+
+
+def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """All weight arrays of `epoch` (the last if None) and which are trainable."""
     if epoch is None:
         available = epochs(run_dir)
         if not available:
@@ -65,8 +71,7 @@ def load_arrays(run_dir: str, epoch: int | None = None,
         raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
                         f"{epochs(run_dir)}")
     with np.load(path) as data:
-        keep = data["trainable"] if trainable_only else np.ones(len(data["names"]), bool)
-        return [data[f"w{i:03d}"] for i in range(len(keep)) if keep[i]]
+        return [data[f"w{i:03d}"] for i in range(len(data["names"]))], data["trainable"]
 
 
 def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
@@ -79,10 +84,7 @@ def with_vector(run_dir: str, vector: np.ndarray, epoch: int | None = None
     """All weight arrays of `epoch` with the trainable ones replaced by the flat
     `vector` (as `load_weights` orders them); non-trainable ones (batch-norm
     statistics) stay those of `epoch`."""
-    arrays = load_arrays(run_dir, epoch)
-    with np.load(checkpoint_path(run_dir, epoch if epoch is not None
-                                 else epochs(run_dir)[-1])) as data:
-        trainable = data["trainable"]
+    arrays, trainable = _read_checkpoint(run_dir, epoch)
     shapes = [a.shape for a, t in zip(arrays, trainable) if t]
     replacements = iter(unflatten(np.asarray(vector, np.float32), shapes))
     return [next(replacements) if t else a for a, t in zip(arrays, trainable)]
