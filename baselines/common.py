@@ -75,11 +75,23 @@ def define_output_flags() -> None:
     _once(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 
-def define_analysis_flags() -> None:
-    """--split and --prediction_batch_size, for the binaries that analyse runs."""
-    _once(flags.DEFINE_enum, "split", "validation", ["validation", "test"],
-          "Evaluation split.")
+def define_analysis_flags(split: bool = True) -> None:
+    """--prediction_batch_size, and --split, for the binaries that analyse runs."""
+    if split:
+        _once(flags.DEFINE_enum, "split", "validation", ["validation", "test"],
+              "Evaluation split.")
     _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
+
+
+def define_runs_flag() -> None:
+    _once(flags.DEFINE_list, "runs", None, "Run directories, or folders holding them.")
+
+
+def define_methods_flag() -> None:
+    from uncertainty import subspace
+
+    _once(flags.DEFINE_list, "methods", list(subspace.METHODS),
+          f"Subspace methods, any of {', '.join(subspace.METHODS)}.")
 
 
 def define_strategy_flags() -> None:

@@ -20,7 +20,7 @@ from uncertainty import UserError, files, plotting, similarity
 common.define_data_flags(dataset=False)
 common.define_analysis_flags()
 common.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
-flags.DEFINE_list("runs", None, "Run directories, or folders holding them.")
+common.define_runs_flag()
 flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
 FLAGS = flags.FLAGS
 

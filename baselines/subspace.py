@@ -28,8 +28,7 @@ common.define_output_flags()  # --output_dir: subspace.json, figures; --seed: sa
 flags.DEFINE_string("base_run", None, "The run whose solution the subspaces surround.")
 flags.DEFINE_list("other_runs", [], "Independent runs (or folders of them) to plot as "
                   "optima; the base run is skipped if listed.")
-flags.DEFINE_list("methods", list(subspace.METHODS), "Any of "
-                  f"{', '.join(subspace.METHODS)}.")
+common.define_methods_flag()
 flags.DEFINE_integer("num_samples", 10, "Samples per method.")
 flags.DEFINE_enum("preset", "plane", list(subspace.PRESETS),
                   "Scales: plane (widened, random 70U, diagonal 10U, low-rank 6) or "

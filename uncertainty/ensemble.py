@@ -44,3 +44,54 @@ def by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None
                 scores[name].append(metric(probs, labels))
         table[size] = {name: float(np.mean(values)) for name, values in scores.items()}
     return table
+
+
+def score(independent: np.ndarray, trajectory: np.ndarray,
+          samples: dict[str, list[np.ndarray]], labels: np.ndarray,
+          max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
+          ) -> tuple[dict, dict]:
+    """Every set of functions of the paper's Sec. 5 scored on one evaluation set.
+
+    independent [M, N, C]: the final solutions of M runs; trajectory [K, N, C]: the last
+    checkpoints of one run; samples {method: [one [S, N, C] per run]}: subspace samples
+    around each run. Returns ({name: {size: {metric: value}}}, {name: JS divergence})
+    for the names independent, trajectory, <method> (one run's samples ensembled, the
+    metrics averaged over runs) and independent+<method> (ensembles whose members are
+    each run's samples averaged; with weight_average, ensembles of weight averages).
+    """
+    def scored(members):
+        return by_size(members, labels, max_size, max_subsets, seed)
+
+    tables = {"independent": scored(independent), "trajectory": scored(trajectory)}
+    js = {"independent": metrics.js_divergence(independent),
+          "trajectory": metrics.js_divergence(trajectory)}
+    for method, per_run in samples.items():
+        alone = [scored(s) for s in per_run]
+        tables[method] = {size: {name: float(np.mean([t[size][name] for t in alone]))
+                                 for name in METRICS} for size in alone[0]}
+        tables[f"independent+{method}"] = scored(np.stack([s.mean(axis=0) for s in per_run]))
+        if len(per_run[0]) > 1:
+            js[method] = float(np.mean([metrics.js_divergence(s) for s in per_run]))
+    return tables, js
+
+
+def metric_key(metric: str, kind: str | None, intensity: int) -> str:
+    """uncertainty-baselines' name of a test metric: test/nll on the clean set,
+    test/nll_<type>_<intensity> on a corrupted one."""
+    return f"test/{metric}" if kind is None else f"test/{metric}_{kind}_{intensity}"
+
+
+def aggregate_corrupted(values: dict[str, float], metric: str, kinds, intensities
+                        ) -> dict[str, float]:
+    """test/<metric>_mean_<intensity> (mean over types) for each intensity, and
+    test/<metric>_mean_corrupted (mean of those), as uncertainty-baselines names them."""
+    means = {f"test/{metric}_mean_{s}": float(np.mean(
+        [values[metric_key(metric, kind, s)] for kind in kinds])) for s in intensities}
+    if means:
+        means[f"test/{metric}_mean_corrupted"] = float(np.mean(list(means.values())))
+    return means
+
+
+def at_intensity(values: dict[str, float], metric: str, intensity: int) -> float:
+    """A metric at one intensity: the clean value at 0, the mean over types above."""
+    return values[f"test/{metric}" if intensity == 0 else f"test/{metric}_mean_{intensity}"]

@@ -32,6 +32,10 @@ def write_json(path: str, obj) -> None:
     _atomic(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True))
 
 
+def write_text(path: str, text: str) -> None:
+    _atomic(path, lambda f: f.write(text))
+
+
 def read_json(path: str):
     with open(path) as f:
         return json.load(f)

@@ -114,3 +114,38 @@ def diversity_plane(samples: list[dict], independent: list[dict], base: dict, cu
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left")
     save(fig, path)
+
+
+def _line_style(label: str) -> dict:
+    """Independent runs black, one trajectory gray, a subspace method in its colour;
+    ensembles of subspace-averaged members (independent+<method>) dashed."""
+    method = label.split(" ")[0].removeprefix("independent+")
+    colour, marker = {"independent": ("black", "*"), "trajectory": ("tab:gray", "x")}.get(
+        method, METHOD_STYLE.get(method, ("tab:blue", "o")))
+    return {"color": colour, "marker": marker, "markersize": 5,
+            "linestyle": "--" if label.startswith("independent+") else "-"}
+
+
+def line_panels(panels: list[tuple[str, str, dict]], xlabel: str, title: str,
+                path: str, columns: int = 3) -> None:
+    """One panel per (title, ylabel, {label: (xs, ys)}), lines styled by their set of
+    functions, one shared legend."""
+    rows = -(-len(panels) // columns)
+    columns = min(columns, len(panels))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows),
+                             layout="constrained", squeeze=False)
+    handles = {}
+    for ax, (panel_title, ylabel, lines) in zip(axes.flat, panels):
+        for label, (xs, ys) in lines.items():
+            (handles[label],) = ax.plot(xs, ys, label=label.replace("_", " "),
+                                        **_line_style(label))
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    fig.legend(handles.values(), [h.get_label() for h in handles.values()],
+               loc="outside right upper", fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)

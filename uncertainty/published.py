@@ -20,3 +20,38 @@ def entries(**match) -> list[dict]:
     """The entries whose fields equal every `match` item (e.g. metric="accuracy")."""
     return [e for e in load()["entries"]
             if all(e.get(key) == value for key, value in match.items())]
+
+
+def compare(lookup, model: str, dataset: str, metrics=("accuracy", "brier", "nll", "ece",
+                                                          "js_divergence")) -> list[dict]:
+    """Side by side: every published number of `metrics` with ours for the same method,
+    ensemble size and intensity, from `lookup(entry)` (None when we have no such
+    number), and whether the setting (model and dataset) is the same."""
+    rows = []
+    for entry in load()["entries"]:
+        if entry["metric"] not in metrics or "intensity" not in entry:
+            continue
+        rows.append({**entry, "ours": lookup(entry), "our_model": model,
+                     "our_dataset": dataset,
+                     "same_setting": entry["model"] == model and entry["dataset"] == dataset})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The comparison as a text table, headed by a warning when settings differ."""
+    lines = []
+    differ = sorted({f"{r['model']} on {r['dataset']}" for r in rows if not r["same_setting"]})
+    if differ:
+        ours = f"{rows[0]['our_model']} on {rows[0]['our_dataset']}"
+        lines.append(f"SETTING DIFFERS: ours is {ours}; published is {', '.join(differ)}. "
+                     f"Compare trends (ordering, gaps), not values.")
+    lines.append(f"{'source':<22}{'setting':<28}{'method':<20}{'size':>5}{'int.':>16}"
+                 f"{'metric':>15}{'published':>16}{'ours':>9}")
+    for r in rows:
+        published = (f"{r['range'][0]:.3f}-{r['range'][1]:.3f}" if "range" in r
+                     else f"{r['value']:.4g}")
+        ours = "-" if r["ours"] is None else f"{r['ours']:.4f}"
+        lines.append(f"{r['source']:<22}{r['model'] + ' ' + r['dataset']:<28}"
+                     f"{r['method']:<20}{r.get('ensemble_size', '-')!s:>5}"
+                     f"{r['intensity']!s:>16}{r['metric']:>15}{published:>16}{ours:>9}")
+    return "\n".join(lines)

@@ -28,7 +28,7 @@ CLEAN = {"cifar10_corrupted": "cifar10", "fashion_mnist_corrupted": "fashion_mni
 OUT_OF_DISTRIBUTION = {"cifar10": "svhn_cropped", "cifar100": "svhn_cropped"}
 
 __all__ = ["CLEAN", "Dataset", "NAMES", "OUT_OF_DISTRIBUTION", "PREPROCESSING", "check",
-           "corruption_names", "corruption_types", "load"]
+           "corruption_names", "corruption_types", "load", "shift_sets"]
 
 
 @functools.cache
@@ -49,6 +49,25 @@ def corruption_names(clean: str) -> list[str]:
     kinds = corruption_types() if family == "cifar10_corrupted" else \
         corrupted.TYPES[clean]
     return [f"{family}/{kind}_{s}" for kind in kinds for s in SEVERITIES]
+
+
+def shift_sets(clean: str, kinds: list[str] | None, intensities) -> list[tuple]:
+    """The evaluation sets of a dataset-shift study as (intensity, type, name): the clean
+    test set at intensity 0, then each of `kinds` (None = all) at each intensity 1..5."""
+    available = {}
+    for name in corruption_names(clean):
+        kind, _, severity = name.partition("/")[2].rpartition("_")
+        available.setdefault(kind, {})[int(severity)] = name
+    unknown = sorted(set(kinds or ()) - set(available))
+    if unknown:
+        raise UserError(f"unknown corruption {', '.join(unknown)} for {clean}; choose from "
+                        f"{', '.join(available)}")
+    bad = sorted(set(intensities) - set(SEVERITIES) - {0})
+    if bad:
+        raise UserError(f"corruption intensities are 1..5 (0 = clean), got {bad}")
+    return [(0, None, clean)] + [
+        (s, kind, available[kind][s]) for s in sorted(set(intensities) - {0})
+        for kind in (available if kinds is None else kinds)]
 
 
 def check(name: str) -> None:
