@@ -120,7 +120,8 @@ def _line_style(label: str) -> dict:
     """Independent runs black, one trajectory gray, a subspace method in its colour;
     ensembles of subspace-averaged members (independent+<method>) dashed."""
     method = label.split(" ")[0].removeprefix("independent+")
-    colour, marker = {"independent": ("black", "*"), "trajectory": ("tab:gray", "x")}.get(
+    colour, marker = {"independent": ("black", "*"), "trajectory": ("tab:gray", "x"),
+                      "linear": ("tab:gray", "."), "bezier": ("tab:red", "o")}.get(
         method, METHOD_STYLE.get(method, ("tab:blue", "o")))
     return {"color": colour, "marker": marker, "markersize": 5,
             "linestyle": "--" if label.startswith("independent+") else "-"}
@@ -147,5 +148,30 @@ def line_panels(panels: list[tuple[str, str, dict]], xlabel: str, title: str,
         ax.axis("off")
     fig.legend(handles.values(), [h.get_label() for h in handles.values()],
                loc="outside right upper", fontsize=8)
+    fig.suptitle(title)
+    save(fig, path)
+
+
+def plane_contours(section: dict, title: str, path: str) -> None:
+    """Accuracy, loss and disagreement with the reference solution as filled contours
+    over a weight-space plane, the defining points marked and named."""
+    x, y = np.asarray(section["x"]), np.asarray(section["y"])
+    panels = [("accuracy", "accuracy", "viridis"), ("loss", "loss (NLL, log scale)",
+                                                   "magma_r"),
+              ("disagreement_a", "disagreement with the first solution", "cividis")]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained")
+    for ax, (key, label, cmap) in zip(axes, panels):
+        values = np.asarray(section[key], float)
+        if key == "loss":
+            values = np.log10(values)
+        image = ax.contourf(x, y, values, levels=20, cmap=cmap)
+        fig.colorbar(image, ax=ax, label=("log10 " if key == "loss" else "") + key)
+        for name, point in section["points"].items():
+            ax.plot(*point["xy"], "w*", ms=14, mec="black")
+            ax.annotate(name, point["xy"], textcoords="offset points", xytext=(6, 6),
+                        fontsize=8, color="white",
+                        bbox=dict(boxstyle="round", fc="black", alpha=0.5))
+        ax.set_title(label, fontsize=10)
+        ax.set_aspect("equal")
     fig.suptitle(title)
     save(fig, path)

@@ -113,6 +113,13 @@ class RunPredictions:
         return self._cached(data, split, key, lambda: trajectory.with_vector(
             self.run_dir, vector() if callable(vector) else vector, base_epoch), train_data)
 
+    def uncached(self, data: Dataset, split: str, vector: np.ndarray,
+                 train_data: Dataset | None = None) -> np.ndarray:
+        """Like `vector`, but computed every time and never stored: for the many
+        one-off functions of a weight-space cross-section."""
+        return self._compute(data, split, lambda: trajectory.with_vector(
+            self.run_dir, vector), train_data)
+
     def _cached(self, data, split, key, arrays_fn, bn_data=None) -> np.ndarray:
         path = self.cache_path(data, split, key)
         if os.path.exists(path):
@@ -122,14 +129,17 @@ class RunPredictions:
                 return probs
         logging.info("predicting %s %s on %s %s (%d examples)", self.run_dir, key,
                      data.name, split, data.num_examples(split))
+        probs = self._compute(data, split, arrays_fn, bn_data)
+        files.write_npy(path, probs)
+        return probs
+
+    def _compute(self, data, split, arrays_fn, bn_data) -> np.ndarray:
         model = self._get_model(data)
         model.set_weights(arrays_fn())
         if bn_data is not None:
             reestimate_batchnorm(model, bn_data, self.normalizer)
-        probs = predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
-        files.write_npy(path, probs)
         self.counts["computed"] += 1
-        return probs
+        return predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
 
     def _get_model(self, data: Dataset):
         if self._model is None:
