@@ -15,6 +15,7 @@ import hashlib
 import os
 
 import numpy as np
+from absl import logging
 
 from uncertainty import files, metrics
 from uncertainty.datasets import Dataset
@@ -138,6 +139,9 @@ def evaluate(coords: list, vector_at, score, path: str, fingerprint: str
         for name, value in score(vector_at(*np.atleast_1d(coords[i]))).items():
             values.setdefault(name, np.full(len(coords), np.nan))[i] = value
         done[i] = True
+        if done.sum() % max(1, len(coords) // 10) == 0:
+            logging.info("%s: %d of %d points done", os.path.basename(path), done.sum(),
+                         len(coords))
         files.write_npz(path, fingerprint=fingerprint, coords=coords, done=done,
                         **{f"v_{k}": v for k, v in values.items()})
     return values

@@ -11,7 +11,8 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic(path: str, write, mode: str = "w") -> None:
+def write_atomically(path: str, write, mode: str = "w") -> None:
+    """Calls `write(f)` on a temporary file beside `path`, then renames it to `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=os.path.basename(path))
@@ -29,11 +30,11 @@ def _atomic(path: str, write, mode: str = "w") -> None:
 
 
 def write_json(path: str, obj) -> None:
-    _atomic(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True))
+    write_atomically(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True))
 
 
 def write_text(path: str, text: str) -> None:
-    _atomic(path, lambda f: f.write(text))
+    write_atomically(path, lambda f: f.write(text))
 
 
 def read_json(path: str):
@@ -42,8 +43,8 @@ def read_json(path: str):
 
 
 def write_npz(path: str, **arrays) -> None:
-    _atomic(path, lambda f: np.savez(f, **arrays), mode="wb")
+    write_atomically(path, lambda f: np.savez(f, **arrays), mode="wb")
 
 
 def write_npy(path: str, array) -> None:
-    _atomic(path, lambda f: np.save(f, array), mode="wb")
+    write_atomically(path, lambda f: np.save(f, array), mode="wb")

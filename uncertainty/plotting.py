@@ -1,7 +1,6 @@
 """Figures in the paper's style, written atomically as PNG (matplotlib, Agg)."""
 
 import os
-import tempfile
 
 import matplotlib
 
@@ -9,23 +8,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from uncertainty import files  # noqa: E402
+
 METHOD_STYLE = {"random": ("tab:orange", "o"), "dropout": ("tab:green", "s"),
                 "diagonal_gaussian": ("tab:purple", "^"),
                 "low_rank_gaussian": ("tab:red", "D"), "weight_average": ("tab:brown", "P")}
 
 
 def save(fig, path: str) -> None:
-    """Writes `fig` to `path` via a temporary file, then closes it."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-    os.close(fd)
+    """Writes `fig` to `path` as PNG, atomically, then closes it."""
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        files.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=120,
+                                                          bbox_inches="tight"), mode="wb")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _heatmap(ax, matrix, ticks, axis_label, title, cmap, vmin, vmax, colorbar_label):
