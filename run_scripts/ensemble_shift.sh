@@ -3,7 +3,7 @@
 #
 # CPU scale (default): 5 SmallCNN runs on Fashion-MNIST (trained if missing); 5 samples
 # per subspace method around every run; all 10 locally generated corruption types x 5
-# intensities. SCALES picks the subspace scales:
+# intensities (CORRUPTIONS=type,type,... for fewer). SCALES picks the subspace scales:
 #   matched (default): small enough that samples stay within ~1-2 points of their run's
 #       accuracy (read off the diversity-accuracy plane; this network's weight norm is ~10)
 #   preset: the paper's ensemble preset (dropout 0.1U, Gaussians at 1), random 4U kept
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-fashion_mnist} MODEL=${MODEL:-small_cnn} SCALES=${SCALES:-matched}
 RUNS=${RUNS:-runs/$DATASET/$MODEL} OUT=${OUT:-results/ensemble/${DATASET}_${MODEL}_$SCALES}
-NUM_SAMPLES=${NUM_SAMPLES:-5}
+NUM_SAMPLES=${NUM_SAMPLES:-5} CORRUPTIONS=${CORRUPTIONS:-all}
 OUT=$RUNS bash run_scripts/train_runs.sh "$DATASET" "$MODEL" 5 > /dev/null
 if [ "$SCALES" = matched ]; then
   SCALE_FLAGS="--random_scale=2 --dropout_scale=0.02 --diagonal_gaussian_scale=0.4 \
@@ -29,5 +29,5 @@ for run in "$RUNS"/seed*; do
     --output_dir="$OUT/subspace/$(basename "$run")" > /dev/null
 done
 python baselines/ensemble.py --runs="$RUNS" --subspace_dir="$OUT/subspace" \
-  --corruptions=all --compare_published --output_dir="$OUT"
+  --corruptions="$CORRUPTIONS" --compare_published --output_dir="$OUT"
 echo "ensemble.json, published.txt and figures in $OUT"
