@@ -68,24 +68,26 @@ def check_flags(runs: list[str]) -> None:
                         f"{len(runs)}; pass two run directories to --runs")
 
 
-def defining_points(runs: list[str]) -> dict[str, np.ndarray]:
-    """The three named weight vectors of --plane (independent or trajectory)."""
+def defining_points(runs: list[str], solutions: list[np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+    """The three named weight vectors of --plane (independent or trajectory), given the
+    two runs' final `solutions`."""
     first, second = (os.path.basename(os.path.normpath(r)) for r in runs[:2])
     if first == second:
         first, second = "run0", "run1"
     if FLAGS.plane == "independent":
-        origin = (trajectory.load_weights(runs[0], 0) if FLAGS.origin == "init" else
-                  np.zeros_like(trajectory.load_weights(runs[0])))
-        return {f"{first} init" if FLAGS.origin == "init" else "origin": origin,
-                first: trajectory.load_weights(runs[0]),
-                second: trajectory.load_weights(runs[1])}
-    epochs = trajectory.epochs(runs[0])
-    earlier = FLAGS.trajectory_epoch or epochs[len(epochs) // 2 - 1]
-    if earlier not in epochs[:-1]:
-        raise UserError(f"--trajectory_epoch must be one of {runs[0]}'s epochs before its "
-                        f"last, {epochs[:-1]}; got {earlier}")
-    return {f"{first} epoch {earlier}": trajectory.load_weights(runs[0], earlier),
-            first: trajectory.load_weights(runs[0]), second: trajectory.load_weights(runs[1])}
+        if FLAGS.origin == "init":
+            third = {f"{first} init": trajectory.load_weights(runs[0], 0)}
+        else:
+            third = {"origin": np.zeros_like(solutions[0])}
+    else:
+        epochs = trajectory.epochs(runs[0])
+        earlier = FLAGS.trajectory_epoch or epochs[len(epochs) // 2 - 1]
+        if earlier not in epochs[:-1]:
+            raise UserError(f"--trajectory_epoch must be one of {runs[0]}'s epochs before "
+                            f"its last, {epochs[:-1]}; got {earlier}")
+        third = {f"{first} epoch {earlier}": trajectory.load_weights(runs[0], earlier)}
+    return {**third, first: solutions[0], second: solutions[1]}
 
 
 def main(argv):
@@ -106,6 +108,7 @@ def main(argv):
         references["b"] = RunPredictions(runs[1], FLAGS.prediction_batch_size).checkpoint(
             data, FLAGS.split)
     score = cross_section.scorer(predictor, data, FLAGS.split, references, train_data)
+    solutions = [trajectory.load_weights(r) for r in runs[:2]]
     setting = f"{shared['model']} on {data.name} {FLAGS.split}"
     result = {"runs": runs[:2], "model": shared["model"], "dataset": data.name,
               "split": FLAGS.split, "plane": FLAGS.plane, "seed": FLAGS.seed,
@@ -115,12 +118,12 @@ def main(argv):
         result["disagreement_between_solutions"] = metrics.disagreement(references["a"],
                                                                         references["b"])
     if FLAGS.plane != "none":
-        result["plane_section"] = evaluate_plane(runs, score, data)
+        result["plane_section"] = evaluate_plane(runs, solutions, score, data)
         plotting.plane_contours(result["plane_section"], f"Cross-section: {FLAGS.plane} "
                                 f"plane ({setting})",
                                 os.path.join(FLAGS.output_dir, "plane.png"))
     if len(runs) > 1:
-        result["paths"] = evaluate_paths(runs, score, data)
+        result["paths"] = evaluate_paths(runs, solutions, score, data)
         plotting.line_panels(
             [(title, title, {name: (p["t"], p[key]) for name, p in result["paths"].items()})
              for title, key in (("accuracy", "accuracy"), ("loss (NLL)", "loss"),
@@ -134,14 +137,14 @@ def main(argv):
     print(json.dumps(result["summary"], indent=2, sort_keys=True))
 
 
-def evaluate_plane(runs: list[str], score, data) -> dict:
+def evaluate_plane(runs: list[str], solutions: list[np.ndarray], score, data) -> dict:
     """The plane's grid and its defining points, scored (and saved as they go)."""
     if FLAGS.plane == "random":
         plane = cross_section.random_plane(
             trajectory.load_arrays(runs[0], trainable_only=True), FLAGS.seed, FLAGS.bias_bn,
             name=os.path.basename(os.path.normpath(runs[0])))
     else:
-        plane = cross_section.through(defining_points(runs))
+        plane = cross_section.through(defining_points(runs, solutions))
     margin = FLAGS.margin if FLAGS.margin is not None else (
         1.0 if FLAGS.plane == "random" else 0.2)
     xs, ys = cross_section.grid(plane, FLAGS.grid_points, margin)
@@ -158,10 +161,10 @@ def evaluate_plane(runs: list[str], score, data) -> dict:
             **{name: v.reshape(shape).tolist() for name, v in values.items()}}
 
 
-def evaluate_paths(runs: list[str], score, data) -> dict:
+def evaluate_paths(runs: list[str], solutions: list[np.ndarray], score, data) -> dict:
     """Metrics along the straight line between the two solutions and, with --connect,
     along the trained Bezier connector."""
-    a, b = (trajectory.load_weights(r) for r in runs[:2])
+    a, b = solutions
     ts = np.linspace(0.0, 1.0, FLAGS.path_points)
     paths = {"linear": lambda t: connectors.line(a, b, t)}
     trained = {}

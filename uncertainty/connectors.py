@@ -3,14 +3,12 @@ Bezier curve phi(t) = (1-t)^2 a + 2t(1-t) bend + t^2 b whose middle point `bend`
 trained so that the loss is low along the whole curve, for t ~ U(0, 1) at every step.
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from uncertainty import models, trajectory
+from uncertainty import models, training, trajectory
 from uncertainty.datasets import Dataset
 
 
@@ -43,8 +41,8 @@ def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int, learning_ra
     bend = [tf.Variable((a + b) / 2, name=f"bend_{i}")
             for i, (a, b) in enumerate(zip(*ends))]
     ends = [[tf.constant(w) for w in e] for e in ends]
-    optimizer = (keras.optimizers.Adam(learning_rate) if config["optimizer"] == "adam"
-                 else keras.optimizers.SGD(learning_rate, momentum=config.get("momentum", 0.9)))
+    optimizer = training.make_optimizer(config["optimizer"], learning_rate,
+                                        config.get("momentum", 0.9))
 
     @tf.function
     def step(images, labels, t):
@@ -60,8 +58,7 @@ def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int, learning_ra
         optimizer.apply_gradients([(2 * t * (1 - t) * g, m) for g, m in zip(grads, bend)])
         return loss
 
-    with np.load(os.path.join(run_a, trajectory.NORMALIZER)) as saved:
-        normalizer = (saved["shift"], saved["scale"])
+    normalizer = trajectory.read_normalizer(run_a)
     steps = data.num_examples("train") // batch_size
     rng = np.random.default_rng([seed, 23])
     history = []

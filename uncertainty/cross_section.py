@@ -17,7 +17,7 @@ import os
 import numpy as np
 from absl import logging
 
-from uncertainty import files, metrics
+from uncertainty import files, metrics, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -90,8 +90,7 @@ def random_plane(arrays: list[np.ndarray], seed: int, bias_bn: str = "zero",
     `arrays`; coordinates are in units of the directions (Li et al.'s alpha, beta)."""
     rng = np.random.default_rng([seed, 17])
     axes = np.stack([filter_normalized(arrays, rng, bias_bn) for _ in range(2)])
-    origin = np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
-    return Plane(origin=origin, axes=axes, points={name: (0.0, 0.0)})
+    return Plane(origin=trajectory.flatten(arrays).astype(np.float64), axes=axes, points={name: (0.0, 0.0)})
 
 
 def grid(plane: Plane, grid_points: int, margin: float) -> tuple[np.ndarray, np.ndarray]:

@@ -84,8 +84,7 @@ class RunPredictions:
         self.strategy = strategy
         self._model = None
         self.counts = {"computed": 0, "from_cache": 0}
-        with np.load(os.path.join(run_dir, trajectory.NORMALIZER)) as saved:
-            self.normalizer = (saved["shift"], saved["scale"])
+        self.normalizer = trajectory.read_normalizer(run_dir)
 
     def cache_path(self, data: Dataset, split: str, key: str) -> str:
         """Where a prediction lives: by dataset, where its examples came from (and the

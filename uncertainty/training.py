@@ -68,10 +68,12 @@ def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
                         f"{replicas} replicas")
 
 
-def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
-    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9
+                   ) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer: adam, or sgd with momentum."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=momentum)
 
 
 def train(config: TrainConfig, data: Dataset, run_dir: str,
@@ -103,7 +105,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         model = models.build(config.model, data.input_shape, data.num_classes,
                              dropout_rate=config.dropout_rate, l2=config.l2,
                              seed=config.seed)
-        optimizer = _optimizer(config)
+        optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)

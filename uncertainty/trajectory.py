@@ -103,6 +103,12 @@ def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
     return [p.reshape(s) for p, s in zip(parts, shapes)]
 
 
+def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (shift, scale) the run's inputs were normalised with."""
+    with np.load(os.path.join(run_dir, NORMALIZER)) as saved:
+        return saved["shift"], saved["scale"]
+
+
 def read_config(run_dir: str) -> dict:
     path = os.path.join(run_dir, CONFIG)
     if not os.path.exists(path):
