@@ -26,8 +26,9 @@ setuptools.setup(
     version="0.1.0",
     description=("Reference Keras/TensorFlow reimplementation of 'Deep Ensembles: "
                  "A Loss Landscape Perspective' (Fort, Hu, Lakshminarayanan)."),
-    packages=setuptools.find_packages(include=["uncertainty", "uncertainty.*",
-                                               "baselines"]),
+    # The binaries in baselines/ are scripts (python baselines/X.py), not a package: a
+    # top-level "baselines" would collide with the PyPI package of that name.
+    packages=setuptools.find_packages(include=["uncertainty", "uncertainty.*"]),
     package_data={"uncertainty": ["data/*.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

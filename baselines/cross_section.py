@@ -26,15 +26,15 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from baselines import common
+from uncertainty import cli
 from uncertainty import (UserError, connectors, cross_section, files, metrics, models,
                          plotting, similarity, trajectory)
 from uncertainty.predictions import RunPredictions
 
-common.define_data_flags(dataset=False)
-common.define_analysis_flags()
-common.define_output_flags()  # --output_dir: cross_section.json, figures, grids
-common.define_runs_flag()
+cli.define_data_flags(dataset=False)
+cli.define_analysis_flags()
+cli.define_output_flags()  # --output_dir: cross_section.json, figures, grids
+cli.define_runs_flag()
 flags.DEFINE_enum("plane", "independent", ["independent", "trajectory", "random", "none"],
                   "Which plane to draw (see the module doc).")
 flags.DEFINE_enum("origin", "init", ["init", "zero"], "Third point of the independent "
@@ -95,12 +95,12 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     if not FLAGS.runs or not FLAGS.output_dir:
         raise UserError("--runs and --output_dir are required")
-    runs = similarity.find_runs(FLAGS.runs)
+    runs = trajectory.find_runs(FLAGS.runs)
     check_flags(runs)
-    shared = similarity.check_runs(runs[:2], minimum=1)
-    data = common.load_dataset(shared["dataset"], shared["validation_examples"])
+    shared = trajectory.check_runs(runs[:2], minimum=1)
+    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
     for run in runs[:2]:
-        similarity.check_source(run, data)
+        trajectory.check_source(run, data)
     predictor = RunPredictions(runs[0], FLAGS.prediction_batch_size)
     train_data = data if models.uses_batchnorm(shared["model"]) else None
     references = {"a": predictor.checkpoint(data, FLAGS.split)}
@@ -225,4 +225,4 @@ def summarize(result: dict) -> dict:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -23,18 +23,18 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from baselines import common
+from uncertainty import cli
 from uncertainty import (UserError, datasets, ensemble, files, plotting, published,
                          similarity, subspace, trajectory)
 from uncertainty.predictions import RunPredictions
 
-common.define_data_flags(dataset=False)
-common.define_analysis_flags(split=False)
-common.define_output_flags()  # --output_dir: ensemble.json, figures; --seed: subsets
-common.define_runs_flag()
+cli.define_data_flags(dataset=False)
+cli.define_analysis_flags(split=False)
+cli.define_output_flags()  # --output_dir: ensemble.json, figures; --seed: subsets
+cli.define_runs_flag()
 flags.DEFINE_string("subspace_dir", None, "Folder searched for the subspace.json files "
                     "of subspace.py runs around these runs (optional).")
-common.define_methods_flag()  # default: those sampled in --subspace_dir
+cli.define_methods_flag()  # default: those sampled in --subspace_dir
 flags.DEFINE_integer("max_ensemble_size", None, "Largest ensemble (default: the number "
                      "of runs).")
 flags.DEFINE_integer("max_subsets", 100, "Subsets per ensemble size; a seeded random "
@@ -127,11 +127,11 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     intensities, kinds = check_flags()
-    runs = similarity.find_runs(FLAGS.runs)
-    shared = similarity.check_runs(runs)
-    clean = common.load_dataset(shared["dataset"], shared["validation_examples"])
+    runs = trajectory.find_runs(FLAGS.runs)
+    shared = trajectory.check_runs(runs)
+    clean = cli.load_dataset(shared["dataset"], shared["validation_examples"])
     for run in runs:
-        similarity.check_source(run, clean)
+        trajectory.check_source(run, clean)
     sets = datasets.shift_sets(clean.name, kinds, intensities) if kinds != [] \
         else [(0, None, clean.name)]
     kinds = list(dict.fromkeys(kind for _, kind, _ in sets[1:]))
@@ -158,7 +158,7 @@ def main(argv):
 
     values = {}  # {set name: {size: {metric key: value}}}; JS under size "all"
     for intensity, kind, name in sets:
-        data = clean if kind is None else common.load_dataset(name, shared["validation_examples"])
+        data = clean if kind is None else cli.load_dataset(name, shared["validation_examples"])
         logging.info("scoring %s", name)
         tables, js = ensemble.score(
             np.stack([predictors[r].checkpoint(data, "test") for r in runs]),
@@ -272,4 +272,4 @@ def write_figures(values: dict, result: dict, output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -14,13 +14,13 @@ import os
 
 from absl import flags, logging
 
-from baselines import common
+from uncertainty import cli
 from uncertainty import UserError, files, plotting, similarity
 
-common.define_data_flags(dataset=False)
-common.define_analysis_flags()
-common.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
-common.define_runs_flag()
+cli.define_data_flags(dataset=False)
+cli.define_analysis_flags()
+cli.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
+cli.define_runs_flag()
 flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
 FLAGS = flags.FLAGS
 
@@ -34,9 +34,9 @@ def main(argv):
         raise UserError("--output_dir is required: where to write the results")
     if FLAGS.tsne_runs < 1 or FLAGS.prediction_batch_size < 1:
         raise UserError("--tsne_runs and --prediction_batch_size must be positive")
-    runs = similarity.find_runs(FLAGS.runs)
-    shared = similarity.check_runs(runs)
-    data = common.load_dataset(shared["dataset"], shared["validation_examples"])
+    runs = trajectory.find_runs(FLAGS.runs)
+    shared = trajectory.check_runs(runs)
+    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
     result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                 FLAGS.prediction_batch_size)
     result["model"] = shared["model"]
@@ -67,4 +67,4 @@ def write_figures(result: dict, output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

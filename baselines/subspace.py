@@ -17,18 +17,18 @@ import os
 import numpy as np
 from absl import flags, logging
 
-from baselines import common
+from uncertainty import cli
 from uncertainty import (UserError, diversity, files, models, plotting, similarity, subspace,
                          trajectory)
 from uncertainty.predictions import RunPredictions
 
-common.define_data_flags(dataset=False)
-common.define_analysis_flags()
-common.define_output_flags()  # --output_dir: subspace.json, figures; --seed: samples
+cli.define_data_flags(dataset=False)
+cli.define_analysis_flags()
+cli.define_output_flags()  # --output_dir: subspace.json, figures; --seed: samples
 flags.DEFINE_string("base_run", None, "The run whose solution the subspaces surround.")
 flags.DEFINE_list("other_runs", [], "Independent runs (or folders of them) to plot as "
                   "optima; the base run is skipped if listed.")
-common.define_methods_flag()
+cli.define_methods_flag()
 flags.DEFINE_integer("num_samples", 10, "Samples per method.")
 flags.DEFINE_enum("preset", "plane", list(subspace.PRESETS),
                   "Scales: plane (widened, random 70U, diagonal 10U, low-rank 6) or "
@@ -98,11 +98,11 @@ def main(argv):
     check_flags()
     specs = scale_specs()
     base_run = os.path.normpath(FLAGS.base_run)
-    others = [r for r in (similarity.find_runs(FLAGS.other_runs) if FLAGS.other_runs else [])
+    others = [r for r in (trajectory.find_runs(FLAGS.other_runs) if FLAGS.other_runs else [])
               if os.path.normpath(r) != base_run]
-    shared = similarity.check_runs([base_run] + others, minimum=1)
-    data = common.load_dataset(shared["dataset"], shared["validation_examples"])
-    similarity.check_source(base_run, data)
+    shared = trajectory.check_runs([base_run] + others, minimum=1)
+    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
+    trajectory.check_source(base_run, data)
     space = subspace.fit(base_run, FLAGS.num_checkpoints)
     predictor = RunPredictions(base_run, batch_size=FLAGS.prediction_batch_size)
     labels = data.labels(FLAGS.split)
@@ -202,4 +202,4 @@ def tsne_of_samples(base_run, others, predictor, samples, data) -> tuple:
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

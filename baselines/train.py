@@ -12,22 +12,21 @@ import json
 
 from absl import flags
 
-from baselines import common
-from uncertainty import UserError, datasets, models, recipes
+from uncertainty import UserError, cli, datasets, models, recipes
 from uncertainty.datasets import PREPROCESSING
 from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
 
-common.define_data_flags()
-common.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
-common.define_strategy_flags()
+cli.define_data_flags()
+cli.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
+cli.define_strategy_flags()
 flags.DEFINE_string("model", "small_cnn", f"One of {', '.join(models.NAMES)}.")
 flags.DEFINE_integer("train_epochs", None, "Epochs (recipe default).")
 flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas.")
 flags.DEFINE_float("learning_rate", None, "Base learning rate.")
 flags.DEFINE_string("lr_schedule", None, f"One of {', '.join(recipes.LR_SCHEDULES)}.")
-flags.DEFINE_integer("lr_halving_epochs", 10, "Epochs between halvings (halving schedule).")
+flags.DEFINE_integer("lr_halving_epochs", None, "Epochs between halvings (halving schedule).")
 flags.DEFINE_string("optimizer", None, f"One of {', '.join(recipes.OPTIMIZERS)}.")
-flags.DEFINE_float("momentum", 0.9, "Momentum for --optimizer=sgd.")
+flags.DEFINE_float("momentum", None, "Momentum for --optimizer=sgd.")
 flags.DEFINE_float("l2", None, "L2 coefficient on kernels (sum of squares).")
 flags.DEFINE_float("dropout_rate", None, "Dropout rate (CNNs; training only).")
 flags.DEFINE_bool("augment", None, "Pad-4 random crop + horizontal flip (images).")
@@ -35,23 +34,19 @@ flags.DEFINE_string("preprocessing", None, f"One of {', '.join(PREPROCESSING)}."
 flags.DEFINE_bool("sample_with_replacement", None,
                   "Draw each batch uniformly with replacement (paper's CNNs) instead of "
                   "permuting every epoch.")
-flags.DEFINE_integer("train_examples", 0, "Use only the first N training examples (0=all).")
-flags.DEFINE_bool("deterministic", False,
+flags.DEFINE_integer("train_examples", None, "Use only the first N training examples (0=all).")
+flags.DEFINE_bool("deterministic", None,
                   "Deterministic ops: the same seed gives bit-identical weights.")
 FLAGS = flags.FLAGS
 
 
 def resolve_config() -> TrainConfig:
-    """Flags plus the model's recipe, validated; raises UserError on bad values."""
+    """Flags over the model's recipe (a flag left unset takes the recipe's value),
+    validated; raises UserError on bad values."""
     models.check(FLAGS.model)
-    recipe = recipes.RECIPES[FLAGS.model]
-    values = {name: recipe[name] if getattr(FLAGS, name) is None else getattr(FLAGS, name)
-              for name in recipe}
-    config = TrainConfig(dataset=FLAGS.dataset, model=FLAGS.model, seed=FLAGS.seed,
-                         validation_examples=FLAGS.validation_examples,
-                         lr_halving_epochs=FLAGS.lr_halving_epochs, momentum=FLAGS.momentum,
-                         train_examples=FLAGS.train_examples,
-                         deterministic=FLAGS.deterministic, **values)
+    config = TrainConfig.from_recipe(
+        FLAGS.dataset, FLAGS.model, FLAGS.seed,
+        **{name: getattr(FLAGS, name) for name in recipes.RECIPES[FLAGS.model]})
     checks = [
         (config.train_epochs > 0, f"--train_epochs must be positive, got "
                                   f"{config.train_epochs}"),
@@ -85,8 +80,8 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     config = resolve_config()
     datasets.check(FLAGS.dataset)
-    strategy = common.strategy()
-    data = common.load_dataset()
+    strategy = cli.strategy()
+    data = cli.load_dataset(FLAGS.dataset, config.validation_examples)
     locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations)
     print(json.dumps({"output_dir": FLAGS.output_dir, **dataclasses.asdict(config),
@@ -94,4 +89,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -14,13 +14,14 @@ for seed in 0 1 2 3 4; do
     --output_dir="$OUT/seed$seed" > /dev/null
 done
 python - "$OUT" <<'PY'
-import json, os, sys
+import os, sys
+from uncertainty import trajectory
 root = sys.argv[1]
 print(f"{'run':<38}{'epochs':>7}{'val acc':>9}{'test acc':>10}{'test nll':>10}{'test n':>8}")
 for name in ("seed0", "seed1", "seed2", "seed3", "seed4"):
-    m = json.load(open(os.path.join(root, name, "metrics.json")))
+    m = trajectory.read_metrics(os.path.join(root, name))
     print(f"{os.path.join(root, name):<38}{m['epochs']:>7}{m['validation/accuracy']:>9.4f}"
-          f"{m['test/accuracy']:>10.4f}{m['test/nll']:>10.4f}{m['test/num_examples']:>8}")
+          f"{m['test/accuracy']:>10.4f}{m['test/negative_log_likelihood']:>10.4f}{m['test/num_examples']:>8}")
 PY
 python baselines/similarity.py --runs="$OUT/seed0,$OUT/seed1,$OUT/seed2" --split=test \
   --output_dir="$RESULTS/similarity"

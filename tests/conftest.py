@@ -1,5 +1,6 @@
 """Shared fixtures: real data loaded once, and a helper that runs a binary."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,14 +27,11 @@ def mnist1d():
 @pytest.fixture(scope="session")
 def mnist1d_runs(tmp_path_factory, mnist1d):
     """Three real CNN-1D runs of 4 epochs on MNIST-1D (seeds 0-2), in one folder."""
-    from uncertainty import recipes
     from uncertainty.training import TrainConfig, train
 
     root = tmp_path_factory.mktemp("mnist1d_runs")
     for seed in range(3):
-        config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=seed,
-                             validation_examples=500,
-                             **{**recipes.RECIPES["cnn1d"], "train_epochs": 4})
+        config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed, train_epochs=4)
         train(config, mnist1d, str(root / f"seed{seed}"))
     return str(root)
 
@@ -52,3 +50,16 @@ def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.Comple
     return subprocess.run([sys.executable, os.path.join(REPO, "baselines", f"{name}.py"),
                            *args], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO)
+
+
+def load_binary(name: str):
+    """Imports baselines/<name>.py as a module, once per process (the binaries are
+    scripts, not a package), so tests can call its main under flagsaver."""
+    module_name = f"binary_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, os.path.join(REPO, "baselines", f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

@@ -10,9 +10,11 @@ from absl import flags
 from absl.testing import flagsaver
 from sklearn.metrics import accuracy_score, log_loss
 
-from baselines import cross_section as cross_section_binary
+from conftest import load_binary
 from uncertainty import (UserError, connectors, cross_section, files, trajectory)
 from uncertainty.predictions import RunPredictions
+
+cross_section_binary = load_binary("cross_section")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])

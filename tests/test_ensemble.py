@@ -12,11 +12,13 @@ from absl import flags
 from absl.testing import flagsaver
 from sklearn.metrics import accuracy_score, log_loss
 
-from baselines import ensemble as ensemble_binary
-from baselines import subspace as subspace_binary
+from conftest import load_binary
 from uncertainty import UserError, datasets, ensemble, files, published, recipes
 from uncertainty.predictions import RunPredictions
 from uncertainty.training import TrainConfig, train
+
+ensemble_binary = load_binary("ensemble")
+subspace_binary = load_binary("subspace")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])

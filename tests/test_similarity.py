@@ -8,8 +8,10 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from baselines import similarity as similarity_binary
 from uncertainty import UserError, files, metrics, models, predictions, trajectory
+from conftest import load_binary
+
+similarity_binary = load_binary("similarity")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])

@@ -9,10 +9,12 @@ from absl import flags
 from absl.testing import flagsaver
 from sklearn.decomposition import PCA
 
-from baselines import subspace as subspace_binary
+from conftest import load_binary
 from uncertainty import (UserError, diversity, files, models, predictions, recipes, subspace,
                          trajectory)
 from uncertainty.training import TrainConfig, train
+
+subspace_binary = load_binary("subspace")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])

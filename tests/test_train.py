@@ -12,9 +12,10 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from baselines import train as train_binary
-from conftest import REPO, run_binary
+from conftest import REPO, run_binary, load_binary
 from uncertainty import UserError, files, models, predictions, trajectory
+
+train_binary = load_binary("train")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])  # parse defaults once; tests override with flagsaver

@@ -2,9 +2,14 @@
 solution, relative to how wrong it is.
 
 A function with accuracy a that disagrees with the base (accuracy a*) on a fraction d
-of the examples sits at (a, d / (1 - a)). Two analytic curves bound what is possible
-for C classes: the lower limit (the function errs only where it must, on examples the
-base gets right) and the upper limit (its errors are independent of the base's).
+of the examples sits at (a, d / (1 - a)). The paper draws two analytic curves for C
+classes, each the diversity of a simple random model of a function at accuracy a:
+- lower: the base's predictions with a random fraction q of them replaced by labels
+  drawn uniformly from all C classes (a = a*(1 - q) + q/C, d = q(C - 1)/C): a function
+  that is the base plus label noise;
+- upper: a classifier that is right with probability a independently of the base, and
+  when both are wrong picks uniformly among the C - 1 wrong classes.
+`tests/test_subspace.py` checks both against a Monte-Carlo simulation of these models.
 """
 
 import numpy as np
@@ -13,15 +18,15 @@ from uncertainty import metrics
 
 
 def lower_limit(a, base_accuracy: float, num_classes: int):
-    """Normalised diversity of the lower curve: d = (a* - a) / (a* + (a* - 1)/(C - 1)),
-    divided by (1 - a)."""
+    """Normalised diversity of the base plus uniform label noise at accuracy `a`:
+    d = (a* - a) / (a* + (a* - 1)/(C - 1)), divided by (1 - a)."""
     a = np.asarray(a, np.float64)
     d = (base_accuracy - a) / (base_accuracy + (base_accuracy - 1) / (num_classes - 1))
     return _normalise(d, a)
 
 
 def upper_limit(a, base_accuracy: float, num_classes: int):
-    """Normalised diversity of the upper curve:
+    """Normalised diversity of a classifier whose errors are independent of the base's:
     d = a*(1 - a) + a(1 - a*) + (1 - a*)(1 - a)(C - 2)/(C - 1), divided by (1 - a)."""
     a = np.asarray(a, np.float64)
     s = base_accuracy
@@ -34,11 +39,12 @@ def _normalise(d, a):
     return float(out) if out.ndim == 0 else out
 
 
-def point(probs: np.ndarray, base_probs: np.ndarray, labels: np.ndarray) -> dict:
+def point(logits: np.ndarray, base_logits: np.ndarray, labels: np.ndarray) -> dict:
     """A function's place on the plane relative to the base function."""
-    return {"accuracy": metrics.accuracy(probs, labels),
-            "disagreement": metrics.disagreement(probs, base_probs),
-            "normalized_diversity": metrics.normalized_diversity(probs, base_probs, labels)}
+    return {"accuracy": metrics.accuracy(logits, labels),
+            "disagreement": metrics.disagreement(logits, base_logits),
+            "normalized_diversity": metrics.normalized_diversity(logits, base_logits,
+                                                                 labels)}
 
 
 def curves(base_accuracy: float, num_classes: int, lowest: float, points: int = 200

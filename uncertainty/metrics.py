@@ -1,13 +1,18 @@
-"""Metrics over predicted probabilities and weight vectors: plain, vectorised numpy.
+"""Metrics of functions given by their logits, and of weight vectors: plain numpy.
 
-`probs` is [N, C] (rows sum to 1) for one function or [M, N, C] for M functions;
-`labels` is [N] of integer classes. Functions of one `probs` accept both shapes and
-return a float or an [M] array. Nothing takes log(0) or divides by zero.
+A function is its `logits` [N, C] on N examples (any reals: log-probabilities are
+logits too), or [M, N, C] for M functions; `labels` is [N] integer classes. Functions
+of one `logits` accept both shapes and return a float or an [M] array. Everything is
+computed in float64 from `log_softmax`, so a confidently wrong prediction costs its
+true NLL (no clipping of probabilities).
+
+An ensemble averages probabilities, never logits: `ensemble(member_logits)` returns the
+log of the members' mean probability, which every metric here accepts as logits.
 """
 
 import numpy as np
+from scipy.special import logsumexp
 
-_TINY = np.finfo(np.float32).tiny  # log(0) guard for probabilities that underflowed
 JS_EPSILON = 1e-5  # the paper's entropy: -sum p log(p + 1e-5)
 
 
@@ -15,33 +20,52 @@ def _scalar(x):
     return float(x) if np.ndim(x) == 0 else x
 
 
-def _label_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    index = np.broadcast_to(labels.astype(np.int64)[:, None], probs.shape[:-1] + (1,))
-    return np.take_along_axis(probs, index, axis=-1)[..., 0]
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities (float64) of `logits` over the last axis."""
+    z = np.asarray(logits, np.float64)
+    return z - logsumexp(z, axis=-1, keepdims=True)
 
 
-def accuracy(probs: np.ndarray, labels: np.ndarray):
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities (float64) of `logits` over the last axis."""
+    return np.exp(log_softmax(logits))
+
+
+def ensemble(member_logits: np.ndarray) -> np.ndarray:
+    """log(mean_m softmax(logits_m)) of M members [M, N, C]: the ensemble's
+    log-probabilities (its probabilities are the members' average)."""
+    return logsumexp(log_softmax(member_logits), axis=0) - np.log(len(member_logits))
+
+
+def _label_values(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    index = np.broadcast_to(labels.astype(np.int64)[:, None], values.shape[:-1] + (1,))
+    return np.take_along_axis(values, index, axis=-1)[..., 0]
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray):
     """Fraction of examples whose argmax class is the label."""
-    return _scalar(np.mean(np.argmax(probs, axis=-1) == labels, axis=-1))
+    return _scalar(np.mean(np.argmax(logits, axis=-1) == labels, axis=-1))
 
 
-def nll(probs: np.ndarray, labels: np.ndarray):
-    """Mean negative log-likelihood of the labels."""
-    return _scalar(-np.mean(np.log(np.maximum(_label_probs(probs, labels), _TINY)), axis=-1))
+def nll(logits: np.ndarray, labels: np.ndarray):
+    """Mean negative log-likelihood of the labels, -log_softmax(logits)[label]."""
+    return _scalar(-np.mean(_label_values(log_softmax(logits), labels), axis=-1))
 
 
-def brier(probs: np.ndarray, labels: np.ndarray):
+def brier(logits: np.ndarray, labels: np.ndarray):
     """Mean over examples of sum_c (p_c - onehot_c)^2 (the paper's; not divided by C)."""
-    squares = np.sum(probs ** 2, axis=-1) - 2 * _label_probs(probs, labels) + 1
+    probs = softmax(logits)
+    squares = np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
     return _scalar(np.mean(squares, axis=-1))
 
 
-def ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
+def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     """Expected calibration error: equal-width bins over the max probability,
     sum_b |B|/N * |accuracy(B) - confidence(B)|; empty bins contribute nothing.
     Bin b holds confidences in (b/num_bins, (b+1)/num_bins] (the first also 0)."""
-    if probs.ndim == 3:
-        return np.array([ece(p, labels, num_bins) for p in probs])
+    if np.ndim(logits) == 3:
+        return np.array([ece(z, labels, num_bins) for z in logits])
+    probs = softmax(logits)
     confidence = np.max(probs, axis=-1)
     correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
     inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
@@ -50,52 +74,49 @@ def ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     return float(np.sum(gap) / max(len(labels), 1))
 
 
-def _one_hot_argmax(probs: np.ndarray) -> np.ndarray:
-    return np.eye(probs.shape[-1], dtype=np.float32)[np.argmax(probs, axis=-1)]
-
-
-def disagreement(probs: np.ndarray, other: np.ndarray | None = None):
+def disagreement(logits: np.ndarray, other: np.ndarray | None = None):
     """Fraction of examples on which the argmax labels differ.
 
     disagreement(p [N, C], q [N, C]) -> float; disagreement(P [M, N, C], q [N, C]) -> [M];
     disagreement(P [M, N, C]) -> the [M, M] matrix between all pairs.
     """
     if other is not None:
-        return _scalar(np.mean(np.argmax(probs, -1) != np.argmax(other, -1), axis=-1))
-    onehot = _one_hot_argmax(probs).reshape(len(probs), -1)  # [M, N * C]
-    agree = onehot.astype(np.float64) @ onehot.T.astype(np.float64)
-    return 1.0 - agree / probs.shape[1]
+        return _scalar(np.mean(np.argmax(logits, -1) != np.argmax(other, -1), axis=-1))
+    labels = np.argmax(logits, axis=-1)  # [M, N]
+    return np.stack([np.mean(labels != row, axis=-1) for row in labels])
 
 
-def normalized_diversity(probs: np.ndarray, base: np.ndarray, labels: np.ndarray):
+def normalized_diversity(logits: np.ndarray, base: np.ndarray, labels: np.ndarray):
     """Disagreement with a base function divided by the function's own error rate
     (the paper's diversity axis); NaN where the function makes no error."""
-    d = np.asarray(disagreement(probs, base), np.float64)
-    error = 1.0 - np.asarray(accuracy(probs, labels), np.float64)
+    d = np.asarray(disagreement(logits, base), np.float64)
+    error = 1.0 - np.asarray(accuracy(logits, labels), np.float64)
     out = np.divide(d, error, out=np.full_like(d, np.nan), where=error > 0)
     return _scalar(out)
 
 
 def entropy(probs: np.ndarray, epsilon: float = JS_EPSILON) -> np.ndarray:
-    """Per-example entropy -sum_c p log(p + epsilon)."""
+    """Per-example entropy of probabilities, -sum_c p log(p + epsilon)."""
     return -np.sum(probs * np.log(probs + epsilon), axis=-1)
 
 
-def js_divergence(probs: np.ndarray) -> float:
+def js_divergence(logits: np.ndarray, epsilon: float = JS_EPSILON) -> float:
     """Jensen-Shannon divergence of M functions [M, N, C]: H(mean_m p) - mean_m H(p),
     averaged over examples (the paper's definition, entropies with log(p + 1e-5))."""
-    return float(np.mean(entropy(np.mean(probs, axis=0)) - np.mean(entropy(probs), axis=0)))
+    probs = softmax(logits)
+    return float(np.mean(entropy(probs.mean(axis=0), epsilon)
+                         - entropy(probs, epsilon).mean(axis=0)))
 
 
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Mean over examples of KL(p || q) = sum_c p log(p / q); 0 log 0 = 0."""
-    ratio = np.log(np.maximum(p, _TINY)) - np.log(np.maximum(q, _TINY))
-    return float(np.mean(np.sum(np.where(p > 0, p * ratio, 0.0), axis=-1)))
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
+    """Mean over examples of KL(p || q) = sum_c p (log p - log q)."""
+    log_p, log_q = log_softmax(p_logits), log_softmax(q_logits)
+    return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)))
 
 
-def ensemble_nll(probs: np.ndarray, labels: np.ndarray) -> float:
+def ensemble_nll(member_logits: np.ndarray, labels: np.ndarray) -> float:
     """NLL of the ensemble's mean probability over M functions [M, N, C]."""
-    return nll(np.mean(probs, axis=0), labels)
+    return nll(ensemble(member_logits), labels)
 
 
 def cosine_similarity(vectors: np.ndarray, other: np.ndarray | None = None):

@@ -1,6 +1,8 @@
-"""The one way to get a function's predictions: probabilities on a split, nothing
-dropped (`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
+"""The one way to get a function's predictions: logits on a split, nothing dropped
+(`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
 
+import hashlib
+import json
 import os
 import weakref
 
@@ -15,7 +17,7 @@ from uncertainty.datasets import Dataset
 
 def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
             strategy: tf.distribute.Strategy | None = None) -> np.ndarray:
-    """Softmax probabilities [N, C] of `model` on every example of `split`, in order.
+    """Logits [N, C] (float32) of `model` on every example of `split`, in order.
 
     Batches are padded to `batch_size` and the padding masked out, so all N examples
     are scored exactly once, also when `batch_size` does not divide N.
@@ -25,16 +27,18 @@ def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
         lambda ctx: data.eval_pipeline(split, batch_size, normalizer, ctx))
     step = _predict_step(model, strategy)
     outputs = [step(images, mask) for images, _, mask in batches]
-    probs = np.concatenate([p.numpy() for p, _ in outputs])
+    logits = np.concatenate([z.numpy() for z, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
-    return probs[mask > 0]
+    return logits[mask > 0]
 
 
 def reestimate_batchnorm(model, data: Dataset, normalizer, batch_size: int = 500,
                          num_batches: int = 10, seed: int = 0) -> None:
     """Recomputes every BatchNormalization layer's moving mean and variance as the
     average over `num_batches` training batches of the current weights' activations
-    (needed after weights change, e.g. for subspace samples). No-op without BN."""
+    (needed after weights change, e.g. for subspace samples). The batches are the same
+    for every call (`seed`), so all functions get the same estimate procedure. No-op
+    without BN."""
     layers = [l for l in model.submodules if isinstance(l, keras.layers.BatchNormalization)]
     if not layers:
         return
@@ -60,20 +64,30 @@ def _predict_step(model, strategy):
     if strategy not in steps:
         @tf.function
         def step(images, mask):
-            probs = strategy.run(lambda x: tf.nn.softmax(model(x, training=False)),
-                                 (images,))
-            return strategy.gather(probs, axis=0), strategy.gather(mask, axis=0)
+            logits = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
+                                  (images,))
+            return strategy.gather(logits, axis=0), strategy.gather(mask, axis=0)
 
         steps[strategy] = step
     return steps[strategy]
 
 
-class RunPredictions:
-    """Predictions of one run's functions (its checkpoints, or any weight vector for
-    its model), cached as `run_dir/predictions/<dataset>@<source>/<split>/<key>.npy` so that no
-    function is ever predicted twice on the same split.
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
-    The model is built only when something is not cached yet.
+
+class RunPredictions:
+    """Logits of one run's functions (its checkpoints, or any weight vector for its
+    model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npz` so that no
+    function is predicted twice on the same examples.
+
+    Each cache file stores, beside the logits, the identity of what made its rows: the
+    weights' content (checkpoint digest, or the caller's identity of a vector), the
+    dataset, its source and generator version, the split, the example selection
+    (validation and training examples), the run's preprocessing and how batch-norm
+    statistics were set. A file whose identity differs, or that cannot be read, is
+    recomputed (with a log line saying why). The model is built only when something is
+    not cached yet.
     """
 
     def __init__(self, run_dir: str, batch_size: int = 500,
@@ -85,52 +99,86 @@ class RunPredictions:
         self._model = None
         self.counts = {"computed": 0, "from_cache": 0}
         self.normalizer = trajectory.read_normalizer(run_dir)
+        self._normalizer_digest = hashlib.sha1(
+            b"".join(np.ascontiguousarray(a).tobytes() for a in self.normalizer)).hexdigest()
 
     def cache_path(self, data: Dataset, split: str, key: str) -> str:
-        """Where a prediction lives: by dataset, where its examples came from (and the
-        generator's version for locally made data), split and key."""
-        folder = "@".join(filter(None, [data.name.replace("/", "__"), data.source,
-                                        data.version]))
-        return os.path.join(self.run_dir, "predictions", folder, split, f"{key}.npy")
+        """Where the logits of function `key` on `split` of `data` live."""
+        return os.path.join(self.run_dir, "predictions", data.name.replace("/", "__"),
+                            split, f"{key}.npz")
 
-    def checkpoint(self, data: Dataset, split: str, epoch: int | None = None) -> np.ndarray:
-        """Probabilities of the checkpoint of `epoch` (last if None, 0 = initial)."""
+    def checkpoint(self, data: Dataset, split: str, epoch: int | None = None,
+                   bn_data: Dataset | None = None) -> np.ndarray:
+        """Logits of the checkpoint of `epoch` (last if None, 0 = initial); with
+        `bn_data`, batch-norm statistics re-estimated on its training split instead of
+        the checkpoint's own."""
         if epoch is None:
             epoch = trajectory.epochs(self.run_dir)[-1]
         key = os.path.basename(trajectory.checkpoint_path(self.run_dir, epoch))[:-4]
-        return self._cached(data, split, key,
-                            lambda: trajectory.load_arrays(self.run_dir, epoch))
+        if bn_data is not None:
+            key += "_bn_reestimated"
+        identity = {"checkpoint": epoch,
+                    "digest": trajectory.checkpoint_digest(self.run_dir, epoch)}
+        return self._cached(data, split, key, identity,
+                            lambda: trajectory.load_arrays(self.run_dir, epoch), bn_data)
 
-    def vector(self, data: Dataset, split: str, key: str, vector,
-               base_epoch: int | None = None, train_data: Dataset | None = None
+    def vector(self, data: Dataset, split: str, key: str, vector, identity: dict,
+               base_epoch: int | None = None, bn_data: Dataset | None = None
                ) -> np.ndarray:
-        """Probabilities of the run's model with the flat trainable `vector` (as
+        """Logits of the run's model with the flat trainable `vector` (as
         `trajectory.load_weights` orders it; or a function returning it, called only if
-        not cached), cached under `key`. Batch-norm statistics are re-estimated on
-        `train_data`'s training split when it is given (they belong to other weights
-        otherwise), else taken from `base_epoch`."""
-        return self._cached(data, split, key, lambda: trajectory.with_vector(
-            self.run_dir, vector() if callable(vector) else vector, base_epoch), train_data)
+        not cached), cached under `key`. `identity` must determine the vector (e.g. a
+        sample's parameters and the digests of the checkpoints it came from).
+        Batch-norm statistics are re-estimated on `bn_data`'s training split when it is
+        given (they belong to other weights otherwise), else taken from `base_epoch`."""
+        if base_epoch is None:
+            base_epoch = trajectory.epochs(self.run_dir)[-1]
+        identity = {**identity, "base_epoch": base_epoch,
+                    "base_digest": trajectory.checkpoint_digest(self.run_dir, base_epoch)}
+        return self._cached(data, split, key, identity, lambda: trajectory.with_vector(
+            self.run_dir, vector() if callable(vector) else vector, base_epoch), bn_data)
 
     def uncached(self, data: Dataset, split: str, vector: np.ndarray,
-                 train_data: Dataset | None = None) -> np.ndarray:
+                 bn_data: Dataset | None = None) -> np.ndarray:
         """Like `vector`, but computed every time and never stored: for the many
         one-off functions of a weight-space cross-section."""
         return self._compute(data, split, lambda: trajectory.with_vector(
-            self.run_dir, vector), train_data)
+            self.run_dir, vector), bn_data)
 
-    def _cached(self, data, split, key, arrays_fn, bn_data=None) -> np.ndarray:
+    def _identity(self, data, split, function, bn_data) -> dict:
+        return {"function": function, "data": data.identity(split),
+                "normalizer": self._normalizer_digest,
+                "batchnorm": None if bn_data is None else bn_data.identity("train")}
+
+    def _cached(self, data, split, key, function, arrays_fn, bn_data) -> np.ndarray:
         path = self.cache_path(data, split, key)
-        if os.path.exists(path):
-            probs = np.load(path)
-            if len(probs) == data.num_examples(split):
-                self.counts["from_cache"] += 1
-                return probs
-        logging.info("predicting %s %s on %s %s (%d examples)", self.run_dir, key,
-                     data.name, split, data.num_examples(split))
-        probs = self._compute(data, split, arrays_fn, bn_data)
-        files.write_npy(path, probs)
-        return probs
+        identity = _digest(self._identity(data, split, function, bn_data))
+        logits, reason = self._read(path, identity, data.num_examples(split))
+        if logits is not None:
+            self.counts["from_cache"] += 1
+            return logits
+        logging.info("predicting %s %s on %s %s (%d examples): %s", self.run_dir, key,
+                     data.name, split, data.num_examples(split), reason)
+        logits = self._compute(data, split, arrays_fn, bn_data)
+        files.write_npz(path, logits=logits, identity=identity)
+        return logits
+
+    @staticmethod
+    def _read(path: str, identity: str, num_examples: int
+              ) -> tuple[np.ndarray | None, str]:
+        """The cached logits at `path`, or None and why they cannot be used."""
+        if not os.path.exists(path):
+            return None, "not cached yet"
+        try:
+            with np.load(path) as saved:
+                if str(saved["identity"]) != identity:
+                    return None, "cached for other weights, data or preprocessing"
+                logits = saved["logits"]
+        except Exception as e:  # truncated or corrupt file: any reader error
+            return None, f"cache file unreadable ({type(e).__name__})"
+        if len(logits) != num_examples:
+            return None, "cached rows do not match the examples"
+        return logits, ""
 
     def _compute(self, data, split, arrays_fn, bn_data) -> np.ndarray:
         model = self._get_model(data)

@@ -1,9 +1,16 @@
-"""Each model's training recipe (PAPER.md, the authors' notebook, the Keras example).
+"""Each model's training recipe (PAPER.md, the authors' notebook, the Keras example):
+the one place every training hyperparameter is defined.
 
-A binary's flags left unset take these values; `config.json` records the result.
+A binary's flags default to None, meaning "the recipe's value"; `resolve` fills them in
+and the run's `config.json` records the resolved values.
 """
 
-RECIPES = {
+# Shared by every recipe: the paper's 500 validation examples (the last of the training
+# split), the notebook's halving period, SGD's momentum, the whole training split.
+COMMON = dict(validation_examples=500, lr_halving_epochs=10, momentum=0.9,
+              train_examples=0, deterministic=False)
+
+_MODEL_RECIPES = {
     # Notebook: Adam 1.6e-3 halved every 10 epochs, batch 128 drawn with replacement,
     # dropout 0.1, no weight decay or augmentation, raw 0..255 pixels.
     "small_cnn": dict(train_epochs=10, batch_size=128, learning_rate=1.6e-3,
@@ -23,9 +30,19 @@ RECIPES = {
                   lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
                   augment=False, preprocessing="raw", sample_with_replacement=True),
 }
+RECIPES = {model: {**COMMON, **recipe} for model, recipe in _MODEL_RECIPES.items()}
 
 LR_SCHEDULES = ("halving", "resnet_step", "constant")
 OPTIMIZERS = ("adam", "sgd")
+
+
+def resolve(model: str, **overrides) -> dict:
+    """The recipe of `model` with every override that is not None applied."""
+    unknown = sorted(set(overrides) - set(RECIPES[model]))
+    if unknown:
+        raise ValueError(f"not recipe fields: {', '.join(unknown)}")
+    return {name: value if overrides.get(name) is None else overrides[name]
+            for name, value in RECIPES[model].items()}
 
 
 def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10) -> float:

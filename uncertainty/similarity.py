@@ -6,127 +6,77 @@ prediction disagreement, a joint t-SNE of the trajectories, and Jensen-Shannon
 divergences. Predictions come from (and are cached by) `predictions.RunPredictions`.
 """
 
-import os
 import time
 
 import numpy as np
 from absl import logging
 
-from uncertainty import metrics, trajectory
+from uncertainty import metrics, seeding, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
-# Config fields that must agree for runs to be compared on the same examples.
-SAME_FIELDS = ("dataset", "data_source", "model", "validation_examples")
 
-
-def find_runs(paths: list[str]) -> list[str]:
-    """Run directories named in `paths`: each a run, or a folder of runs (sorted)."""
-    runs = []
-    for path in paths:
-        if os.path.exists(os.path.join(path, trajectory.CONFIG)):
-            runs.append(path)
-        elif os.path.isdir(path):
-            found = sorted(os.path.join(path, d) for d in os.listdir(path)
-                           if os.path.exists(os.path.join(path, d, trajectory.CONFIG)))
-            if not found:
-                raise UserError(f"{path} holds no run directories (no */config.json); "
-                                f"pass runs made by baselines/train.py")
-            runs.extend(found)
-        else:
-            raise UserError(f"{path} does not exist; pass run directories or a folder of "
-                            f"them")
-    return runs
-
-
-def check_runs(runs: list[str], minimum: int = 2) -> dict:
-    """Refuses too few runs, runs that differ in SAME_FIELDS, or gaps in checkpoints.
-    Returns the shared config values."""
-    if len(runs) < minimum:
-        raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
-                        f"train more seeds with baselines/train.py")
-    configs = {run: trajectory.read_config(run) for run in runs}
-    first = configs[runs[0]]
-    for run, config in configs.items():
-        for field in SAME_FIELDS:
-            if config.get(field) != first.get(field):
-                raise UserError(f"runs differ in {field}: {runs[0]} has {first.get(field)!r}, "
-                                f"{run} has {config.get(field)!r}; compare runs of one setting")
-        epochs = trajectory.epochs(run)
-        if epochs != list(range(1, len(epochs) + 1)) or not epochs:
-            raise UserError(f"{run} has missing checkpoints (epochs {epochs}); finish or "
-                            f"re-run it with baselines/train.py")
-    return {field: first.get(field) for field in SAME_FIELDS}
-
-
-def check_source(run: str, data: Dataset) -> None:
-    """Refuses data loaded from another source than the run's (other example order)."""
-    source = trajectory.read_config(run).get("data_source")
-    if source != data.source:
-        raise UserError(f"the runs were trained on {data.name} from {source!r} but here it "
-                        f"loads from {data.source!r}, whose examples are in another order; "
-                        f"point the data flags at the runs' source")
-
-
-def trajectory_matrices(weights: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
+def trajectory_matrices(weights: np.ndarray, logits: np.ndarray, labels: np.ndarray
+                        ) -> dict:
     """Cosine and disagreement between all pairs of a sequence of functions."""
     return {"weight_cosine": metrics.cosine_similarity(weights).tolist(),
-            "disagreement": metrics.disagreement(probs).tolist(),
-            "accuracy": np.atleast_1d(metrics.accuracy(probs, labels)).tolist()}
+            "disagreement": metrics.disagreement(logits).tolist(),
+            "accuracy": np.atleast_1d(metrics.accuracy(logits, labels)).tolist()}
 
 
-def tsne(probs: np.ndarray, seed: int) -> np.ndarray:
-    """2-D t-SNE of functions [K, N, C], each flattened into one prediction vector."""
+def tsne(logits: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE of functions [K, N, C], each one vector: its softmax outputs
+    flattened (the paper's)."""
     from sklearn.manifold import TSNE
 
-    vectors = probs.reshape(len(probs), -1)
+    vectors = metrics.softmax(logits).reshape(len(logits), -1)
     if len(vectors) < 3:
         raise UserError(f"t-SNE needs at least 3 checkpoints, got {len(vectors)}; embed "
                         f"more runs (--tsne_runs) or train longer")
     perplexity = max(1.0, min(30.0, (len(vectors) - 1) / 3))
     return TSNE(n_components=2, perplexity=perplexity, init="pca",
-                random_state=seed).fit_transform(vectors)
+                random_state=seeding.integer(seed, "tsne")).fit_transform(vectors)
 
 
 def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed: int = 0,
             batch_size: int = 500) -> dict:
     """The similarity analysis of `runs` on `split` (see the module docstring)."""
-    check_source(runs[0], data)
+    trajectory.check_source(runs[0], data)
     labels = data.labels(split)
     result = {"runs": runs, "split": split, "dataset": data.name,
               "num_examples": len(labels), "trajectories": {}}
     began = time.time()
-    finals_w, finals_p, late = [], [], []
-    tsne_probs, tsne_index = [], []
+    finals_w, finals_z, late = [], [], []
+    tsne_logits, tsne_index = [], []
     counts = {"computed": 0, "from_cache": 0}
     for r, run in enumerate(runs):
         predictor = RunPredictions(run, batch_size=batch_size)
         epochs = trajectory.epochs(run)
         logging.info("run %d/%d %s: %d checkpoints", r + 1, len(runs), run, len(epochs))
         weights = np.stack([trajectory.load_weights(run, e) for e in epochs])
-        probs = np.stack([predictor.checkpoint(data, split, e) for e in epochs])
+        logits = np.stack([predictor.checkpoint(data, split, e) for e in epochs])
         result["trajectories"][run] = {"epochs": epochs,
-                                       **trajectory_matrices(weights, probs, labels)}
+                                       **trajectory_matrices(weights, logits, labels)}
         counts = {k: v + predictor.counts[k] for k, v in counts.items()}
         finals_w.append(weights[-1])
-        finals_p.append(probs[-1])
-        late.append(probs[-len(runs):])  # as many late checkpoints as independent runs
+        finals_z.append(logits[-1])
+        late.append(logits[-len(runs):])  # as many late checkpoints as independent runs
         if r < tsne_runs:
-            tsne_probs.append(probs)
+            tsne_logits.append(logits)
             tsne_index += [(run, e) for e in epochs]
-    finals_p = np.stack(finals_p)
-    result["independent"] = trajectory_matrices(np.stack(finals_w), finals_p, labels)
+    finals_z = np.stack(finals_z)
+    result["independent"] = trajectory_matrices(np.stack(finals_w), finals_z, labels)
 
-    points = tsne(np.concatenate(tsne_probs), seed)
+    points = tsne(np.concatenate(tsne_logits), seed)
     result["tsne"] = {"runs": runs[:tsne_runs], "points": points.tolist(),
                       "run": [run for run, _ in tsne_index],
                       "epoch": [e for _, e in tsne_index]}
     result["js_divergence"] = {
-        "independent": metrics.js_divergence(finals_p),
-        "trajectory": {run: metrics.js_divergence(p) for run, p in zip(runs, late)},
+        "independent": metrics.js_divergence(finals_z),
+        "trajectory": {run: metrics.js_divergence(z) for run, z in zip(runs, late)},
         "num_functions": len(runs),
-        "trajectory_num_functions": {run: len(p) for run, p in zip(runs, late)}}
+        "trajectory_num_functions": {run: len(z) for run, z in zip(runs, late)}}
     result["js_divergence"]["trajectory_mean"] = float(
         np.mean(list(result["js_divergence"]["trajectory"].values())))
     result["summary"] = summarize(result)

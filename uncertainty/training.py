@@ -29,7 +29,8 @@ LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a run (the binary's flags after recipe defaults)."""
+    """Everything that determines a run: the model's recipe (`recipes.RECIPES`, where
+    every default lives) with the user's overrides; build it with `from_recipe`."""
 
     dataset: str
     model: str
@@ -45,10 +46,18 @@ class TrainConfig:
     preprocessing: str
     sample_with_replacement: bool
     validation_examples: int
-    lr_halving_epochs: int = 10
-    momentum: float = 0.9  # for sgd
-    train_examples: int = 0  # 0 = the whole training split
-    deterministic: bool = False
+    lr_halving_epochs: int
+    momentum: float  # for sgd
+    train_examples: int  # 0 = the whole training split
+    deterministic: bool
+
+    @classmethod
+    def from_recipe(cls, dataset: str, model: str, seed: int, **overrides
+                    ) -> "TrainConfig":
+        """`model`'s recipe with the overrides that are not None."""
+        models.check(model)
+        return cls(dataset=dataset, model=model, seed=seed,
+                   **recipes.resolve(model, **overrides))
 
 
 def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
@@ -95,7 +104,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS, write=chief)
     if trajectory.is_complete(run_dir):
         logging.info("%s is already trained; reporting its metrics", run_dir)
-        return files.read_json(os.path.join(run_dir, trajectory.METRICS))
+        return trajectory.read_metrics(run_dir)
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -210,10 +219,12 @@ def _make_train_step(model, optimizer, strategy, global_batch: int):
 
 
 def _evaluate(model, data, split, normalizer, config, strategy) -> dict:
-    probs = predictions.predict(model, data, split, normalizer, config.batch_size, strategy)
+    """uncertainty-baselines' names: <split>/accuracy, <split>/negative_log_likelihood."""
+    logits = predictions.predict(model, data, split, normalizer, config.batch_size,
+                                 strategy)
     labels = data.labels(split)
-    return {f"{split}/accuracy": metrics.accuracy(probs, labels),
-            f"{split}/nll": metrics.nll(probs, labels),
+    return {f"{split}/accuracy": metrics.accuracy(logits, labels),
+            f"{split}/negative_log_likelihood": metrics.nll(logits, labels),
             f"{split}/num_examples": len(labels)}
 
 

@@ -13,6 +13,7 @@ model's `trainable_weights` order (kernels and biases of every layer), float32.
 """
 
 import glob
+import hashlib
 import os
 import re
 
@@ -38,6 +39,16 @@ def epochs(run_dir: str) -> list[int]:
     """The epochs (1-based) that have a weights checkpoint, ascending."""
     paths = glob.glob(os.path.join(run_dir, "checkpoints", "epoch_*.npz"))
     return sorted(int(re.search(r"epoch_(\d+)\.npz$", p).group(1)) for p in paths)
+
+
+def checkpoint_digest(run_dir: str, epoch: int) -> str:
+    """SHA-1 of the checkpoint file of `epoch`: the identity of its weights."""
+    path = checkpoint_path(run_dir, epoch)
+    if not os.path.exists(path):
+        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
+                        f"{epochs(run_dir)}")
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
 
 
 def save_weights(model, run_dir: str, epoch: int) -> None:
@@ -149,5 +160,68 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
                             f"directory you can write to") from None
 
 
+# Names runs written before the uncertainty-baselines names used; read as the new ones.
+_OLD_METRIC_NAMES = {f"{split}/nll": f"{split}/negative_log_likelihood"
+                     for split in ("train", "validation", "test")}
+
+
+def read_metrics(run_dir: str) -> dict:
+    """A finished run's metrics.json, with old metric names read as today's."""
+    saved = files.read_json(os.path.join(run_dir, METRICS))
+    return {_OLD_METRIC_NAMES.get(name, name): value for name, value in saved.items()}
+
+
 def is_complete(run_dir: str) -> bool:
     return os.path.exists(os.path.join(run_dir, METRICS))
+
+
+# Config fields that must agree for runs to be compared on the same examples.
+SAME_FIELDS = ("dataset", "data_source", "model", "validation_examples", "train_examples")
+
+
+def find_runs(paths: list[str]) -> list[str]:
+    """Run directories named in `paths`: each a run, or a folder of runs (sorted)."""
+    runs = []
+    for path in paths:
+        if os.path.exists(os.path.join(path, CONFIG)):
+            runs.append(path)
+        elif os.path.isdir(path):
+            found = sorted(os.path.join(path, d) for d in os.listdir(path)
+                           if os.path.exists(os.path.join(path, d, CONFIG)))
+            if not found:
+                raise UserError(f"{path} holds no run directories (no */config.json); "
+                                f"pass runs made by baselines/train.py")
+            runs.extend(found)
+        else:
+            raise UserError(f"{path} does not exist; pass run directories or a folder of "
+                            f"them")
+    return runs
+
+
+def check_runs(runs: list[str], minimum: int = 2) -> dict:
+    """Refuses too few runs, runs that differ in SAME_FIELDS, or gaps in checkpoints.
+    Returns the shared config values."""
+    if len(runs) < minimum:
+        raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
+                        f"train more seeds with baselines/train.py")
+    configs = {run: read_config(run) for run in runs}
+    first = configs[runs[0]]
+    for run, config in configs.items():
+        for field in SAME_FIELDS:
+            if config.get(field) != first.get(field):
+                raise UserError(f"runs differ in {field}: {runs[0]} has {first.get(field)!r}, "
+                                f"{run} has {config.get(field)!r}; compare runs of one setting")
+        epochs = epochs(run)
+        if epochs != list(range(1, len(epochs) + 1)) or not epochs:
+            raise UserError(f"{run} has missing checkpoints (epochs {epochs}); finish or "
+                            f"re-run it with baselines/train.py")
+    return {field: first.get(field) for field in SAME_FIELDS}
+
+
+def check_source(run: str, data) -> None:
+    """Refuses data loaded from another source than the run's (other example order)."""
+    source = read_config(run).get("data_source")
+    if source != data.source:
+        raise UserError(f"the runs were trained on {data.name} from {source!r} but here it "
+                        f"loads from {data.source!r}, whose examples are in another order; "
+                        f"point the data flags at the runs' source")

@@ -122,4 +122,5 @@ def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
     splits = split_validation(*raw["train"], validation_examples, name)
     splits["test"] = raw["test"]
     max_value = 1.0 if family == "mnist1d" else 255.0
-    return Dataset(name, _CLASSES[family], splits, source=source, max_value=max_value)
+    return Dataset(name, _CLASSES[family], splits, source=source, max_value=max_value,
+                   validation_examples=validation_examples)

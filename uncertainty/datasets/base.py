@@ -30,6 +30,8 @@ class Dataset:
     source: str  # where the examples came from (their order defines the splits)
     max_value: float = 255.0  # of the raw inputs, for the "unit" scaling
     version: str = ""  # of the generator, for data made locally (corrupted sets)
+    validation_examples: int = 0  # how many of the training examples validate
+    train_examples: int = 0  # the training split cut to its first N (0 = not cut)
     _tensors: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -49,6 +51,14 @@ class Dataset:
                 "input_shape": list(self.input_shape),
                 "num_examples": {s: self.num_examples(s) for s in self.splits}}
 
+    def identity(self, split: str) -> dict:
+        """Everything that decides which examples, in which order, `split` holds: for
+        cache keys of predictions on it."""
+        return {"dataset": self.name, "source": self.source, "version": self.version,
+                "split": split, "num_examples": self.num_examples(split),
+                "validation_examples": self.validation_examples,
+                "train_examples": self.train_examples if split == "train" else 0}
+
     def head(self, split: str, n: int) -> "Dataset":
         """A copy whose `split` keeps only its first `n` examples."""
         self._check_split(split)
@@ -56,8 +66,9 @@ class Dataset:
             raise UserError(f"{self.name} has {self.num_examples(split)} {split} examples; "
                             f"ask for 1..{self.num_examples(split)}, got {n}")
         x, y = self.splits[split]
+        cut = {"train_examples": n} if split == "train" else {}
         return dataclasses.replace(self, splits={**self.splits, split: (x[:n], y[:n])},
-                                   _tensors={})
+                                   _tensors={}, **cut)
 
     def normalizer(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) so that a model sees (raw - shift) / scale.

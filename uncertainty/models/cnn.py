@@ -9,6 +9,7 @@ from typing import Sequence
 
 import tf_keras as keras
 
+from uncertainty import seeding
 from uncertainty.models.layers import Dropout, glorot_bias
 
 
@@ -27,7 +28,8 @@ def conv_net(input_shape: Sequence[int], num_classes: int, channels: Sequence[in
         x = conv(units, kernel_size, padding="same", name=f"conv{i}",
                  kernel_initializer="glorot_uniform", bias_initializer=glorot_bias(units),
                  kernel_regularizer=regularizer)(x)
-        x = Dropout(dropout_rate, seed=seed + i, name=f"dropout{i}")(x)
+        x = Dropout(dropout_rate, seed=seeding.integer(seed, "dropout", i),
+                    name=f"dropout{i}")(x)
         x = pool(2, strides=2, padding="same", name=f"pool{i}")(x)
         if i < len(channels) - 1:
             x = keras.layers.ReLU(name=f"relu{i}")(x)

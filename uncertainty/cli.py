@@ -1,4 +1,5 @@
-"""Flags and start-up shared by every binary in baselines/."""
+"""Flags and start-up shared by every binary in baselines/ (scripts, not a package):
+the shared flag definitions, data loading from flags, and one-line errors."""
 
 import logging as std_logging
 import os
@@ -8,10 +9,13 @@ from absl import app, flags, logging
 
 
 class _NativeStderr:
-    """Hides what TensorFlow's C++ side prints at start-up (oneDNN and CUDA notices,
-    written before its logging is configured: at import and in absl's init
-    callbacks), so that a user's error is the one line they see.
-    TF_CPP_MIN_LOG_LEVEL=0 keeps the notices."""
+    """Hides what TensorFlow's C++ side prints at start-up, so that a user's error is
+    the one line they see. Why not TensorFlow's documented controls: with TF 2.21 its
+    oneDNN and CUDA notices are written through absl's C++ log *before*
+    absl::InitializeLog runs (at import and in absl's init callbacks), where
+    TF_CPP_MIN_LOG_LEVEL (0-3), ABSL_MIN_LOG_LEVEL and GLOG_minloglevel have no effect
+    (each tried); only the stderr descriptor can silence them. TF_CPP_MIN_LOG_LEVEL=0
+    keeps the notices."""
 
     saved = None
 
@@ -56,8 +60,9 @@ def define_data_flags(dataset: bool = True) -> None:
     if dataset:
         _once(flags.DEFINE_string, "dataset", "fashion_mnist",
               f"One of {', '.join(datasets.NAMES)}.")
-        _once(flags.DEFINE_integer, "validation_examples", 500,
-              "The last this-many training examples form the validation set.")
+        _once(flags.DEFINE_integer, "validation_examples", None,
+              "The last this-many training examples form the validation set (recipe: "
+              "500, as the paper).")
     _once(flags.DEFINE_string, "data_dir", None, "TFDS data directory (prepared datasets).")
     _once(flags.DEFINE_string, "manual_dir", None,
           "Folder holding official archives for TFDS to build from offline "
@@ -101,12 +106,9 @@ def define_strategy_flags() -> None:
     _once(flags.DEFINE_string, "tpu", None, "TPU name or address for --strategy=tpu.")
 
 
-def load_dataset(name: str | None = None,
-                 validation_examples: int | None = None) -> datasets.Dataset:
-    """The dataset named by --dataset (or `name`), with the data-location flags."""
-    if validation_examples is None:
-        validation_examples = FLAGS.validation_examples
-    return datasets.load(name or FLAGS.dataset, validation_examples=validation_examples,
+def load_dataset(name: str, validation_examples: int) -> datasets.Dataset:
+    """The dataset `name` with the data-location flags."""
+    return datasets.load(name, validation_examples=validation_examples,
                          data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
                          fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download)
 
