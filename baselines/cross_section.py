@@ -98,7 +98,7 @@ def main(argv):
     runs = trajectory.find_runs(FLAGS.runs)
     check_flags(runs)
     shared = trajectory.check_runs(runs[:2], minimum=1)
-    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
+    data = cli.load_run_data(shared)
     for run in runs[:2]:
         trajectory.check_source(run, data)
     predictor = RunPredictions(runs[0], FLAGS.prediction_batch_size)

@@ -129,7 +129,7 @@ def main(argv):
     intensities, kinds = check_flags()
     runs = trajectory.find_runs(FLAGS.runs)
     shared = trajectory.check_runs(runs)
-    clean = cli.load_dataset(shared["dataset"], shared["validation_examples"])
+    clean = cli.load_run_data(shared)
     for run in runs:
         trajectory.check_source(run, clean)
     sets = datasets.shift_sets(clean.name, kinds, intensities) if kinds != [] \

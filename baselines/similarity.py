@@ -36,7 +36,7 @@ def main(argv):
         raise UserError("--tsne_runs and --prediction_batch_size must be positive")
     runs = trajectory.find_runs(FLAGS.runs)
     shared = trajectory.check_runs(runs)
-    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
+    data = cli.load_run_data(shared)
     result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                 FLAGS.prediction_batch_size)
     result["model"] = shared["model"]

@@ -101,7 +101,7 @@ def main(argv):
     others = [r for r in (trajectory.find_runs(FLAGS.other_runs) if FLAGS.other_runs else [])
               if os.path.normpath(r) != base_run]
     shared = trajectory.check_runs([base_run] + others, minimum=1)
-    data = cli.load_dataset(shared["dataset"], shared["validation_examples"])
+    data = cli.load_run_data(shared)
     trajectory.check_source(base_run, data)
     space = subspace.fit(base_run, FLAGS.num_checkpoints)
     predictor = RunPredictions(base_run, batch_size=FLAGS.prediction_batch_size)

@@ -113,6 +113,17 @@ def load_dataset(name: str, validation_examples: int) -> datasets.Dataset:
                          fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download)
 
 
+def load_run_data(shared: dict) -> datasets.Dataset:
+    """The dataset runs were trained on (`shared`: `trajectory.check_runs`' result):
+    their validation split and, when they trained on their first N examples, the
+    training split cut to those, so that batch-norm re-estimation and connectors use
+    what the runs saw."""
+    data = load_dataset(shared["dataset"], shared["validation_examples"])
+    if shared.get("train_examples"):
+        data = data.head("train", shared["train_examples"])
+    return data
+
+
 def strategy():
     return distribute.get_strategy(FLAGS.strategy, FLAGS.tpu)
 
