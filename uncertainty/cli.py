@@ -80,10 +80,10 @@ def define_output_flags() -> None:
     _once(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 
-def define_analysis_flags(split: bool = True) -> None:
+def define_analysis_flags(split: bool = True, default_split: str = "validation") -> None:
     """--prediction_batch_size, and --split, for the binaries that analyse runs."""
     if split:
-        _once(flags.DEFINE_enum, "split", "validation", ["validation", "test"],
+        _once(flags.DEFINE_enum, "split", default_split, ["validation", "test"],
               "Evaluation split.")
     _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
 

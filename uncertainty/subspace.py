@@ -1,59 +1,95 @@
 """Functions sampled from subspaces around one solution (paper Sec. 4).
 
 `fit(run_dir, num_checkpoints)` collects a run's final weights (the solution theta) and
-its last K checkpoints; `sample(...)` draws one flat weight vector:
+its last K checkpoints; `sample(subspace, spec, stream)` draws one flat weight vector:
 
   random              theta + t * v / |v|, v ~ N(0, I), t = the scale
   dropout             theta * mask / (1 - p), mask ~ Bernoulli(1 - p) per weight, p = scale
   diagonal_gaussian   N(mean, (scale * std)^2) per weight over the K checkpoints
   low_rank_gaussian   mean + sum_i z_i a_i over the top-`rank` PCA axes a_i of the K
-                      checkpoints, z_i ~ N(0, scale^2); axes unit-norm (the notebook)
-                      or scaled by the checkpoints' std along them (SWAG)
+                      checkpoints, z ~ N(0, diag(w^2)) in the rank-k space with w = scale
+                      (unit-norm axes, the notebook) or scale times the checkpoints' std
+                      along each axis (SWAG)
   weight_average      the mean of the K checkpoints (SWA-like); deterministic
 
-The Gaussians are TensorFlow Probability distributions. A `ScaleSpec` says how each
-sample's scale is drawn (fixed, or max * U(0, 1)); `PRESETS` hold the paper's two sets.
+A `SamplerSpec` is everything one method's sampling needs (scale and how it is drawn,
+rank, acceptance rule); `PRESETS` hold the paper's two sets. Every sample's randomness
+(its scale, its direction or mask) comes from its own stream of `seeding`, built from
+the user's seed, the base run, the method and the sample's index, so samples around
+different runs never share a perturbation. The Gaussians are TensorFlow Probability
+distributions.
 """
 
 import dataclasses
 import functools
 import hashlib
 import json
+import os
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_probability as tfp
 from absl import logging
 
-from uncertainty import diversity, metrics, trajectory
+from uncertainty import diversity, metrics, models, seeding, similarity, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
 METHODS = ("random", "dropout", "diagonal_gaussian", "low_rank_gaussian", "weight_average")
 LOW_RANK_SCALINGS = ("unit", "swag")
+NUM_CHECKPOINTS = 10  # the last 10 epoch checkpoints give the moments (the paper's)
+SELECTION_SPLIT = "validation"  # where the acceptance rule looks; never the reported split
 
 
 @dataclasses.dataclass(frozen=True)
-class ScaleSpec:
-    """A sample's scale: `value`, or `value * U(0, 1)` when `uniform`."""
+class SamplerSpec:
+    """How one method draws its samples.
 
-    value: float
+    scale: the method's scale (t, p or s), or its maximum when `uniform` (value x U(0,1)
+    per sample); rank, low_rank_scaling: the low-rank Gaussian's; accept_threshold:
+    redraw a sample whose validation accuracy is below it, up to `accept_tries` times
+    (the notebook's rule for random samples)."""
+
+    method: str
+    scale: float = 0.0
     uniform: bool = False
+    rank: int = 5
+    low_rank_scaling: str = "unit"
+    accept_threshold: float | None = None
+    accept_tries: int = 5
 
-    def draw(self, rng: np.random.Generator) -> float:
-        return float(self.value * rng.uniform()) if self.uniform else float(self.value)
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise UserError(f"unknown subspace method {self.method!r}; choose one of "
+                            f"{', '.join(METHODS)}")
+        if self.scale < 0:
+            raise UserError(f"--{self.method}_scale must be >= 0, got {self.scale}")
+        if self.method == "dropout" and self.scale >= 1:
+            raise UserError(f"--dropout_scale must be below 1, got {self.scale}")
+        if self.low_rank_scaling not in LOW_RANK_SCALINGS:
+            raise UserError(f"unknown low-rank scaling {self.low_rank_scaling!r}; choose "
+                            f"one of {', '.join(LOW_RANK_SCALINGS)}")
+        if self.accept_threshold is not None and not 0 <= self.accept_threshold <= 1:
+            raise UserError(f"--accept_threshold is an accuracy in [0, 1], got "
+                            f"{self.accept_threshold}")
+        if self.rank < 1 or self.accept_tries < 1:
+            raise UserError("--rank and --accept_tries must be positive")
+
+    def draw_scale(self, rng: np.random.Generator) -> float:
+        return float(self.scale * rng.uniform()) if self.uniform else float(self.scale)
+
+
+def _presets(**scales) -> dict[str, SamplerSpec]:
+    return {m: SamplerSpec(m, *scales.get(m, (0.0, False))) for m in METHODS}
 
 
 # "ensemble": the paper's scales for ensembling; "plane": widened to cover the accuracy
 # range of the diversity-accuracy plane (random 70 U, diagonal 10 U, low-rank s = 6).
 PRESETS = {
-    "ensemble": {"random": ScaleSpec(10.0, True), "dropout": ScaleSpec(0.1, True),
-                 "diagonal_gaussian": ScaleSpec(1.0), "low_rank_gaussian": ScaleSpec(1.0),
-                 "weight_average": ScaleSpec(0.0)},
-    "plane": {"random": ScaleSpec(70.0, True), "dropout": ScaleSpec(0.1, True),
-              "diagonal_gaussian": ScaleSpec(10.0, True),
-              "low_rank_gaussian": ScaleSpec(6.0), "weight_average": ScaleSpec(0.0)},
+    "ensemble": _presets(random=(10.0, True), dropout=(0.1, True),
+                         diagonal_gaussian=(1.0, False), low_rank_gaussian=(1.0, False)),
+    "plane": _presets(random=(70.0, True), dropout=(0.1, True),
+                      diagonal_gaussian=(10.0, True), low_rank_gaussian=(6.0, False)),
 }
 
 
@@ -64,6 +100,8 @@ class Subspace:
     solution: np.ndarray  # [D], the final checkpoint
     checkpoints: np.ndarray  # [K, D]
     epochs: tuple[int, ...]
+    run: str = ""  # the base run's identity (`trajectory.identity`): seeds its streams
+    digests: tuple[str, ...] = ()  # the checkpoints' content, for cache keys
 
     @functools.cached_property
     def mean(self) -> np.ndarray:
@@ -89,7 +127,7 @@ class Subspace:
         return axes[:rank], singular[:rank] / np.sqrt(k - 1)
 
 
-def fit(run_dir: str, num_checkpoints: int = 10) -> Subspace:
+def fit(run_dir: str, num_checkpoints: int = NUM_CHECKPOINTS) -> Subspace:
     """The subspace of a run from its last `num_checkpoints` epoch checkpoints."""
     epochs = trajectory.epochs(run_dir)
     if len(epochs) < num_checkpoints:
@@ -98,42 +136,71 @@ def fit(run_dir: str, num_checkpoints: int = 10) -> Subspace:
                         f"--num_checkpoints")
     last = tuple(epochs[-num_checkpoints:])
     checkpoints = np.stack([trajectory.load_weights(run_dir, e) for e in last])
-    return Subspace(solution=checkpoints[-1], checkpoints=checkpoints, epochs=last)
+    return Subspace(solution=checkpoints[-1], checkpoints=checkpoints, epochs=last,
+                    run=trajectory.identity(run_dir),
+                    digests=tuple(trajectory.checkpoint_digest(run_dir, e) for e in last))
 
 
-def sample(subspace: Subspace, method: str, scale: float, seed, rank: int = 5,
-           low_rank_scaling: str = "unit") -> np.ndarray:
-    """One flat weight vector from `method` at `scale`; `seed` is anything
-    `np.random.default_rng` takes, and the same seed gives the same vector."""
-    rng = np.random.default_rng(seed)
-    tfp_seed = tf.constant(rng.integers(0, 2 ** 31 - 1, size=2), tf.int32)
-    if method == "random":
+@dataclasses.dataclass(frozen=True)
+class LowRankGaussian:
+    """mean + z @ axes with z ~ `latent`, a TFP MultivariateNormalDiag over the rank-k
+    coordinates: a proper distribution (finite `log_prob`) in the subspace, mapped into
+    weight space by the orthonormal `axes` [k, D]."""
+
+    mean: np.ndarray
+    axes: np.ndarray
+    latent: tfp.distributions.MultivariateNormalDiag
+
+    def sample(self, seed) -> np.ndarray:
+        z = self.latent.sample(seed=seed).numpy().astype(np.float64)
+        return (self.mean + z @ self.axes).astype(np.float32)
+
+    def coordinates(self, theta: np.ndarray) -> np.ndarray:
+        """The rank-k coordinates z of a weight vector in the subspace."""
+        return (np.asarray(theta, np.float64) - self.mean) @ self.axes.T
+
+    def log_prob(self, z) -> np.ndarray:
+        return self.latent.log_prob(np.asarray(z, np.float64)).numpy()
+
+
+def low_rank_gaussian(subspace: Subspace, rank: int, scale: float,
+                      scaling: str = "unit") -> LowRankGaussian:
+    """The low-rank Gaussian of `subspace` at `scale` (see the module docstring)."""
+    axes, stds = subspace.pca(rank)
+    widths = scale * (stds if scaling == "swag" else np.ones(rank))
+    latent = tfp.distributions.MultivariateNormalDiag(
+        loc=np.zeros(rank), scale_diag=np.asarray(widths, np.float64))
+    return LowRankGaussian(mean=subspace.mean.astype(np.float64),
+                           axes=axes.astype(np.float64), latent=latent)
+
+
+def sample(subspace: Subspace, spec: SamplerSpec, scale: float, rng: np.random.Generator
+           ) -> np.ndarray:
+    """One flat weight vector of `spec.method` at `scale`, all randomness from `rng`."""
+    tfp_seed = rng.integers(0, 2 ** 31 - 1, size=2).astype(np.int32)
+    if spec.method == "random":
         direction = rng.standard_normal(subspace.solution.shape)
         return (subspace.solution + scale * direction / np.linalg.norm(direction)).astype(
             np.float32)
-    if method == "dropout":
-        if not 0 <= scale < 1:
-            raise UserError(f"dropout rate must be in [0, 1), got {scale}")
+    if spec.method == "dropout":
         keep = rng.random(subspace.solution.shape) >= scale
         return (subspace.solution * keep / (1.0 - scale)).astype(np.float32)
-    if method == "diagonal_gaussian":
+    if spec.method == "diagonal_gaussian":
         distribution = tfp.distributions.MultivariateNormalDiag(
             loc=subspace.mean, scale_diag=scale * subspace.std)
         return distribution.sample(seed=tfp_seed).numpy()
-    if method == "low_rank_gaussian":
-        if low_rank_scaling not in LOW_RANK_SCALINGS:
-            raise UserError(f"unknown low-rank scaling {low_rank_scaling!r}; choose one of "
-                            f"{', '.join(LOW_RANK_SCALINGS)}")
-        axes, stds = subspace.pca(rank)
-        widths = scale * (stds if low_rank_scaling == "swag" else np.ones(rank))
-        distribution = tfp.distributions.MultivariateNormalDiagPlusLowRankCovariance(
-            loc=subspace.mean.astype(np.float32),
-            cov_diag_factor=np.zeros_like(subspace.mean, np.float32),
-            cov_perturb_factor=(axes.T * widths).astype(np.float32))
-        return distribution.sample(seed=tfp_seed).numpy()
-    if method == "weight_average":
-        return subspace.mean.astype(np.float32)
-    raise UserError(f"unknown subspace method {method!r}; choose one of {', '.join(METHODS)}")
+    if spec.method == "low_rank_gaussian":
+        return low_rank_gaussian(subspace, spec.rank, scale, spec.low_rank_scaling).sample(
+            tfp_seed)
+    return subspace.mean.astype(np.float32)  # weight_average
+
+
+def _streams(seed: int, subspace: Subspace, method: str, index: int, attempt: int):
+    """The (scale, sample) generators of one draw: its own streams of the user's seed,
+    the base run, the method, the sample's index and the attempt."""
+    parts = (subspace.run, method, index, attempt)
+    return (seeding.rng(seed, "subspace_scale", *parts),
+            seeding.rng(seed, "subspace_sample", *parts))
 
 
 def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
@@ -143,56 +210,177 @@ def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
         raise UserError(f"the sample was drawn from epochs {params['epochs']}, this "
                         f"subspace has {list(subspace.epochs)}; fit it with the same "
                         f"--num_checkpoints")
-    return sample(subspace, params["method"], params["scale"], tuple(params["seed"]),
-                  params.get("rank", 5), params.get("low_rank_scaling", "unit"))
+    if subspace.run != params["run"]:
+        raise UserError("the sample was drawn around another run than this subspace's; "
+                        "fit the subspace of the sample's base run")
+    spec = SamplerSpec(params["method"], rank=params.get("rank", 5),
+                       low_rank_scaling=params.get("low_rank_scaling", "unit"))
+    _, rng = _streams(params["seed"], subspace, spec.method, params["index"],
+                      params["attempt"])
+    return sample(subspace, spec, params["scale"], rng)
 
 
-def sample_functions(predictor: RunPredictions, subspace: Subspace, method: str,
-                     spec: ScaleSpec, num_samples: int, seed: int, data: Dataset,
-                     splits: tuple[str, ...], base_probs: np.ndarray, rank: int = 5,
-                     low_rank_scaling: str = "unit", accept_threshold: float | None = None,
-                     tries: int = 5, train_data: Dataset | None = None) -> list[dict]:
-    """Draws `num_samples` functions of `method` around the predictor's run and returns,
-    for each, its scale, cache key and place on the diversity-accuracy plane on
-    `splits[0]` (relative to `base_probs`); every split in `splits` is predicted (and
-    cached). With `accept_threshold`, a draw whose validation accuracy is below it is
-    redrawn, up to `tries` times, and dropped if none passes (the notebook's rule).
-    `train_data` re-estimates batch-norm statistics for every sample.
+def sample_logits(predictor: RunPredictions, subspace: Subspace, record: dict,
+                  data: Dataset, split: str, bn_data: Dataset | None = None) -> np.ndarray:
+    """Logits on `split` of the sample `record` (from `sample_functions`): cached, and
+    regenerated from its parameters only when not cached yet. Batch-norm statistics
+    are re-estimated on `bn_data` when given."""
+    params = record["params"]
+    identity = {"params": params, "checkpoints": list(subspace.digests)}
+    return predictor.vector(data, split, record["key"],
+                            lambda: regenerate(subspace, params), identity,
+                            bn_data=bn_data)
+
+
+def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: SamplerSpec,
+                     num_samples: int, seed: int, data: Dataset, split: str,
+                     base_logits: np.ndarray, extra_splits: tuple[str, ...] = (),
+                     bn_data: Dataset | None = None) -> list[dict]:
+    """Draws `num_samples` functions of `spec` around the predictor's run and returns,
+    for each, its scale, cache key, parameters and place on the diversity-accuracy
+    plane on `split` (relative to `base_logits`); `extra_splits` are predicted (and
+    cached) too. With `spec.accept_threshold`, a draw whose accuracy on the validation
+    split is below it is redrawn, up to `spec.accept_tries` times, and dropped if none
+    passes (the notebook's rule); `split` must then be another split, so that no
+    reported number was used to select. `bn_data` re-estimates batch-norm statistics
+    for every sample.
     """
-    labels = data.labels(splits[0])
-    draws = 1 if method == "weight_average" else num_samples
+    if spec.accept_threshold is not None and split == SELECTION_SPLIT:
+        raise UserError(f"the acceptance rule selects samples on the {SELECTION_SPLIT} "
+                        f"split; report them on another (--split=test)")
+    labels = data.labels(split)
+    draws = 1 if spec.method == "weight_average" else num_samples
+    tries = spec.accept_tries if spec.accept_threshold is not None else 1
     results = []
     for i in range(draws):
-        for attempt in range(tries if accept_threshold is not None else 1):
-            stream = (seed, METHODS.index(method), i, attempt)
-            scale = spec.draw(np.random.default_rng(stream + (1,)))
-            params = {"method": method, "scale": scale, "seed": list(stream),
+        for attempt in range(tries):
+            scale_rng, _ = _streams(seed, subspace, spec.method, i, attempt)
+            params = {"method": spec.method, "scale": spec.draw_scale(scale_rng),
+                      "seed": seed, "run": subspace.run, "index": i, "attempt": attempt,
                       "epochs": list(subspace.epochs),
-                      "batchnorm_reestimated": train_data is not None}
-            if method == "low_rank_gaussian":
-                params.update(rank=rank, low_rank_scaling=low_rank_scaling)
-            key = f"subspace/{method}/" + hashlib.sha1(
-                json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-            vector = functools.cache(lambda: sample(subspace, method, scale, stream, rank,
-                                                    low_rank_scaling))
+                      "batchnorm_reestimated": bn_data is not None}
+            if spec.method == "low_rank_gaussian":
+                params.update(rank=spec.rank, low_rank_scaling=spec.low_rank_scaling)
+            record = {"method": spec.method, "index": i, "tries": attempt + 1,
+                      "scale": params["scale"], "params": params,
+                      "key": f"subspace/{spec.method}/" + hashlib.sha1(json.dumps(
+                          params, sort_keys=True).encode()).hexdigest()[:16]}
 
-            def probs_on(split):
-                return predictor.vector(data, split, key, vector, train_data=train_data)
+            def logits_on(on_split, record=record):
+                return sample_logits(predictor, subspace, record, data, on_split, bn_data)
 
-            if accept_threshold is not None:
-                validation_accuracy = metrics.accuracy(probs_on("validation"),
-                                                       data.labels("validation"))
-                if validation_accuracy < accept_threshold:
-                    logging.info("%s %d/%d: scale %.4g rejected (validation accuracy "
-                                 "%.3f < %.3f, try %d)", method, i + 1, draws, scale,
-                                 validation_accuracy, accept_threshold, attempt + 1)
+            if spec.accept_threshold is not None:
+                selection = metrics.accuracy(logits_on(SELECTION_SPLIT),
+                                             data.labels(SELECTION_SPLIT))
+                if selection < spec.accept_threshold:
+                    logging.info("%s %d/%d: scale %.4g rejected (%s accuracy %.3f < %.3f, "
+                                 "try %d)", spec.method, i + 1, draws, record["scale"],
+                                 SELECTION_SPLIT, selection, spec.accept_threshold,
+                                 attempt + 1)
                     continue
-            probs = {split: probs_on(split) for split in splits}
-            results.append({"method": method, "index": i, "tries": attempt + 1,
-                            "scale": scale, "key": key, "params": params,
-                            **diversity.point(probs[splits[0]], base_probs, labels)})
+                record["selection_accuracy"] = selection
+            for extra in extra_splits:
+                logits_on(extra)
+            results.append({**record, **diversity.point(logits_on(split), base_logits,
+                                                        labels)})
             logging.info("%s %d/%d: scale %.4g, accuracy %.4f, normalised diversity %.3f",
-                         method, i + 1, draws, scale, results[-1]["accuracy"],
-                         results[-1]["normalized_diversity"])
+                         spec.method, i + 1, draws, record["scale"],
+                         results[-1]["accuracy"], results[-1]["normalized_diversity"])
             break
     return results
+
+
+def plane(base_run: str, other_runs: list[str], specs: list[SamplerSpec], data: Dataset,
+          split: str, num_samples: int, seed: int, num_checkpoints: int = NUM_CHECKPOINTS,
+          extra_splits: tuple[str, ...] = (), reestimate_bn: bool = True,
+          batch_size: int = 500) -> dict:
+    """The diversity-accuracy plane around `base_run` (paper Fig. 5): samples of every
+    spec, the independent optima of `other_runs` and the base, all on `split` and all
+    under one batch-norm policy (re-estimated on `data`'s training split for models
+    with batch norm when `reestimate_bn`, else the checkpoints' statistics); the base
+    is also reported under the other policy. Returns a JSON-ready dict."""
+    config = trajectory.read_config(base_run)
+    bn_data = data if reestimate_bn and models.uses_batchnorm(config["model"]) else None
+    space = fit(base_run, num_checkpoints)
+    predictor = RunPredictions(base_run, batch_size=batch_size)
+    labels = data.labels(split)
+    base_logits = predictor.checkpoint(data, split, bn_data=bn_data)
+    base = {"run": base_run, **diversity.point(base_logits, base_logits, labels)}
+    if bn_data is not None:
+        stored = predictor.checkpoint(data, split)
+        base["checkpoint_statistics"] = {
+            "accuracy": metrics.accuracy(stored, labels),
+            "negative_log_likelihood": metrics.nll(stored, labels)}
+    base["negative_log_likelihood"] = metrics.nll(base_logits, labels)
+    independent = [{"run": run, **diversity.point(
+        RunPredictions(run, batch_size).checkpoint(data, split, bn_data=bn_data),
+        base_logits, labels)} for run in other_runs]
+    samples = []
+    for spec in specs:
+        samples += sample_functions(predictor, space, spec, num_samples, seed, data, split,
+                                    base_logits, extra_splits, bn_data)
+    accuracies = [p["accuracy"] for p in samples + independent + [base]]
+    return {
+        "base_run": base_run, "model": config["model"], "dataset": data.name,
+        "num_classes": data.num_classes, "seed": seed,
+        "splits": {"reported": split, "selection": SELECTION_SPLIT if any(
+            s.accept_threshold is not None for s in specs) else None,
+            "also_predicted": list(extra_splits)},
+        "specs": {s.method: dataclasses.asdict(s) for s in specs},
+        "subspace_epochs": list(space.epochs),
+        "batchnorm": "reestimated" if bn_data is not None else "checkpoint",
+        "base": base, "independent": independent, "samples": samples,
+        "curves": diversity.curves(base["accuracy"], data.num_classes,
+                                   min(accuracies + [1.0 / data.num_classes])),
+        "summary": summarize(samples, independent, base),
+    }
+
+
+def summarize(samples: list[dict], independent: list[dict], base: dict,
+              band: float = 0.02) -> dict:
+    """The paper's comparison: at accuracies within `band` of the independent optima,
+    are the subspace samples less diverse than the optima's mean?"""
+    summary = {"base_accuracy": base["accuracy"], "methods": {}}
+    if independent:
+        diversities = [p["normalized_diversity"] for p in independent]
+        low = min(p["accuracy"] for p in independent) - band
+        high = max(p["accuracy"] for p in independent) + band
+        summary.update({"independent_mean_normalized_diversity": float(np.mean(diversities)),
+                        "independent_accuracy_band": [low, high]})
+    for method in dict.fromkeys(s["method"] for s in samples):
+        points = [s for s in samples if s["method"] == method]
+        entry = {"num_samples": len(points),
+                 "accuracy_range": [min(p["accuracy"] for p in points),
+                                    max(p["accuracy"] for p in points)],
+                 "max_normalized_diversity": float(np.nanmax(
+                     [p["normalized_diversity"] for p in points]))}
+        if independent:
+            near = [p["normalized_diversity"] for p in points if low <= p["accuracy"] <= high]
+            entry["in_band"] = len(near)
+            if near:
+                entry["in_band_max_normalized_diversity"] = float(np.nanmax(near))
+                entry["in_band_all_below_independent_mean"] = bool(
+                    np.nanmax(near) < summary["independent_mean_normalized_diversity"])
+        summary["methods"][method] = entry
+    return summary
+
+
+def tsne_points(result: dict, runs: list[str], data: Dataset, batch_size: int = 500
+                ) -> tuple:
+    """t-SNE of the trajectories of `runs` and the samples of a `plane` result, with each
+    point's label (run name or method) and epoch (None for samples)."""
+    split = result["splits"]["reported"]
+    space = fit(result["base_run"], len(result["subspace_epochs"]))
+    base = RunPredictions(result["base_run"], batch_size)
+    bn_data = data if result["batchnorm"] == "reestimated" else None
+    groups, logits = [], []
+    for run in runs:
+        predictor = RunPredictions(run, batch_size)
+        for epoch in trajectory.epochs(run):
+            logits.append(predictor.checkpoint(data, split, epoch))
+            groups.append((os.path.basename(os.path.normpath(run)), epoch))
+    for record in result["samples"]:
+        logits.append(sample_logits(base, space, record, data, split, bn_data))
+        groups.append((record["method"], None))
+    points = similarity.tsne(np.stack(logits), result["seed"])
+    return points, [g for g, _ in groups], [e for _, e in groups]

@@ -14,6 +14,7 @@ model's `trainable_weights` order (kernels and biases of every layer), float32.
 
 import glob
 import hashlib
+import json
 import os
 import re
 
@@ -22,6 +23,9 @@ import numpy as np
 from uncertainty import files
 from uncertainty.errors import UserError
 
+# Config fields that say where things are, not what the run is; they may change on resume.
+LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
+                   "strategy", "tpu")
 CONFIG, METRICS, HISTORY, NORMALIZER = "config.json", "metrics.json", "history.json", \
     "normalizer.npz"
 
@@ -128,6 +132,14 @@ def read_config(run_dir: str) -> dict:
     return files.read_json(path)
 
 
+def identity(run_dir: str) -> str:
+    """A digest of what the run is (its config without locations): the same for a run
+    moved to another folder, different for runs of other seeds or settings. Random
+    streams that concern a run derive from it (`seeding`)."""
+    config = {k: v for k, v in read_config(run_dir).items() if k not in LOCATION_FIELDS}
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
             write: bool = True) -> None:
     """Creates `run_dir` for `config`, or checks that it holds a run of the same config.
@@ -211,9 +223,9 @@ def check_runs(runs: list[str], minimum: int = 2) -> dict:
             if config.get(field) != first.get(field):
                 raise UserError(f"runs differ in {field}: {runs[0]} has {first.get(field)!r}, "
                                 f"{run} has {config.get(field)!r}; compare runs of one setting")
-        epochs = epochs(run)
-        if epochs != list(range(1, len(epochs) + 1)) or not epochs:
-            raise UserError(f"{run} has missing checkpoints (epochs {epochs}); finish or "
+        available = epochs(run)
+        if available != list(range(1, len(available) + 1)) or not available:
+            raise UserError(f"{run} has missing checkpoints (epochs {available}); finish or "
                             f"re-run it with baselines/train.py")
     return {field: first.get(field) for field in SAME_FIELDS}
 
