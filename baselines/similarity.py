@@ -14,8 +14,7 @@ import os
 
 from absl import flags, logging
 
-from uncertainty import cli
-from uncertainty import UserError, files, plotting, similarity
+from uncertainty import UserError, cli, files, plotting, similarity, trajectory
 
 cli.define_data_flags(dataset=False)
 cli.define_analysis_flags()

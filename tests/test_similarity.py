@@ -5,16 +5,20 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from scipy.special import softmax
+from scipy.stats import entropy
 from absl import flags
 from absl.testing import flagsaver
 
-from uncertainty import UserError, files, metrics, models, predictions, trajectory
+from uncertainty import UserError, files, models, predictions, trajectory
 from conftest import load_binary
 
 similarity_binary = load_binary("similarity")
 
 FLAGS = flags.FLAGS
 FLAGS(["pytest"])
+pytestmark = pytest.mark.slow  # trains the MNIST-1D runs and runs the binary
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +29,21 @@ def analysis(runs, tmp_path_factory):
     return out, files.read_json(os.path.join(out, "similarity.json"))
 
 
-def keras_probs(run_dir, epoch, data):
-    """Independent of the pipelines: the model on the raw arrays, softmax in numpy."""
+def keras_logits(run_dir, epoch, data):
+    """Independent of the pipelines: the model on the raw arrays."""
     model = models.build("cnn1d", data.input_shape, data.num_classes)
     model.set_weights(trajectory.load_arrays(run_dir, epoch))
-    logits = model.predict(data.splits["test"][0].astype(np.float32), verbose=0)
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
+    return model.predict(data.splits["test"][0].astype(np.float32), verbose=0)
+
+
+def final_variables(run_dir):
+    """The run's final trainable weights as TensorFlow's checkpoint reader sees them in
+    its training state (sorted by name: cosine does not depend on the order)."""
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints", "state"))
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith("model/") and "/.OPTIMIZER_SLOT" not in n
+                   and n.split("/")[2] in ("kernel", "bias"))
+    return np.concatenate([reader.get_tensor(n).ravel() for n in names]).astype(np.float64)
 
 
 def test_writes_json_and_figures(analysis, runs):
@@ -49,45 +61,62 @@ def test_matrices_against_independent_computation(analysis, runs, mnist1d):
     _, result = analysis
     run = os.path.join(runs, "seed1")
     weights = [trajectory.load_weights(run, e) for e in (1, 2, 3, 4)]
-    probs = [keras_probs(run, e, mnist1d) for e in (1, 2, 3, 4)]
+    logits = [keras_logits(run, e, mnist1d) for e in (1, 2, 3, 4)]
     t = result["trajectories"][run]
     for i in range(4):
         for j in range(4):
             cos = weights[i] @ weights[j] / np.linalg.norm(weights[i]) / np.linalg.norm(
                 weights[j])
             assert np.isclose(t["weight_cosine"][i][j], cos, atol=1e-6)
-            brute = np.mean(probs[i].argmax(1) != probs[j].argmax(1))
+            brute = np.mean(logits[i].argmax(1) != logits[j].argmax(1))
             assert abs(t["disagreement"][i][j] - brute) <= 2e-3  # argmax near-ties
-    finals = np.stack([keras_probs(os.path.join(runs, f"seed{s}"), 4, mnist1d)
-                       for s in range(3)])
-    assert np.isclose(result["js_divergence"]["independent"],
-                      metrics.js_divergence(finals), atol=1e-4)
-    off = ~np.eye(3, dtype=bool)
-    assert np.isclose(result["summary"]["independent_mean_disagreement"],
-                      metrics.disagreement(finals)[off].mean(), atol=2e-3)
+    finals = softmax(np.stack([keras_logits(os.path.join(runs, f"seed{s}"), 4, mnist1d)
+                               for s in range(3)]), axis=-1)
+
+    def h(p):  # the paper's entropy, -sum p log(p + 1e-5), from scipy's
+        return entropy(p, axis=-1) - np.sum(p * (np.log(p + 1e-5) - np.log(p)), axis=-1)
+
+    js = np.mean(h(finals.mean(0)) - h(finals).mean(0))
+    assert np.isclose(result["js_divergence"]["independent"], js, atol=1e-4)
+    labels = finals.argmax(-1)
+    pairs = [np.mean(labels[i] != labels[j]) for i in range(3) for j in range(3) if i != j]
+    assert np.isclose(result["summary"]["independent_mean_disagreement"], np.mean(pairs),
+                      atol=2e-3)
+
+
+def test_independent_cosine_against_tensorflows_checkpoint_reader(analysis, runs):
+    _, result = analysis
+    finals = [final_variables(os.path.join(runs, f"seed{s}")) for s in range(3)]
+    for i in range(3):
+        for j in range(3):
+            expected = finals[i] @ finals[j] / np.linalg.norm(finals[i]) / np.linalg.norm(
+                finals[j])
+            assert np.isclose(result["independent"]["weight_cosine"][i][j], expected,
+                              atol=1e-6)
 
 
 def test_cached_predictions_equal_direct_predictions(analysis, runs, mnist1d):
     run = os.path.join(runs, "seed0")
     path = predictions.RunPredictions(run).cache_path(mnist1d, "test", "epoch_003")
-    assert path == os.path.join(run, "predictions", "mnist1d@mnist1d", "test",
-                                "epoch_003.npy")
-    cached = np.load(path)
-    np.testing.assert_allclose(cached, keras_probs(run, 3, mnist1d), atol=1e-5)
+    assert path == os.path.join(run, "predictions", "mnist1d", "test", "epoch_003.npz")
+    with np.load(path) as cached:
+        np.testing.assert_allclose(cached["logits"], keras_logits(run, 3, mnist1d),
+                                   atol=1e-4)
 
 
 def test_predictions_of_a_flat_weight_vector(analysis, runs, mnist1d):
     run = os.path.join(runs, "seed2")
     predictor = predictions.RunPredictions(run)
     vector = trajectory.load_weights(run, 3)
-    same = predictor.vector(mnist1d, "test", "vector_epoch3", vector, base_epoch=3)
-    np.testing.assert_allclose(same, predictor.checkpoint(mnist1d, "test", 3), atol=1e-6)
+    same = predictor.vector(mnist1d, "test", "vector_epoch3", vector, {"epoch": 3},
+                            base_epoch=3)
+    np.testing.assert_allclose(same, predictor.checkpoint(mnist1d, "test", 3), atol=1e-5)
     assert predictor.counts == {"computed": 1, "from_cache": 1}
-    zero = predictor.vector(mnist1d, "test", "zeros", np.zeros_like(vector))
-    np.testing.assert_allclose(zero, 0.1, atol=1e-6)  # all-zero weights: uniform output
+    zero = predictor.vector(mnist1d, "test", "zeros", np.zeros_like(vector), {"zeros": 1})
+    np.testing.assert_allclose(zero, 0.0, atol=1e-6)  # all-zero weights: zero logits
     assert os.path.exists(predictor.cache_path(mnist1d, "test", "zeros"))
     with pytest.raises(ValueError, match="vector has 5 values"):
-        predictor.vector(mnist1d, "test", "short", np.zeros(5))
+        predictor.vector(mnist1d, "test", "short", np.zeros(5), {"short": 1})
 
 
 def test_second_invocation_predicts_nothing(analysis, runs, monkeypatch, tmp_path):
