@@ -6,22 +6,24 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+
+import pytest
 
 from conftest import REPO
 from uncertainty import files, trajectory
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 
 MIRRORED = """
 import json, sys
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from uncertainty import datasets, models, predictions, recipes, trajectory
+from uncertainty import datasets, models, predictions, trajectory
 from uncertainty.training import TrainConfig, train
 data = datasets.load("mnist1d")
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-config = TrainConfig(dataset="mnist1d", model="cnn1d", seed=0,
-                     validation_examples=500, **{**recipes.RECIPES["cnn1d"], "train_epochs": 3})
+config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3)
 results = train(config, data, sys.argv[1], strategy)
 model = models.build("cnn1d", data.input_shape, 10)
 model.set_weights(trajectory.load_arrays(sys.argv[1]))
@@ -53,6 +55,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What a worker prints when the port probed free was taken before its server bound it.
+_PORT_TAKEN = ("Address already in use", "Failed to add port", "Failed to bind")
+
+
 def _start_workers(run_dir: str, *args: str) -> list[subprocess.Popen]:
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     processes = []
@@ -66,18 +72,35 @@ def _start_workers(run_dir: str, *args: str) -> list[subprocess.Popen]:
     return processes
 
 
-def _finish(processes) -> list[dict]:
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for process, (_, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-2000:]
-    assert "2 replicas" in outputs[0][1]
-    return [json.loads(out) for out, _ in outputs]
+def _run_workers(run_dir: str, *args: str, kill_after: str | None = None):
+    """Runs the two workers to the end and returns what each printed, or, with
+    `kill_after`, kills both once the chief logs that line. Probing for free ports
+    races with other processes; if a port was taken meanwhile, it starts again on new
+    ports (up to three times)."""
+    for _ in range(3):
+        processes = _start_workers(run_dir, *args)
+        if kill_after is not None:
+            seen = any(kill_after in line for line in processes[0].stderr)
+            for p in processes:
+                p.send_signal(signal.SIGKILL)
+            errors = [p.communicate()[1] for p in processes]
+            if seen:
+                return None
+        else:
+            outputs = [p.communicate(timeout=600) for p in processes]
+            errors = [err for _, err in outputs]
+            if all(p.returncode == 0 for p in processes):
+                assert "2 replicas" in errors[0]
+                return [json.loads(out) for out, _ in outputs]
+        if not any(m in err for err in errors for m in _PORT_TAKEN):
+            raise AssertionError(errors[0][-2000:] + errors[1][-2000:])
+    raise AssertionError("no free ports for the workers after three tries")
 
 
 def test_multi_worker_on_loopback_writes_one_run(tmp_path):
     run_dir = str(tmp_path / "run")
-    printed = _finish(_start_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
-                                     "--train_epochs=2"))
+    printed = _run_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
+                           "--train_epochs=2")
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
     assert trajectory.epochs(run_dir) == [1, 2]
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
@@ -87,17 +110,10 @@ def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):
     run_dir = str(tmp_path / "run")
     args = ("--dataset=fashion_mnist", "--model=small_cnn", "--train_examples=8192",
             "--train_epochs=4")
-    processes = _start_workers(run_dir, *args)
-    deadline = time.time() + 300
-    while not os.path.exists(trajectory.checkpoint_path(run_dir, 1)):
-        assert all(p.poll() is None for p in processes) and time.time() < deadline
-        time.sleep(0.02)
-    for p in processes:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    _run_workers(run_dir, *args, kill_after="epoch 1/4")  # the chief's log line
     assert not trajectory.is_complete(run_dir) and trajectory.epochs(run_dir)[-1] < 4
 
-    printed = _finish(_start_workers(run_dir, *args))
+    printed = _run_workers(run_dir, *args)
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]
     assert printed[0]["test/accuracy"] > 0.6  # resumed training, not a fresh start
     assert trajectory.epochs(run_dir) == [1, 2, 3, 4]

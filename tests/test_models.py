@@ -85,3 +85,17 @@ def test_unknown_model_and_wrong_input_rank_are_user_errors():
         models.build("vgg", (32, 32, 3), 10)
     with pytest.raises(UserError, match="cnn1d"):
         models.build("small_cnn", (40, 1), 10)
+
+
+def test_runs_with_nearby_seeds_share_no_dropout_stream():
+    """Dropout layers seeded seed + i would give run 0's second layer run 1's first
+    layer's masks; each layer's seed must come from its own stream."""
+    seeds = {}
+    for run_seed in range(4):
+        model = models.build("medium_cnn", (32, 32, 3), 10, seed=run_seed)
+        seeds[run_seed] = [layer.seed for layer in model.layers
+                           if isinstance(layer, keras.layers.Dropout)]
+        assert len(seeds[run_seed]) == 4 and len(set(seeds[run_seed])) == 4
+    assert not set(seeds[0]) & set(seeds[1])
+    everything = [s for layer_seeds in seeds.values() for s in layer_seeds]
+    assert len(set(everything)) == len(everything)

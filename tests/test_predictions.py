@@ -1,0 +1,105 @@
+"""The prediction cache: logits keyed by everything that changes their rows; a stale,
+truncated or unreadable file is recomputed, never trusted."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from uncertainty import datasets, files, predictions, trajectory
+from uncertainty.training import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, mnist1d):
+    run_dir = str(tmp_path_factory.mktemp("cache") / "run")
+    train(TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=1,
+                                  train_examples=1000), mnist1d, run_dir)
+    return run_dir
+
+
+def fresh(run_dir):
+    return predictions.RunPredictions(run_dir, batch_size=250)
+
+
+def test_same_function_and_data_is_read_from_the_cache(run, mnist1d):
+    first = fresh(run).checkpoint(mnist1d, "test")
+    again = fresh(run)
+    np.testing.assert_array_equal(again.checkpoint(mnist1d, "test"), first)
+    assert again.counts == {"computed": 0, "from_cache": 1}
+    assert first.dtype == np.float32 and first.shape == (1000, 10)  # logits, not probs
+
+
+def test_changed_checkpoint_content_is_recomputed(run, mnist1d, tmp_path):
+    import shutil
+    copy = str(tmp_path / "run")
+    shutil.copytree(run, copy)
+    before = fresh(copy).checkpoint(mnist1d, "test", 1)
+    arrays = trajectory.load_arrays(copy, 1)
+    names = np.array([f"w{i}" for i in range(len(arrays))])
+    files.write_npz(trajectory.checkpoint_path(copy, 1), names=names,
+                    trainable=np.ones(len(arrays), bool),
+                    **{f"w{i:03d}": 0.5 * a for i, a in enumerate(arrays)})
+    predictor = fresh(copy)
+    after = predictor.checkpoint(mnist1d, "test", 1)
+    assert predictor.counts["computed"] == 1 and not np.allclose(before, after)
+
+
+@pytest.mark.parametrize("change", ["validation_examples", "train_examples",
+                                    "corruption", "source"])
+def test_each_data_key_component_forces_a_recomputation(run, mnist1d, change):
+    fresh(run).checkpoint(mnist1d, "test")
+    fresh(run).checkpoint(mnist1d, "test", bn_data=mnist1d.head("train", 600))
+    if change == "validation_examples":
+        data, bn = datasets.load("mnist1d", validation_examples=400), None
+    elif change == "train_examples":
+        data, bn = mnist1d, mnist1d.head("train", 700)
+    elif change == "corruption":
+        data, bn = datasets.load("mnist1d_corrupted/gaussian_noise_2"), None
+        fresh(run).checkpoint(datasets.load("mnist1d_corrupted/gaussian_noise_1"), "test")
+    else:
+        import dataclasses
+        data, bn = dataclasses.replace(mnist1d, source="elsewhere"), None
+    predictor = fresh(run)
+    predictor.checkpoint(data, "test", bn_data=bn)
+    assert predictor.counts == {"computed": 1, "from_cache": 0}
+
+
+def test_changed_preprocessing_is_recomputed(run, mnist1d, tmp_path):
+    import shutil
+    copy = str(tmp_path / "run")
+    shutil.copytree(run, copy)
+    before = fresh(copy).checkpoint(mnist1d, "test")
+    shift, scale = trajectory.read_normalizer(copy)
+    files.write_npz(os.path.join(copy, trajectory.NORMALIZER), shift=shift + 1.0,
+                    scale=scale)
+    predictor = fresh(copy)
+    after = predictor.checkpoint(mnist1d, "test")
+    assert predictor.counts["computed"] == 1 and not np.allclose(before, after)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "rows"])
+def test_unreadable_or_truncated_cache_is_recomputed_with_a_log_line(run, mnist1d,
+                                                                      damage, caplog):
+    predictor = fresh(run)
+    good = predictor.checkpoint(mnist1d, "test")
+    path = predictor.cache_path(mnist1d, "test", "epoch_001")
+    if damage == "truncate":
+        with open(path, "rb") as f:
+            head = f.read()[:200]
+        with open(path, "wb") as f:
+            f.write(head)
+    elif damage == "garbage":
+        with open(path, "wb") as f:
+            f.write(b"not a numpy file")
+    else:  # the right identity but the wrong number of rows
+        with np.load(path) as saved:
+            files.write_npz(path, logits=saved["logits"][:10], identity=saved["identity"])
+    caplog.set_level(logging.INFO)
+    again = fresh(run)
+    np.testing.assert_allclose(again.checkpoint(mnist1d, "test"), good, atol=1e-6)
+    assert again.counts["computed"] == 1
+    reason = {"truncate": "unreadable", "garbage": "unreadable",
+              "rows": "rows do not match"}[damage]
+    assert any(reason in r.getMessage() for r in caplog.records)

@@ -1,0 +1,46 @@
+"""Recipes: every default defined once, and the learning-rate schedules' worked values."""
+
+import pytest
+
+from uncertainty import UserError, recipes
+from uncertainty.training import TrainConfig
+
+
+def test_halving_schedule_worked_values():
+    # The notebook: 1.6e-3 halved every 10 epochs (0-based epochs).
+    assert recipes.learning_rate("halving", 1.6e-3, 0) == 1.6e-3
+    assert recipes.learning_rate("halving", 1.6e-3, 9) == 1.6e-3
+    assert recipes.learning_rate("halving", 1.6e-3, 10) == pytest.approx(8e-4)
+    assert recipes.learning_rate("halving", 1.6e-3, 39) == pytest.approx(2e-4)
+    assert recipes.learning_rate("halving", 1.0, 7, halving_epochs=3) == 0.25
+
+
+def test_resnet_step_schedule_worked_values():
+    # Keras CIFAR ResNet example: x0.1 after 80, x0.01 after 120, x0.001 after 160,
+    # x0.0005 after 180 ("after" = the epoch index is larger).
+    expected = {0: 1e-3, 80: 1e-3, 81: 1e-4, 120: 1e-4, 121: 1e-5, 160: 1e-5,
+                161: 1e-6, 180: 1e-6, 181: 5e-7, 199: 5e-7}
+    for epoch, rate in expected.items():
+        assert recipes.learning_rate("resnet_step", 1e-3, epoch) == pytest.approx(rate)
+
+
+def test_constant_and_unknown_schedules():
+    assert recipes.learning_rate("constant", 0.1, 150) == 0.1
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        recipes.learning_rate("cosine", 0.1, 0)
+
+
+def test_overrides_and_defaults_come_from_the_recipe():
+    config = TrainConfig.from_recipe("cifar10", "medium_cnn", 3, learning_rate=None,
+                                     train_epochs=5)
+    assert config.train_epochs == 5  # overridden
+    assert config.learning_rate == 1.6e-3 and config.validation_examples == 500
+    assert config.lr_halving_epochs == 10 and config.momentum == 0.9
+    # Every TrainConfig field but the identity is a recipe field: nothing defined twice.
+    fields = set(TrainConfig.__dataclass_fields__) - {"dataset", "model", "seed"}
+    for model, recipe in recipes.RECIPES.items():
+        assert set(recipe) == fields, model
+    with pytest.raises(ValueError, match="not recipe fields: colour"):
+        recipes.resolve("small_cnn", colour="red")
+    with pytest.raises(UserError, match="unknown model"):
+        TrainConfig.from_recipe("cifar10", "vgg", 0)
