@@ -1,8 +1,10 @@
 """The published numbers this project is compared against (PAPER.md), as data.
 
 `uncertainty/data/published.json` holds one entry per number: where it comes from,
-model, dataset, method, ensemble size and corruption intensity where they apply, the
-metric, and a `value` or a `range` (numbers read off the paper's figures are +-0.005).
+model, dataset, method, ensemble size and corruption intensity where they apply (an
+intensity above 0, or "mean_corrupted", with "corruptions": the types it averages,
+"all" of the dataset's or uncertainty-baselines' 15 "standard" ones), the metric, and
+a `value` or a `range` (numbers read off the paper's figures are +-0.005).
 """
 
 import json
@@ -25,13 +27,15 @@ def entries(**match) -> list[dict]:
 def compare(lookup, model: str, dataset: str, metrics=("accuracy", "brier", "nll", "ece",
                                                           "js_divergence")) -> list[dict]:
     """Side by side: every published number of `metrics` with ours for the same method,
-    ensemble size and intensity, from `lookup(entry)` (None when we have no such
-    number), and whether the setting (model and dataset) is the same."""
+    ensemble size and intensity (or corrupted mean), from `lookup(entry)` -> (our
+    value or None, the name of our metric it reads), and whether the setting (model
+    and dataset) is the same."""
     rows = []
     for entry in load()["entries"]:
         if entry["metric"] not in metrics or "intensity" not in entry:
             continue
-        rows.append({**entry, "ours": lookup(entry), "our_model": model,
+        ours, name = lookup(entry)
+        rows.append({**entry, "ours": ours, "ours_name": name, "our_model": model,
                      "our_dataset": dataset,
                      "same_setting": entry["model"] == model and entry["dataset"] == dataset})
     return rows
@@ -46,12 +50,13 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"SETTING DIFFERS: ours is {ours}; published is {', '.join(differ)}. "
                      f"Compare trends (ordering, gaps), not values.")
     lines.append(f"{'source':<22}{'setting':<28}{'method':<20}{'size':>5}{'int.':>16}"
-                 f"{'metric':>15}{'published':>16}{'ours':>9}")
+                 f"{'metric':>15}{'published':>16}{'ours':>9}  our metric")
     for r in rows:
         published = (f"{r['range'][0]:.3f}-{r['range'][1]:.3f}" if "range" in r
                      else f"{r['value']:.4g}")
         ours = "-" if r["ours"] is None else f"{r['ours']:.4f}"
         lines.append(f"{r['source']:<22}{r['model'] + ' ' + r['dataset']:<28}"
                      f"{r['method']:<20}{r.get('ensemble_size', '-')!s:>5}"
-                     f"{r['intensity']!s:>16}{r['metric']:>15}{published:>16}{ours:>9}")
+                     f"{r['intensity']!s:>16}{r['metric']:>15}{published:>16}{ours:>9}"
+                     f"  {r['ours_name']}")
     return "\n".join(lines)
