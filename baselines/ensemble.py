@@ -39,10 +39,7 @@ flags.DEFINE_list("corruptions", ["all"], "Corruption types of the dataset's cor
                   "test sets: all, a list, or none (clean test set only).")
 flags.DEFINE_list("intensities", ["1", "2", "3", "4", "5"], "Corruption intensities "
                   "(the clean test set is intensity 0 and always included).")
-if "reestimate_bn" not in flags.FLAGS:  # subspace.py's flag, when both are loaded
-    flags.DEFINE_bool("reestimate_bn", True, "Re-estimate the batch-norm statistics of "
-                      "every function on the runs' training data (models with batch "
-                      "norm only); else use the checkpoints' statistics.")
+cli.define_batchnorm_flag()
 flags.DEFINE_bool("compare_published", False, "Print and write a table of these numbers "
                   "next to the published ones (published.txt, in ensemble.json).")
 FLAGS = flags.FLAGS

@@ -50,9 +50,7 @@ flags.DEFINE_float("accept_threshold", None, "Keep a random sample only if its v
                    "accuracy reaches this (the notebook uses 0.70 on CIFAR-10).")
 flags.DEFINE_integer("accept_tries", None, "Draws per random sample under the threshold "
                      f"(default {subspace.SamplerSpec.accept_tries}).")
-flags.DEFINE_bool("reestimate_bn", True, "Re-estimate batch-norm statistics of every "
-                  "function on the plane, base and optima included, on training data "
-                  "(models with batch norm only).")
+cli.define_batchnorm_flag()
 flags.DEFINE_bool("save_test_predictions", False, "Also predict (and cache) every sample "
                   "on the test split, for ensembling later.")
 flags.DEFINE_bool("tsne", False, "Also embed the samples with the runs' trajectories.")

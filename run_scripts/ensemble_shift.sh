@@ -25,7 +25,7 @@ else
 fi
 for run in "$RUNS"/seed*; do
   python baselines/subspace.py --base_run="$run" --preset=ensemble $SCALE_FLAGS \
-    --num_samples="$NUM_SAMPLES" --split=validation --save_test_predictions \
+    --num_samples="$NUM_SAMPLES" \
     --output_dir="$OUT/subspace/$(basename "$run")" > /dev/null
 done
 python baselines/ensemble.py --runs="$RUNS" --subspace_dir="$OUT/subspace" \

@@ -1,17 +1,20 @@
-"""Cross-sections: the plane's geometry, filter normalisation, resumable grids, planes
-that reproduce their checkpoints, the Bezier connector, and the binary end to end on
-real MNIST-1D runs."""
+"""Cross-sections: the plane's geometry against numpy, filter normalisation, seeded
+random planes, resumable grids, the summary, the batch-norm policy, planes that
+reproduce their checkpoints, and the binary end to end on real MNIST-1D runs, its
+numbers checked against Keras predictions and sklearn."""
 
+import json
 import os
 
 import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from scipy.special import softmax
 from sklearn.metrics import accuracy_score, log_loss
 
-from conftest import load_binary
-from uncertainty import (UserError, connectors, cross_section, files, trajectory)
+from conftest import load_binary, run_binary
+from uncertainty import (UserError, connectors, cross_section, files, models, trajectory)
 from uncertainty.predictions import RunPredictions
 
 cross_section_binary = load_binary("cross_section")
@@ -31,6 +34,21 @@ def test_plane_basis_is_orthonormal_and_keeps_the_points():
         assert np.isclose(np.hypot(*np.subtract(plane.points[p], plane.points[q])),
                           np.linalg.norm(points[p] - points[q]))
     assert plane.points["a"][1] == 0.0 and plane.points["o"] == (0.0, 0.0)
+
+
+def test_plane_coordinates_are_numpy_projections():
+    """Against numpy's QR of the two edge vectors (signs fixed to R's diagonal > 0)."""
+    rng = np.random.default_rng(3)
+    p0, p1, p2 = rng.normal(size=(3, 300))
+    plane = cross_section.through({"o": p0, "a": p1, "b": p2})
+    q, r = np.linalg.qr(np.stack([p1 - p0, p2 - p0], axis=1))
+    signs = np.sign(np.diag(r))
+    q, r = q * signs, r * signs[:, None]
+    assert np.allclose(plane.axes, q.T)
+    assert np.allclose(plane.points["a"], (r[0, 0], 0.0))
+    assert np.allclose(plane.points["b"], (r[0, 1], r[1, 1]))
+    x, y = 0.3, -1.7
+    assert np.allclose(plane.at(x, y), p0 + q @ [x, y], atol=1e-5)
 
 
 def test_degenerate_planes_are_refused():
@@ -54,10 +72,42 @@ def test_filter_normalisation_matches_each_filter(bias_bn):
             continue
         for j in range(w.shape[-1]):  # every output filter, by hand
             assert np.isclose(np.linalg.norm(d[..., j]), np.linalg.norm(w[..., j]), rtol=1e-5)
-    plane = cross_section.random_plane(arrays, seed=0, bias_bn=bias_bn)
+    plane = cross_section.random_plane(arrays, seed=0, identity="run", bias_bn=bias_bn)
     assert np.allclose(plane.at(0, 0), trajectory.flatten(arrays))
     assert not np.allclose(plane.axes[0], plane.axes[1])
     assert cross_section.grid(plane, 5, 1.0)[0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+
+
+def test_random_directions_derive_from_seed_and_run(tmp_path):
+    """Two base runs with the same --seed get different directions; the same run and
+    seed always the same ones."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.normal(size=(5, 2, 8)), rng.normal(size=8), rng.normal(size=(16, 3))]
+    identities = []
+    for seed in (0, 1):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(
+            {"model": "cnn1d", "seed": seed, "output_dir": str(run)}))
+        identities.append(trajectory.identity(str(run)))
+
+    def axes(seed, identity):
+        return cross_section.random_plane(arrays, seed, identity).axes
+
+    assert np.array_equal(axes(0, identities[0]), axes(0, identities[0]))
+    assert not np.allclose(axes(0, identities[0]), axes(0, identities[1]))
+    assert not np.allclose(axes(0, identities[0]), axes(1, identities[0]))
+
+
+def test_summary_names_what_it_computes():
+    result = {"disagreement_between_solutions": 0.1, "paths": {"linear": {
+        "t": [0, 0.5, 1], "accuracy": [0.9, 0.3, 0.8], "loss": [0.3, 2.0, 0.4],
+        "disagreement_a": [0.0, 0.7, 0.1], "disagreement_b": [0.1, 0.6, 0.0]}}}
+    summary = cross_section.summarize(result)["linear"]
+    assert summary == {"endpoint_accuracy": [0.9, 0.8], "min_accuracy": 0.3,
+                       "max_loss": 2.0, "max_disagreement_with_a": 0.7,
+                       "max_disagreement_with_b": 0.6,
+                       "max_over_path_of_min_disagreement_with_endpoints": 0.6}
 
 
 def test_grid_resumes_after_interruption_with_identical_values(tmp_path):
@@ -90,14 +140,7 @@ def test_grid_resumes_after_interruption_with_identical_values(tmp_path):
     assert len(calls) == 3 * len(coords)
 
 
-def test_bezier_and_line_end_at_the_solutions():
-    a, bend, b = np.zeros(3), np.array([1.0, 2.0, 3.0]), np.ones(3)
-    assert np.allclose(connectors.bezier(a, bend, b, 0.0), a)
-    assert np.allclose(connectors.bezier(a, bend, b, 1.0), b)
-    assert np.allclose(connectors.bezier(a, bend, b, 0.5), 0.25 * a + 0.5 * bend + 0.25 * b)
-    assert np.allclose(connectors.line(a, b, 0.25), [0.25] * 3)
-
-
+@pytest.mark.slow
 def test_plane_point_reproduces_its_checkpoint(runs, mnist1d):
     run_a, run_b = (os.path.join(runs, f"seed{i}") for i in (0, 1))
     plane = cross_section.through({"init": trajectory.load_weights(run_a, 0),
@@ -109,50 +152,117 @@ def test_plane_point_reproduces_its_checkpoint(runs, mnist1d):
     assert np.allclose(at_b, own, atol=1e-5)
 
 
-def test_trained_connector_lowers_the_loss_at_its_middle(runs, mnist1d):
+@pytest.mark.slow
+def test_batchnorm_policy_scores_references_like_points(runs, mnist1d, tmp_path,
+                                                        monkeypatch):
+    """For a batch-norm model every function, references included, is scored with
+    statistics re-estimated on the runs' (cut) training split; the JSON says so."""
+    monkeypatch.setattr(models, "uses_batchnorm", lambda name: True)
+    seen = []
+    uncached = RunPredictions.uncached
+
+    def spy(self, data, split, vector, bn_data=None):
+        seen.append(bn_data)
+        return uncached(self, data, split, vector, bn_data)
+
+    monkeypatch.setattr(RunPredictions, "uncached", spy)
+    data = mnist1d.head("train", 1000)
     run_a, run_b = (os.path.join(runs, f"seed{i}") for i in (0, 1))
-    a, b = trajectory.load_weights(run_a), trajectory.load_weights(run_b)
-    bend, history = connectors.train_bezier(run_a, run_b, mnist1d, epochs=2,
-                                            learning_rate=3e-3, seed=0)
-    assert bend.shape == a.shape and len(history) == 2
-    predictor, labels = RunPredictions(run_a), mnist1d.labels("train")
-    straight = predictor.uncached(mnist1d, "train", connectors.line(a, b, 0.5))
-    curved = predictor.uncached(mnist1d, "train", connectors.bezier(a, bend, b, 0.5))
-    assert log_loss(labels, curved, labels=range(10)) < log_loss(labels, straight,
-                                                                 labels=range(10))
+    result = cross_section.analyse([run_a, run_b], data, "test", cross_section.Options(
+        plane="none", path_points=2), str(tmp_path))
+    assert seen and all(bn is data for bn in seen)
+    for run in (run_a, run_b):  # the references: re-estimated like the points
+        assert os.path.exists(os.path.join(run, "predictions", "mnist1d", "test",
+                                           "epoch_004_bn_reestimated.npz"))
+    policy = result["batchnorm_policy"]
+    assert policy["reestimated"] and policy["data"]["train_examples"] == 1000
+    assert result["paths"]["linear"]["disagreement_a"][0] == 0.0
+
+
+SECTION = dict(plane="trajectory", grid_points=4, path_points=3, connect=True,
+               connect_epochs=1, split="test")
+
+
+def _pair(runs):
+    return [os.path.join(runs, "seed0"), os.path.join(runs, "seed1")]
 
 
 @pytest.fixture(scope="module")
 def section(runs, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("section"))
-    with flagsaver.flagsaver(runs=[os.path.join(runs, "seed0"), os.path.join(runs, "seed1")],
-                             plane="trajectory", grid_points=4, path_points=3, connect=True,
-                             connect_epochs=1, split="test", output_dir=out):
+    with flagsaver.flagsaver(runs=_pair(runs), output_dir=out, **SECTION):
         cross_section_binary.main(["cross_section.py"])
     return out, files.read_json(os.path.join(out, "cross_section.json"))
 
 
+def _keras_logits(run, vector, data, split):
+    """Logits of the run's model with the flat trainable `vector`, by hand: split by
+    the model's own weight shapes, normalised inputs, `model.predict`."""
+    model = models.build("cnn1d", data.input_shape, data.num_classes)
+    model.set_weights(trajectory.load_arrays(run))
+    sizes = [int(np.prod(w.shape)) for w in model.trainable_weights]
+    for w, part in zip(model.trainable_weights,
+                       np.split(vector, np.cumsum(sizes)[:-1])):
+        w.assign(part.reshape(w.shape))
+    with np.load(os.path.join(run, "normalizer.npz")) as norm:
+        inputs = (data.splits[split][0].astype(np.float32) - norm["shift"]) / norm["scale"]
+    return model.predict(inputs, batch_size=256, verbose=0).astype(np.float64)
+
+
+@pytest.mark.slow
 def test_binary_outputs(section, runs, mnist1d):
     out, result = section
     assert {"cross_section.json", "plane.png", "paths.png", "plane_grid.npz",
-            "connector.npz"} <= set(os.listdir(out))
+            "path_linear.npz", "path_bezier.npz", "connector.npz"} <= set(os.listdir(out))
     plane = result["plane_section"]
     assert np.array(plane["accuracy"]).shape == (4, 4) and len(plane["x"]) == 4
     assert set(plane["points"]) == {"seed0 epoch 2", "seed0", "seed1"}
+    assert result["batchnorm_policy"]["reestimated"] is False  # cnn1d has no BN
     labels = mnist1d.labels("test")
-    b = RunPredictions(os.path.join(runs, "seed1")).checkpoint(mnist1d, "test")
+    seed0, seed1 = _pair(runs)
+    a = _keras_logits(seed0, trajectory.load_weights(seed0), mnist1d, "test")
+    b = _keras_logits(seed1, trajectory.load_weights(seed1), mnist1d, "test")
     assert np.isclose(plane["points"]["seed1"]["accuracy"],
                       accuracy_score(labels, b.argmax(1)))
     assert np.isclose(plane["points"]["seed1"]["disagreement_a"],
                       result["disagreement_between_solutions"])
+    assert np.isclose(result["disagreement_between_solutions"],
+                      np.mean(a.argmax(1) != b.argmax(1)))
+
+    # A grid point away from the defining points: its weights from numpy's QR of the
+    # defining points, its logits from Keras, its metrics from sklearn.
+    p0, p1, p2 = (trajectory.load_weights(seed0, 2), trajectory.load_weights(seed0),
+                  trajectory.load_weights(seed1))
+    q, r = np.linalg.qr(np.stack([p1 - p0, p2 - p0], axis=1).astype(np.float64))
+    q = q * np.sign(np.diag(r))
+    ix, iy = 1, 2
+    vector = (p0 + q @ [plane["x"][ix], plane["y"][iy]]).astype(np.float32)
+    logits = _keras_logits(seed0, vector, mnist1d, "test")
+    probs = softmax(logits, axis=1)
+    assert np.isclose(plane["loss"][iy][ix], log_loss(labels, probs, labels=range(10)),
+                      rtol=1e-4)
+    assert np.isclose(plane["accuracy"][iy][ix], accuracy_score(labels, logits.argmax(1)),
+                      atol=1e-3)
+    assert np.isclose(plane["disagreement_a"][iy][ix],
+                      np.mean(logits.argmax(1) != a.argmax(1)), atol=1e-3)
+
     for name in ("linear", "bezier"):
         path = result["paths"][name]
         assert path["t"] == [0.0, 0.5, 1.0]
         assert path["disagreement_a"][0] == 0.0 and path["disagreement_b"][-1] == 0.0
         assert np.isclose(path["accuracy"][-1], accuracy_score(labels, b.argmax(1)))
+        summary = result["summary"][name]
+        assert summary["max_disagreement_with_a"] == max(path["disagreement_a"])
+        assert summary["max_over_path_of_min_disagreement_with_endpoints"] == max(
+            min(x, y) for x, y in zip(path["disagreement_a"], path["disagreement_b"]))
+    middle = _keras_logits(seed0, connectors.line(p1, p2, 0.5), mnist1d, "test")
+    assert np.isclose(result["paths"]["linear"]["loss"][1],
+                      log_loss(labels, softmax(middle, axis=1), labels=range(10)),
+                      rtol=1e-4)
     assert len(result["paths"]["bezier"]["train_loss_by_epoch"]) == 1
 
 
+@pytest.mark.slow
 def test_binary_rerun_reads_connector_and_grid(section, runs, monkeypatch):
     out, first = section
 
@@ -160,27 +270,54 @@ def test_binary_rerun_reads_connector_and_grid(section, runs, monkeypatch):
         raise AssertionError("the connector was trained again")
 
     monkeypatch.setattr(connectors, "train_bezier", no_training)
-    with flagsaver.flagsaver(runs=[os.path.join(runs, "seed0"), os.path.join(runs, "seed1")],
-                             plane="trajectory", grid_points=4, path_points=3, connect=True,
-                             connect_epochs=1, split="test", output_dir=out):
+    monkeypatch.setattr(cross_section, "evaluate_plane", _no_grid_scoring(
+        cross_section.evaluate_plane))
+    with flagsaver.flagsaver(runs=_pair(runs), output_dir=out, **SECTION):
         cross_section_binary.main(["cross_section.py"])
     again = files.read_json(os.path.join(out, "cross_section.json"))
     assert again["plane_section"]["accuracy"] == first["plane_section"]["accuracy"]
     assert again["paths"]["bezier"]["loss"] == first["paths"]["bezier"]["loss"]
+    assert again["summary"] == first["summary"]
 
 
+def _no_grid_scoring(evaluate_plane):
+    """`evaluate_plane` whose score may be called only for the 3 defining points."""
+    def wrapped(plane, score, *args, **kwargs):
+        calls = []
+
+        def counted(vector):
+            calls.append(1)
+            assert len(calls) <= len(plane.points), "the grid was scored again"
+            return score(vector)
+
+        return evaluate_plane(plane, counted, *args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (dict(runs=None), "and the paths need two runs, got 1"),
     (dict(trajectory_epoch=4), "--trajectory_epoch must be one of"),
     (dict(margin=-1.0), "--margin must be >= 0"),
     (dict(grid_points=1), "at least 2"),
+    (dict(connect_learning_rate=0.0), "--connect_learning_rate must be positive"),
 ])
 def test_bad_flags(runs, tmp_path, overrides, message):
-    values = {**dict(runs=[os.path.join(runs, "seed0"), os.path.join(runs, "seed1")],
-                     plane="trajectory", grid_points=3, output_dir=str(tmp_path / "out")),
-              **overrides}
+    values = {**dict(runs=_pair(runs), plane="trajectory", grid_points=3,
+                     output_dir=str(tmp_path / "out")), **overrides}
     values["runs"] = values["runs"] or [os.path.join(runs, "seed0")]  # None: one run
     with flagsaver.flagsaver(**values):
         with pytest.raises(UserError, match=message):
             cross_section_binary.main(["cross_section.py"])
-    assert not os.path.exists(tmp_path / "out" / "cross_section.json")
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_binary_reports_one_line_and_exit_code_2(runs, tmp_path):
+    result = run_binary("cross_section", f"--runs={os.path.join(runs, 'seed0')}",
+                        "--plane=independent", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cross_section.py: error:")
+    assert "need two runs, got 1" in lines[0] and not os.path.exists(tmp_path / "out")

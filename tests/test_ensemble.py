@@ -21,7 +21,7 @@ from uncertainty import (UserError, datasets, ensemble, files, predictions, publ
                          seeding, shift, trajectory)
 from uncertainty.training import TrainConfig, train
 
-subspace_binary = load_binary("subspace")  # first: it defines --reestimate_bn unguarded
+subspace_binary = load_binary("subspace")
 ensemble_binary = load_binary("ensemble")
 
 FLAGS = flags.FLAGS

@@ -88,6 +88,13 @@ def define_analysis_flags(split: bool = True, default_split: str = "validation")
     _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
 
 
+def define_batchnorm_flag() -> None:
+    _once(flags.DEFINE_bool, "reestimate_bn", True,
+          "Re-estimate the batch-norm statistics of every function analysed (base, "
+          "optima, samples) on the runs' training data, so all share one policy (models "
+          "with batch norm only); else use the checkpoints' statistics.")
+
+
 def define_runs_flag() -> None:
     _once(flags.DEFINE_list, "runs", None, "Run directories, or folders holding them.")
 

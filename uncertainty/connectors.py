@@ -1,73 +1,188 @@
-"""Low-loss paths between two solutions (paper v2; Garipov et al. 2018): a quadratic
-Bezier curve phi(t) = (1-t)^2 a + 2t(1-t) bend + t^2 b whose middle point `bend` is
-trained so that the loss is low along the whole curve, for t ~ U(0, 1) at every step.
+"""Low-loss paths between two solutions (paper v2; Garipov et al. 2018).
+
+  line(a, b, t)              the straight line a + t (b - a)
+  bezier(a, bend, b, t)      the quadratic Bezier curve (1-t)^2 a + 2t(1-t) bend + t^2 b
+  BezierCurve(base, a, b)    that curve as a Keras model whose only trainable weights are
+                             the bend: called on (inputs, t) it runs the network `base`
+                             with the weights of the curve's point at t
+  train_bezier(run_a, ...)   trains the bend between two runs' solutions through the one
+                             training loop (`training.fit`), a random t per step
+  trained_bend(..., path)    the same, read back from `path` if trained there before
 """
+
+import contextlib
+import dataclasses
+import json
+import os
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from uncertainty import models, training, trajectory
+from uncertainty import files, models, seeding, trajectory, training
 from uncertainty.datasets import Dataset
+
+# Layer attributes that hold trainable weights, in the layers the models here use.
+_WEIGHT_ATTRIBUTES = ("kernel", "bias", "gamma", "beta")
+
+
+def _bezier(a, bend, b, t):
+    """The curve's formula, for numpy arrays and tensors alike."""
+    return (1 - t) ** 2 * a + 2 * t * (1 - t) * bend + t ** 2 * b
 
 
 def bezier(a: np.ndarray, bend: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """The curve's point at t in [0, 1] (a at 0, b at 1)."""
-    return ((1 - t) ** 2 * a + 2 * t * (1 - t) * bend + t ** 2 * b).astype(np.float32)
+    """The curve's point at t in [0, 1] (a at 0, b at 1), float32."""
+    return np.asarray(_bezier(a, bend, b, t), np.float32)
 
 
 def line(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Linear interpolation a + t (b - a)."""
+    """Linear interpolation a + t (b - a), float32."""
     return (a + t * (b - a)).astype(np.float32)
 
 
-def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int, learning_rate: float,
-                 seed: int = 0, batch_size: int | None = None) -> tuple[np.ndarray, list]:
-    """Trains the bend between the final solutions of two runs of the same model, from
-    their midpoint, with the runs' optimizer type, batch size and sampling, minimising
-    the cross-entropy (plus the model's regularisers) at a random t per step.
+def _weight_slots(model: keras.Model) -> list[tuple]:
+    """(layer, attribute, variable) of each of `model.trainable_weights`, in order."""
+    owners = {}
+    for layer in model.submodules:
+        for attribute in _WEIGHT_ATTRIBUTES:
+            value = vars(layer).get(attribute)
+            if isinstance(value, tf.Variable):
+                owners[id(value)] = (layer, attribute, value)
+    missing = [w.name for w in model.trainable_weights if id(w) not in owners]
+    if missing:
+        raise ValueError(f"{model.name}: weights {missing} are not held by a layer "
+                         f"attribute in {_WEIGHT_ATTRIBUTES}; a curve cannot set them")
+    return [owners[id(w)] for w in model.trainable_weights]
 
-    Returns the bend as a flat vector (as `trajectory.load_weights` orders it) and the
-    mean training loss of every epoch."""
-    config = trajectory.read_config(run_a)
-    batch_size = batch_size or config["batch_size"]
-    keras.utils.set_random_seed(seed)
-    model = models.build(config["model"], data.input_shape, data.num_classes,
-                         dropout_rate=config["dropout_rate"], l2=config["l2"], seed=seed)
-    shapes = [tuple(v.shape) for v in model.trainable_variables]
-    ends = [trajectory.unflatten(trajectory.load_weights(r), shapes) for r in (run_a, run_b)]
-    model.set_weights(trajectory.load_arrays(run_a))  # BN statistics, refreshed by training
-    bend = [tf.Variable((a + b) / 2, name=f"bend_{i}")
-            for i, (a, b) in enumerate(zip(*ends))]
-    ends = [[tf.constant(w) for w in e] for e in ends]
-    optimizer = training.make_optimizer(config["optimizer"], learning_rate,
-                                        config.get("momentum", 0.9))
 
-    @tf.function
-    def step(images, labels, t):
-        for var, a, b, m in zip(model.trainable_variables, *ends, bend):
-            var.assign((1 - t) ** 2 * a + 2 * t * (1 - t) * m + t ** 2 * b)
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True))
-            if model.losses:
-                loss += tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients([(2 * t * (1 - t) * g, m) for g, m in zip(grads, bend)])
-        return loss
+@contextlib.contextmanager
+def _weights_replaced(slots: list[tuple], tensors: list[tf.Tensor]):
+    """The layers compute with `tensors` instead of their variables (set behind Keras'
+    attribute tracking, which would adopt them as weights), restored on exit."""
+    try:
+        for (layer, attribute, _), tensor in zip(slots, tensors):
+            object.__setattr__(layer, attribute, tensor)
+        yield
+    finally:
+        for layer, attribute, variable in slots:
+            object.__setattr__(layer, attribute, variable)
 
+
+class BezierCurve(keras.Model):
+    """The quadratic Bezier curve from weights `a` to `b` (lists of arrays shaped as
+    `base.trainable_weights`) through `base`'s weight space.
+
+    Its trainable weights are the bend only (initially `bend`, default the midpoint of
+    a and b); the ends are constants. Called on (inputs, t), t a scalar in [0, 1], it
+    returns `base`'s logits with the curve's point at t as weights, and adds `base`'s
+    weight regularisers evaluated at that point to its losses; gradients reach the bend
+    through the point (times 2t(1-t)). `base` is not tracked: its own variables are not
+    this model's and are not changed (except batch-norm statistics, in training mode).
+    Not for use under a multi-replica strategy (the swap is not thread-safe).
+    """
+
+    def __init__(self, base: keras.Model, a: list[np.ndarray], b: list[np.ndarray],
+                 bend: list[np.ndarray] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        slots = _weight_slots(base)
+        shapes = [tuple(v.shape) for _, _, v in slots]
+        bend = bend if bend is not None else [(x + y) / 2 for x, y in zip(a, b)]
+        for name, arrays in (("a", a), ("b", b), ("bend", bend)):
+            if [tuple(np.shape(w)) for w in arrays] != shapes:
+                raise ValueError(f"{name} does not have the shapes of {base.name}'s "
+                                 f"trainable weights")
+        object.__setattr__(self, "_base", base)  # untracked, see the class doc
+        object.__setattr__(self, "_slots", slots)
+        object.__setattr__(self, "_ends", [(tf.constant(x, tf.float32),
+                                            tf.constant(y, tf.float32)) for x, y in zip(a, b)])
+        self.bend = [self.add_weight(name=f"bend_{i}", shape=shape, dtype=tf.float32,
+                                     initializer=keras.initializers.Constant(m))
+                     for i, (shape, m) in enumerate(zip(shapes, bend))]
+        self.built = True
+
+    def point(self, t) -> list[tf.Tensor]:
+        """The curve's weights at t, as tensors that depend on the bend."""
+        t = tf.cast(tf.reshape(t, []), tf.float32)
+        return [_bezier(a, m, b, t) for (a, b), m in zip(self._ends, self.bend)]
+
+    def call(self, inputs, training=None):
+        images, t = inputs
+        weights = self.point(t)
+        for (layer, attribute, _), w in zip(self._slots, weights):
+            regularizer = getattr(layer, f"{attribute}_regularizer", None)
+            if regularizer is not None:
+                self.add_loss(regularizer(w))
+        with _weights_replaced(self._slots, weights):
+            return self._base(images, training=training)
+
+
+def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int,
+                 learning_rate: float | None = None, seed: int = 0
+                 ) -> tuple[np.ndarray, list[float]]:
+    """Trains the bend between the final solutions of two runs of one model, from
+    their midpoint, with run a's recipe (optimizer, learning-rate schedule over
+    `epochs`, batch size, sampling, augmentation; `learning_rate` replaces its rate)
+    through `training.fit`, at a t ~ U(0, 1) per step. `data` is the runs' dataset
+    (`cli.load_run_data`: its training split is what the runs trained on).
+
+    Batch order, t draws and dropout masks derive from `seed` and the two runs'
+    identities. Returns the bend as a flat vector (as `trajectory.load_weights` orders
+    it) and the mean training cross-entropy along the curve of every epoch."""
+    config = training.TrainConfig.of_run(run_a)
+    config = dataclasses.replace(config, train_epochs=epochs,
+                                 learning_rate=learning_rate or config.learning_rate)
+    if data.train_examples != config.train_examples:
+        raise ValueError(f"{run_a} trained on {config.train_examples or 'all'} training "
+                         f"examples, the data holds {data.num_examples('train')}")
+    pair = (trajectory.identity(run_a), trajectory.identity(run_b))
+    base = models.build(config.model, data.input_shape, data.num_classes,
+                        dropout_rate=config.dropout_rate, l2=config.l2,
+                        seed=seeding.integer(seed, "connector_dropout", *pair))
+    base.set_weights(trajectory.load_arrays(run_a))  # BN statistics: a's, then the batches'
+    shapes = [tuple(w.shape) for w in base.trainable_weights]
+    curve = BezierCurve(base, *(trajectory.unflatten(trajectory.load_weights(r), shapes)
+                                for r in (run_a, run_b)), name="bezier_curve")
+    optimizer = training.make_optimizer(config.optimizer, config.learning_rate,
+                                        config.momentum)
     normalizer = trajectory.read_normalizer(run_a)
-    steps = data.num_examples("train") // batch_size
-    rng = np.random.default_rng([seed, 23])
-    history = []
-    for epoch in range(epochs):
-        batches = data.train_pipeline(batch_size, steps, seed + 1000, epoch, normalizer,
-                                      with_replacement=config["sample_with_replacement"])
-        losses = [float(step(images, labels, tf.constant(rng.uniform(), tf.float32)))
-                  for images, labels in batches]
-        history.append(float(np.mean(losses)))
+    steps = data.num_examples("train") // config.batch_size
+    order = seeding.integer(seed, "connector_batches", *pair)
+
+    def batches(epoch, input_context):
+        examples = data.train_pipeline(
+            config.batch_size, steps, order, epoch, normalizer,
+            with_replacement=config.sample_with_replacement, augment=config.augment,
+            input_context=input_context)
+        ts = seeding.rng(seed, "connector_t", *pair, epoch).uniform(size=steps)
+        return tf.data.Dataset.zip((examples, tf.data.Dataset.from_tensor_slices(
+            ts.astype(np.float32)))).map(lambda batch, t: ((batch[0], t), batch[1]))
+
+    def report(epoch, scalars):
         logging.info("connector epoch %d/%d: mean loss along the curve %.4f", epoch + 1,
-                     epochs, history[-1])
-    return trajectory.flatten([m.numpy() for m in bend]), history
+                     epochs, scalars["train/loss"])
+
+    history = training.fit(config, curve, optimizer, batches, steps, end_of_epoch=report)
+    return (trajectory.flatten([m.numpy() for m in curve.bend]),
+            [scalars["train/loss"] for scalars in history])
+
+
+def trained_bend(run_a: str, run_b: str, data: Dataset, epochs: int,
+                 learning_rate: float | None, seed: int, path: str
+                 ) -> tuple[np.ndarray, list[float]]:
+    """`train_bezier`'s result, saved to `path` (npz) and read back from it, without
+    training, when the same solutions, data and settings made it."""
+    settings = json.dumps({
+        "runs": [[trajectory.identity(r), trajectory.checkpoint_digest(
+            r, trajectory.epochs(r)[-1])] for r in (run_a, run_b)],
+        "data": data.identity("train"), "epochs": epochs, "learning_rate": learning_rate,
+        "seed": seed}, sort_keys=True)
+    if os.path.exists(path):
+        with np.load(path) as saved:
+            if str(saved["settings"]) == settings:
+                logging.info("connector read from %s", path)
+                return saved["bend"], saved["history"].tolist()
+    bend, history = train_bezier(run_a, run_b, data, epochs, learning_rate, seed)
+    files.write_npz(path, settings=settings, bend=bend, history=np.array(history))
+    return bend, history

@@ -1,6 +1,10 @@
-"""Weight-space cross-sections (paper Fig. 4): planes and lines through solutions,
+"""Weight-space cross-sections (paper Fig. 4): planes and paths through solutions,
 scored at every point by loss, accuracy and disagreement with reference functions.
 
+  analyse(runs, data, split, options, work_dir)
+                              the whole analysis of one or two runs: a plane, the
+                              straight line and (optionally) a trained connector between
+                              the solutions, and a summary; resumable through work_dir
   through(points)             the plane through three flat weight vectors, with an
                               orthonormal basis (Gram-Schmidt): every defining point keeps
                               its true position and distances
@@ -8,21 +12,51 @@ scored at every point by loss, accuracy and disagreement with reference function
                               scaled to that filter's norm (Li et al. 2018)
   evaluate(coords, ...)       scores each point, saving after every one, so that an
                               interrupted evaluation resumes where it stopped
+
+Batch norm: for a model with batch normalisation every point, the references "a" and
+"b" included, is scored with statistics re-estimated on the runs' training split, so
+all functions of one analysis share one policy (`batchnorm_policy`).
 """
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
 from absl import logging
 
-from uncertainty import files, metrics, trajectory
+from uncertainty import connectors, files, metrics, models, seeding, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
 BIAS_BN = ("zero", "keep")
+PLANES = ("independent", "trajectory", "random", "none")
+ORIGINS = ("init", "zero")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What `analyse` draws and how (the binary's flags, documented there)."""
+
+    plane: str = "independent"  # one of PLANES
+    origin: str = "init"  # third point of the independent plane, one of ORIGINS
+    trajectory_epoch: int | None = None  # earlier checkpoint of the trajectory plane
+    grid_points: int = 21
+    margin: float | None = None  # None: 0.2 of the extent; random plane: 1 unit
+    bias_bn: str = "zero"  # random plane, one of BIAS_BN
+    path_points: int = 21
+    connect: bool = False
+    connect_epochs: int = 10
+    connect_learning_rate: float | None = None  # None: the runs' recipe rate
+    seed: int = 0
+
+    @property
+    def grid_margin(self) -> float:
+        if self.margin is not None:
+            return self.margin
+        return 1.0 if self.plane == "random" else 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +118,16 @@ def filter_normalized(arrays: list[np.ndarray], rng: np.random.Generator,
     return np.concatenate([np.ravel(p) for p in parts])
 
 
-def random_plane(arrays: list[np.ndarray], seed: int, bias_bn: str = "zero",
-                 name: str = "solution") -> Plane:
+def random_plane(arrays: list[np.ndarray], seed: int, identity: str,
+                 bias_bn: str = "zero", name: str = "solution") -> Plane:
     """Two filter-normalised random directions around the solution with trainable
-    `arrays`; coordinates are in units of the directions (Li et al.'s alpha, beta)."""
-    rng = np.random.default_rng([seed, 17])
+    `arrays`; coordinates are in units of the directions (Li et al.'s alpha, beta).
+    The directions are drawn from the stream of (`seed`, this purpose, the solution's
+    run `identity`), so two runs never share directions by accident."""
+    rng = seeding.rng(seed, "cross_section_random_plane", identity)
     axes = np.stack([filter_normalized(arrays, rng, bias_bn) for _ in range(2)])
-    return Plane(origin=trajectory.flatten(arrays).astype(np.float64), axes=axes, points={name: (0.0, 0.0)})
+    return Plane(origin=trajectory.flatten(arrays).astype(np.float64), axes=axes,
+                 points={name: (0.0, 0.0)})
 
 
 def grid(plane: Plane, grid_points: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,16 +140,17 @@ def grid(plane: Plane, grid_points: int, margin: float) -> tuple[np.ndarray, np.
 
 
 def scorer(predictor: RunPredictions, data: Dataset, split: str,
-           references: dict[str, np.ndarray], train_data: Dataset | None = None):
+           references: dict[str, np.ndarray], bn_data: Dataset | None = None):
     """A function of a weight vector giving its loss (NLL), accuracy and disagreement
-    with each reference function on `split`; batch-norm statistics are re-estimated
-    on `train_data` when given."""
+    with each reference function (logits) on `split`; batch-norm statistics are
+    re-estimated on `bn_data`'s training split when given."""
     labels = data.labels(split)
 
     def score(vector: np.ndarray) -> dict[str, float]:
-        probs = predictor.uncached(data, split, vector, train_data)
-        values = {"loss": metrics.nll(probs, labels), "accuracy": metrics.accuracy(probs, labels)}
-        values.update({f"disagreement_{name}": metrics.disagreement(probs, reference)
+        logits = predictor.uncached(data, split, vector, bn_data)
+        values = {"loss": metrics.nll(logits, labels),
+                  "accuracy": metrics.accuracy(logits, labels)}
+        values.update({f"disagreement_{name}": metrics.disagreement(logits, reference)
                        for name, reference in references.items()})
         return values
 
@@ -144,3 +182,156 @@ def evaluate(coords: list, vector_at, score, path: str, fingerprint: str
         files.write_npz(path, fingerprint=fingerprint, coords=coords, done=done,
                         **{f"v_{k}": v for k, v in values.items()})
     return values
+
+
+def earlier_epoch(run: str, requested: int | None = None) -> int:
+    """The trajectory plane's earlier checkpoint of `run`: `requested`, or half way."""
+    epochs = trajectory.epochs(run)
+    if len(epochs) < 2:
+        raise UserError(f"the trajectory plane needs two checkpoints of {run}, which has "
+                        f"epochs {epochs}; use --plane=independent or a longer run")
+    earlier = epochs[len(epochs) // 2 - 1] if requested is None else requested
+    if earlier not in epochs[:-1]:
+        raise UserError(f"--trajectory_epoch must be one of {run}'s epochs before its "
+                        f"last, {epochs[:-1]}; got {earlier}")
+    return earlier
+
+
+def make_plane(runs: list[str], solutions: list[np.ndarray], options: Options) -> Plane:
+    """The plane of `options.plane` for the runs whose final weights are `solutions`."""
+    names = [os.path.basename(os.path.normpath(r)) for r in runs]
+    if len(set(names)) < len(names):
+        names = [f"run{i}" for i in range(len(runs))]
+    if options.plane == "random":
+        return random_plane(trajectory.load_arrays(runs[0], trainable_only=True),
+                            options.seed, trajectory.identity(runs[0]), options.bias_bn,
+                            name=names[0])
+    if options.plane == "independent":
+        third = ({f"{names[0]} init": trajectory.load_weights(runs[0], 0)}
+                 if options.origin == "init" else {"origin": np.zeros_like(solutions[0])})
+    elif options.plane == "trajectory":
+        earlier = earlier_epoch(runs[0], options.trajectory_epoch)
+        third = {f"{names[0]} epoch {earlier}": trajectory.load_weights(runs[0], earlier)}
+    else:
+        raise ValueError(f"unknown plane {options.plane!r}; one of {PLANES}")
+    return through({**third, names[0]: solutions[0], names[1]: solutions[1]})
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def evaluate_plane(plane: Plane, score, grid_points: int, margin: float, path: str,
+                   context: dict) -> dict:
+    """The plane's grid (`grid`) and its defining points, scored; the grid is saved
+    to `path` as it goes (`evaluate`), keyed by the plane and `context` (what else
+    decides the scores: data, batch-norm policy)."""
+    xs, ys = grid(plane, grid_points, margin)
+    coords = [(x, y) for y in ys for x in xs]
+    values = evaluate(coords, plane.at, score, path, _digest(plane.fingerprint(), context))
+    shape = (len(ys), len(xs))
+    return {"x": xs.tolist(), "y": ys.tolist(),
+            "points": {name: {"xy": list(xy), **score(plane.at(*xy))}
+                       for name, xy in plane.points.items()},
+            **{name: v.reshape(shape).tolist() for name, v in values.items()}}
+
+
+def evaluate_path(point, ts: np.ndarray, score, path: str, context: dict) -> dict:
+    """Scores `point(t)` at every t of `ts`, saved to `path` as it goes and keyed by
+    the curve (its points at 0, 1/2 and 1 determine a quadratic) and `context`."""
+    identity = _digest([hashlib.sha1(point(t).tobytes()).hexdigest() for t in (0, .5, 1)],
+                       context)
+    values = evaluate(list(ts), point, score, path, identity)
+    return {"t": ts.tolist(), **{k: v.tolist() for k, v in values.items()}}
+
+
+def batchnorm_policy(model: str, data: Dataset) -> dict:
+    """How an analysis of runs of `model` on `data` sets batch-norm statistics."""
+    if not models.uses_batchnorm(model):
+        return {"reestimated": False, "why": f"{model} has no batch normalisation"}
+    return {"reestimated": True, "data": data.identity("train"),
+            "applies_to": "every grid, defining and path point, and the references a, b"}
+
+
+def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_dir: str,
+            batch_size: int = 500) -> dict:
+    """The cross-section of `runs` (one or two run directories of one model; the first
+    is "a", the second "b") on `split` of `data`, the runs' dataset
+    (`cli.load_run_data`; batch-norm statistics are re-estimated on its training split).
+
+    Scores the plane of `options` (unless "none") and, with two runs, the straight
+    line between the solutions and, with `options.connect`, a trained Bezier
+    connector. Grids and the connector are saved in `work_dir` as they are computed
+    (plane_grid.npz, path_<name>.npz, connector.npz) and reused when run again.
+    Returns everything for cross_section.json, its "summary" included."""
+    runs = list(runs[:2])
+    model = trajectory.read_config(runs[0])["model"]
+    policy = batchnorm_policy(model, data)
+    bn_data = data if policy["reestimated"] else None
+    references = {name: RunPredictions(run, batch_size).checkpoint(data, split,
+                                                                   bn_data=bn_data)
+                  for name, run in zip("ab", runs)}
+    score = scorer(RunPredictions(runs[0], batch_size), data, split, references, bn_data)
+    context = {"data": data.identity(split), "batchnorm": policy,
+               "model": trajectory.identity(runs[0])}
+    solutions = [trajectory.load_weights(r) for r in runs]
+    result = {"runs": runs, "model": model, "dataset": data.name, "split": split,
+              "plane": options.plane, "seed": options.seed,
+              "options": {**dataclasses.asdict(options), "margin": options.grid_margin},
+              "batchnorm_policy": policy,
+              "references": dict(zip("ab", runs))}
+    if len(runs) > 1:
+        result["disagreement_between_solutions"] = metrics.disagreement(*references.values())
+    if options.plane != "none":
+        result["plane_section"] = evaluate_plane(
+            make_plane(runs, solutions, options), score, options.grid_points,
+            options.grid_margin, os.path.join(work_dir, "plane_grid.npz"), context)
+    if len(runs) > 1:
+        result["paths"] = _evaluate_paths(runs, solutions, data, options, score, work_dir,
+                                          context)
+    result["summary"] = summarize(result)
+    return result
+
+
+def _evaluate_paths(runs, solutions, data, options, score, work_dir, context) -> dict:
+    """The straight line between the solutions and, with `options.connect`, the
+    trained Bezier connector, each scored at `options.path_points` values of t."""
+    a, b = solutions
+    ts = np.linspace(0.0, 1.0, options.path_points)
+    paths = {"linear": evaluate_path(lambda t: connectors.line(a, b, t), ts, score,
+                                     os.path.join(work_dir, "path_linear.npz"), context)}
+    if options.connect:
+        bend, history = connectors.trained_bend(
+            runs[0], runs[1], data, options.connect_epochs, options.connect_learning_rate,
+            options.seed, os.path.join(work_dir, "connector.npz"))
+        paths["bezier"] = {
+            **evaluate_path(lambda t: connectors.bezier(a, bend, b, t), ts, score,
+                            os.path.join(work_dir, "path_bezier.npz"), context),
+            "train_loss_by_epoch": history}
+    return paths
+
+
+def summarize(result: dict) -> dict:
+    """The numbers the paper's argument rests on: accuracy and disagreement at the
+    defining points, and along each path its lowest accuracy, highest loss, largest
+    disagreement with each end, and the largest over t of the smaller of the two
+    (how far the path's functions get from both ends at once)."""
+    summary = {}
+    if "disagreement_between_solutions" in result:
+        summary["disagreement_between_solutions"] = result["disagreement_between_solutions"]
+    section = result.get("plane_section")
+    if section:
+        summary["points"] = {n: {k: p[k] for k in ("accuracy", "loss", "disagreement_a")}
+                             for n, p in section["points"].items()}
+        summary["grid_max_accuracy"] = float(np.nanmax(section["accuracy"]))
+    for name, path in result.get("paths", {}).items():
+        summary[name] = {
+            "endpoint_accuracy": [path["accuracy"][0], path["accuracy"][-1]],
+            "min_accuracy": float(np.min(path["accuracy"])),
+            "max_loss": float(np.max(path["loss"])),
+            "max_disagreement_with_a": float(np.max(path["disagreement_a"])),
+            "max_disagreement_with_b": float(np.max(path["disagreement_b"])),
+            "max_over_path_of_min_disagreement_with_endpoints": float(np.max(np.minimum(
+                path["disagreement_a"], path["disagreement_b"]))),
+        }
+    return summary

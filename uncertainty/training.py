@@ -1,5 +1,10 @@
 """The one training loop: a run's trajectory, checkpointed every epoch, resumable.
 
+`fit(config, model, optimizer, batches, steps, ...)` is the loop itself (distributed
+steps, the recipe's learning-rate schedule, per-epoch scalars) for any Keras model that
+maps a batch's inputs to logits; the runs and the connectors between them
+(`uncertainty.connectors`) both train through it.
+
 `train(config, data, run_dir, strategy)` trains one network from its seed and writes
 the run directory described in `uncertainty.trajectory`. Re-running it on the same
 directory continues from the last complete epoch; with `config.deterministic` the
@@ -12,6 +17,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -23,8 +29,7 @@ from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 
 # Config fields that say where things are, not what the run is; they may change on resume.
-LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
-                   "strategy", "tpu")
+LOCATION_FIELDS = trajectory.LOCATION_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,14 @@ class TrainConfig:
         models.check(model)
         return cls(dataset=dataset, model=model, seed=seed,
                    **recipes.resolve(model, **overrides))
+
+    @classmethod
+    def of_run(cls, run_dir: str) -> "TrainConfig":
+        """The config the run in `run_dir` was trained with (the recipe's values for
+        fields its config.json predates)."""
+        saved = trajectory.read_config(run_dir)
+        return cls.from_recipe(saved["dataset"], saved["model"], saved["seed"],
+                               **{k: saved.get(k) for k in recipes.RECIPES[saved["model"]]})
 
 
 def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
@@ -156,30 +169,23 @@ def _train_epochs(config, data, normalizer, model, optimizer, done, manager, run
                  "epoch %d of %d done", run_dir, config.model, data.name,
                  model.count_params(), strategy.num_replicas_in_sync, steps,
                  config.batch_size, start, config.train_epochs)
-    train_step = _make_train_step(model, optimizer, strategy, config.batch_size)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "summaries")) if chief
               else tf.summary.create_noop_writer())
-    for epoch in range(start, config.train_epochs):
-        lr = recipes.learning_rate(config.lr_schedule, config.learning_rate, epoch,
-                                   config.lr_halving_epochs)
-        optimizer.learning_rate.assign(lr)
-        batches = iter(strategy.distribute_datasets_from_function(
-            lambda ctx, e=epoch: data.train_pipeline(
-                config.batch_size, steps, config.seed, e, normalizer,
-                with_replacement=config.sample_with_replacement, augment=config.augment,
-                input_context=ctx)))
+
+    def batches(epoch, input_context):
+        return data.train_pipeline(
+            config.batch_size, steps, config.seed, epoch, normalizer,
+            with_replacement=config.sample_with_replacement, augment=config.augment,
+            input_context=input_context)
+
+    def end_of_epoch(epoch, scalars):
         began = time.time()
-        sums = [train_step(next(batches)) for _ in range(steps)]
-        loss, correct = (float(v) for v in np.sum([[a, b] for a, b in sums], axis=0))
-        seconds = time.time() - began
-        scalars = {"epoch": epoch + 1, "learning_rate": lr, "epoch_seconds": seconds,
-                   "train/loss": loss / (steps * config.batch_size),
-                   "train/running_accuracy": correct / (steps * config.batch_size)}
         if "validation" in data.splits:
             scalars.update(_evaluate(model, data, "validation", normalizer, config, strategy))
         if chief:
             trajectory.save_weights(model, run_dir, epoch + 1)
-        scalars["epoch_total_seconds"] = time.time() - began  # + validation, checkpoint
+        # + validation and checkpoint
+        scalars["epoch_total_seconds"] = scalars["epoch_seconds"] + time.time() - began
         history.append(scalars)
         if chief:
             files.write_json(os.path.join(run_dir, trajectory.HISTORY), history)
@@ -192,13 +198,53 @@ def _train_epochs(config, data, normalizer, model, optimizer, done, manager, run
         logging.info("epoch %d/%d  %s", epoch + 1, config.train_epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
 
+    fit(config, model, optimizer, batches, steps, strategy, start, end_of_epoch)
+
+
+def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+        batches: Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset],
+        steps: int, strategy: tf.distribute.Strategy | None = None, start: int = 0,
+        end_of_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """The one loop: epochs `start` .. `config.train_epochs` - 1 (0-based) of `steps`
+    steps each, minimising the cross-entropy of `model`'s logits (plus `model.losses`)
+    over `model.trainable_variables` with `optimizer`, at the learning rate of
+    `config`'s schedule (`recipes.learning_rate`).
+
+    `batches(epoch, input_context)` gives an epoch's per-replica pipeline of
+    (inputs, labels), with `config.batch_size` examples per global batch; `inputs` is
+    whatever `model` takes. After every epoch `end_of_epoch(epoch, scalars)` may add to
+    or save the epoch's scalars (learning rate, seconds, training loss and running
+    accuracy). Returns the scalars of every epoch it ran.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    train_step = _make_train_step(model, optimizer, strategy, config.batch_size)
+    examples = steps * config.batch_size
+    history = []
+    for epoch in range(start, config.train_epochs):
+        lr = recipes.learning_rate(config.lr_schedule, config.learning_rate, epoch,
+                                   config.lr_halving_epochs)
+        optimizer.learning_rate.assign(lr)
+        iterator = iter(strategy.distribute_datasets_from_function(
+            lambda ctx, e=epoch: batches(e, ctx)))
+        began = time.time()
+        sums = [train_step(next(iterator)) for _ in range(steps)]
+        loss, correct = (float(v) for v in np.sum([[a, b] for a, b in sums], axis=0))
+        scalars = {"epoch": epoch + 1, "learning_rate": lr,
+                   "epoch_seconds": time.time() - began, "train/loss": loss / examples,
+                   "train/running_accuracy": correct / examples}
+        if end_of_epoch is not None:
+            end_of_epoch(epoch, scalars)
+        history.append(scalars)
+    return history
+
 
 def _make_train_step(model, optimizer, strategy, global_batch: int):
-    """A tf.function running one distributed step; returns (sum of losses, correct)."""
+    """A tf.function running one distributed step on a batch (inputs, labels);
+    returns (sum of the examples' cross-entropies, number correct)."""
 
-    def step(images, labels):
+    def step(inputs, labels):
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
+            logits = model(inputs, training=True)
             per_example = keras.losses.sparse_categorical_crossentropy(
                 labels, logits, from_logits=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
