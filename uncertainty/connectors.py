@@ -95,8 +95,8 @@ class BezierCurve(keras.Model):
                                  f"trainable weights")
         object.__setattr__(self, "_base", base)  # untracked, see the class doc
         object.__setattr__(self, "_slots", slots)
-        object.__setattr__(self, "_ends", [(tf.constant(x, tf.float32),
-                                            tf.constant(y, tf.float32)) for x, y in zip(a, b)])
+        object.__setattr__(self, "_ends", [
+            (tf.constant(x, tf.float32), tf.constant(y, tf.float32)) for x, y in zip(a, b)])
         self.bend = [self.add_weight(name=f"bend_{i}", shape=shape, dtype=tf.float32,
                                      initializer=keras.initializers.Constant(m))
                      for i, (shape, m) in enumerate(zip(shapes, bend))]

@@ -206,6 +206,8 @@ def make_plane(runs: list[str], solutions: list[np.ndarray], options: Options) -
         return random_plane(trajectory.load_arrays(runs[0], trainable_only=True),
                             options.seed, trajectory.identity(runs[0]), options.bias_bn,
                             name=names[0])
+    if len(runs) < 2:
+        raise ValueError(f"the {options.plane} plane needs two runs, got {runs}")
     if options.plane == "independent":
         third = ({f"{names[0]} init": trajectory.load_weights(runs[0], 0)}
                  if options.origin == "init" else {"origin": np.zeros_like(solutions[0])})
@@ -281,7 +283,8 @@ def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_d
               "batchnorm_policy": policy,
               "references": dict(zip("ab", runs))}
     if len(runs) > 1:
-        result["disagreement_between_solutions"] = metrics.disagreement(*references.values())
+        result["disagreement_between_solutions"] = metrics.disagreement(references["a"],
+                                                                        references["b"])
     if options.plane != "none":
         result["plane_section"] = evaluate_plane(
             make_plane(runs, solutions, options), score, options.grid_points,
