@@ -15,7 +15,7 @@ metrics plus disagreement with the second solution. Writes cross_section.json,
 plane.png and paths.png; every grid is saved point by point and resumes if interrupted,
 and the trained connector is kept in connector.npz. For batch-norm models every point
 and both reference solutions are scored with statistics re-estimated on the runs'
-training examples. Random directions, and the connector's batches and t draws, derive
+training examples (--noreestimate_bn: the checkpoints' statistics). Random directions, and the connector's batches and t draws, derive
 from --seed and the runs' identities (two base runs never share directions).
 
   python baselines/cross_section.py --runs=runs/fashion_mnist/small_cnn/seed0,\
@@ -35,6 +35,7 @@ cli.define_data_flags(dataset=False)
 cli.define_analysis_flags()
 cli.define_output_flags()  # --output_dir: cross_section.json, figures, grids
 cli.define_runs_flag()
+cli.define_batchnorm_flag()
 flags.DEFINE_enum("plane", "independent", list(cross_section.PLANES),
                   "Which plane to draw (see the module doc).")
 flags.DEFINE_enum("origin", "init", list(cross_section.ORIGINS), "Third point of the "
@@ -78,7 +79,8 @@ def options(runs: list[str]) -> cross_section.Options:
         grid_points=FLAGS.grid_points, margin=FLAGS.margin, bias_bn=FLAGS.bias_bn,
         path_points=FLAGS.path_points, connect=FLAGS.connect,
         connect_epochs=FLAGS.connect_epochs,
-        connect_learning_rate=FLAGS.connect_learning_rate, seed=FLAGS.seed)
+        connect_learning_rate=FLAGS.connect_learning_rate,
+        reestimate_bn=FLAGS.reestimate_bn, seed=FLAGS.seed)
 
 
 def main(argv):

@@ -156,27 +156,29 @@ def test_plane_point_reproduces_its_checkpoint(runs, mnist1d):
 def test_batchnorm_policy_scores_references_like_points(runs, mnist1d, tmp_path,
                                                         monkeypatch):
     """For a batch-norm model every function, references included, is scored with
-    statistics re-estimated on the runs' (cut) training split; the JSON says so."""
+    statistics re-estimated on the runs' (cut) training split, or with --noreestimate_bn
+    none is; the JSON says which."""
     monkeypatch.setattr(models, "uses_batchnorm", lambda name: True)
     seen = []
-    uncached = RunPredictions.uncached
 
-    def spy(self, data, split, vector, bn_data=None):
-        seen.append(bn_data)
-        return uncached(self, data, split, vector, bn_data)
+    def spy(method):
+        def wrapped(self, data, split, *args, bn_data=None, **kwargs):
+            seen.append((method.__name__, bn_data))
+            return method(self, data, split, *args, bn_data=bn_data, **kwargs)
+        return wrapped
 
-    monkeypatch.setattr(RunPredictions, "uncached", spy)
+    monkeypatch.setattr(RunPredictions, "uncached", spy(RunPredictions.uncached))
+    monkeypatch.setattr(RunPredictions, "checkpoint", spy(RunPredictions.checkpoint))
     data = mnist1d.head("train", 1000)
-    run_a, run_b = (os.path.join(runs, f"seed{i}") for i in (0, 1))
-    result = cross_section.analyse([run_a, run_b], data, "test", cross_section.Options(
-        plane="none", path_points=2), str(tmp_path))
-    assert seen and all(bn is data for bn in seen)
-    for run in (run_a, run_b):  # the references: re-estimated like the points
-        assert os.path.exists(os.path.join(run, "predictions", "mnist1d", "test",
-                                           "epoch_004_bn_reestimated.npz"))
-    policy = result["batchnorm_policy"]
-    assert policy["reestimated"] and policy["data"]["train_examples"] == 1000
-    assert result["paths"]["linear"]["disagreement_a"][0] == 0.0
+    pair = [os.path.join(runs, f"seed{i}") for i in (0, 1)]
+    for reestimate in (True, False):
+        seen.clear()
+        result = cross_section.analyse(pair, data, "test", cross_section.Options(
+            plane="none", path_points=2, reestimate_bn=reestimate), str(tmp_path))
+        assert {name for name, _ in seen} == {"uncached", "checkpoint"}
+        assert all(bn is (data if reestimate else None) for _, bn in seen)
+        assert result["batchnorm"] == ("reestimated" if reestimate else "checkpoint")
+        assert result["paths"]["linear"]["disagreement_a"][0] == 0.0
 
 
 SECTION = dict(plane="trajectory", grid_points=4, path_points=3, connect=True,
@@ -217,7 +219,7 @@ def test_binary_outputs(section, runs, mnist1d):
     plane = result["plane_section"]
     assert np.array(plane["accuracy"]).shape == (4, 4) and len(plane["x"]) == 4
     assert set(plane["points"]) == {"seed0 epoch 2", "seed0", "seed1"}
-    assert result["batchnorm_policy"]["reestimated"] is False  # cnn1d has no BN
+    assert result["batchnorm"] == "checkpoint"  # cnn1d has no batch norm
     labels = mnist1d.labels("test")
     seed0, seed1 = _pair(runs)
     a = _keras_logits(seed0, trajectory.load_weights(seed0), mnist1d, "test")

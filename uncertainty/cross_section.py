@@ -14,8 +14,9 @@ scored at every point by loss, accuracy and disagreement with reference function
                               interrupted evaluation resumes where it stopped
 
 Batch norm: for a model with batch normalisation every point, the references "a" and
-"b" included, is scored with statistics re-estimated on the runs' training split, so
-all functions of one analysis share one policy (`batchnorm_policy`).
+"b" included, is scored with statistics re-estimated on the runs' training split
+(`Options.reestimate_bn`, the default; else with the checkpoints' statistics), so all
+functions of one analysis share one policy, recorded as "batchnorm".
 """
 
 import dataclasses
@@ -50,6 +51,7 @@ class Options:
     connect: bool = False
     connect_epochs: int = 10
     connect_learning_rate: float | None = None  # None: the runs' recipe rate
+    reestimate_bn: bool = True  # batch-norm models: statistics re-estimated everywhere
     seed: int = 0
 
     @property
@@ -147,7 +149,7 @@ def scorer(predictor: RunPredictions, data: Dataset, split: str,
     labels = data.labels(split)
 
     def score(vector: np.ndarray) -> dict[str, float]:
-        logits = predictor.uncached(data, split, vector, bn_data)
+        logits = predictor.uncached(data, split, vector, bn_data=bn_data)
         values = {"loss": metrics.nll(logits, labels),
                   "accuracy": metrics.accuracy(logits, labels)}
         values.update({f"disagreement_{name}": metrics.disagreement(logits, reference)
@@ -247,19 +249,12 @@ def evaluate_path(point, ts: np.ndarray, score, path: str, context: dict) -> dic
     return {"t": ts.tolist(), **{k: v.tolist() for k, v in values.items()}}
 
 
-def batchnorm_policy(model: str, data: Dataset) -> dict:
-    """How an analysis of runs of `model` on `data` sets batch-norm statistics."""
-    if not models.uses_batchnorm(model):
-        return {"reestimated": False, "why": f"{model} has no batch normalisation"}
-    return {"reestimated": True, "data": data.identity("train"),
-            "applies_to": "every grid, defining and path point, and the references a, b"}
-
-
 def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_dir: str,
             batch_size: int = 500) -> dict:
     """The cross-section of `runs` (one or two run directories of one model; the first
     is "a", the second "b") on `split` of `data`, the runs' dataset
-    (`cli.load_run_data`; batch-norm statistics are re-estimated on its training split).
+    (`cli.load_run_data`; batch-norm statistics are re-estimated on its training split
+    unless `options.reestimate_bn` is off).
 
     Scores the plane of `options` (unless "none") and, with two runs, the straight
     line between the solutions and, with `options.connect`, a trained Bezier
@@ -268,19 +263,19 @@ def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_d
     Returns everything for cross_section.json, its "summary" included."""
     runs = list(runs[:2])
     model = trajectory.read_config(runs[0])["model"]
-    policy = batchnorm_policy(model, data)
-    bn_data = data if policy["reestimated"] else None
+    bn_data = data if options.reestimate_bn and models.uses_batchnorm(model) else None
     references = {name: RunPredictions(run, batch_size).checkpoint(data, split,
                                                                    bn_data=bn_data)
                   for name, run in zip("ab", runs)}
     score = scorer(RunPredictions(runs[0], batch_size), data, split, references, bn_data)
-    context = {"data": data.identity(split), "batchnorm": policy,
+    context = {"data": data.identity(split),
+               "batchnorm": None if bn_data is None else bn_data.identity("train"),
                "model": trajectory.identity(runs[0])}
     solutions = [trajectory.load_weights(r) for r in runs]
     result = {"runs": runs, "model": model, "dataset": data.name, "split": split,
               "plane": options.plane, "seed": options.seed,
               "options": {**dataclasses.asdict(options), "margin": options.grid_margin},
-              "batchnorm_policy": policy,
+              "batchnorm": "checkpoint" if bn_data is None else "reestimated",
               "references": dict(zip("ab", runs))}
     if len(runs) > 1:
         result["disagreement_between_solutions"] = metrics.disagreement(references["a"],
