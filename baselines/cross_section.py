@@ -36,23 +36,28 @@ cli.define_analysis_flags()
 cli.define_output_flags()  # --output_dir: cross_section.json, figures, grids
 cli.define_runs_flag()
 cli.define_batchnorm_flag()
-flags.DEFINE_enum("plane", "independent", list(cross_section.PLANES),
+_DEFAULT = cross_section.Options()  # the library's defaults, defined once there
+flags.DEFINE_enum("plane", _DEFAULT.plane, list(cross_section.PLANES),
                   "Which plane to draw (see the module doc).")
-flags.DEFINE_enum("origin", "init", list(cross_section.ORIGINS), "Third point of the "
+flags.DEFINE_enum("origin", _DEFAULT.origin, list(cross_section.ORIGINS),
+                  "Third point of the "
                   "independent plane: the first run's initialisation or the origin of "
                   "weight space.")
 flags.DEFINE_integer("trajectory_epoch", None, "Earlier checkpoint of the trajectory "
                      "plane (default: half way).")
-flags.DEFINE_integer("grid_points", 21, "Grid points per axis.")
+flags.DEFINE_integer("grid_points", _DEFAULT.grid_points, "Grid points per axis.")
 flags.DEFINE_float("margin", None, "Grid margin beyond the defining points, as a fraction "
                    "of their extent (default 0.2); for --plane=random the half-width in "
                    "direction units (default 1).")
-flags.DEFINE_enum("bias_bn", "zero", list(cross_section.BIAS_BN), "Random plane: biases "
+flags.DEFINE_enum("bias_bn", _DEFAULT.bias_bn, list(cross_section.BIAS_BN),
+                  "Random plane: biases "
                   "and batch-norm parameters of the directions zeroed or kept (Li et al.).")
-flags.DEFINE_integer("path_points", 21, "Points along the line and the connector.")
+flags.DEFINE_integer("path_points", _DEFAULT.path_points,
+                     "Points along the line and the connector.")
 flags.DEFINE_bool("connect", False, "Train a Bezier connector between the two solutions "
                   "and score along it.")
-flags.DEFINE_integer("connect_epochs", 10, "Training epochs of the connector.")
+flags.DEFINE_integer("connect_epochs", _DEFAULT.connect_epochs,
+                     "Training epochs of the connector.")
 flags.DEFINE_float("connect_learning_rate", None, "Connector learning rate (default: the "
                    "runs' recipe rate, on their recipe's schedule).")
 FLAGS = flags.FLAGS

@@ -33,11 +33,13 @@ flags.DEFINE_string("subspace_dir", None, "Folder searched for the subspace.json
 cli.define_methods_flag()  # default: every method sampled in --subspace_dir
 flags.DEFINE_integer("max_ensemble_size", None, "Largest ensemble (default: the number "
                      "of runs).")
-flags.DEFINE_integer("max_subsets", 100, "Subsets per ensemble size; distinct random "
+flags.DEFINE_integer("max_subsets", shift.Options.max_subsets,
+                     "Subsets per ensemble size; distinct random "
                      "ones (from --seed) when there are more.")
 flags.DEFINE_list("corruptions", ["all"], "Corruption types of the dataset's corrupted "
                   "test sets: all, a list, or none (clean test set only).")
-flags.DEFINE_list("intensities", ["1", "2", "3", "4", "5"], "Corruption intensities "
+flags.DEFINE_list("intensities", [str(i) for i in shift.Options.intensities],
+                  "Corruption intensities "
                   "(the clean test set is intensity 0 and always included).")
 cli.define_batchnorm_flag()
 flags.DEFINE_bool("compare_published", False, "Print and write a table of these numbers "
