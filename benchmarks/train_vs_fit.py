@@ -59,8 +59,8 @@ def main(_):
               callbacks=[timer])
     fit_epoch = statistics.median(timer.seconds[1:])
 
-    config = TrainConfig(dataset="fashion_mnist", model=FLAGS.model, seed=0,
-                         validation_examples=500, **recipe)
+    config = TrainConfig.from_recipe("fashion_mnist", FLAGS.model, 0,
+                                     train_epochs=FLAGS.epochs)
     with tempfile.TemporaryDirectory() as run_dir:
         train(config, data, run_dir)
         history = files.read_json(os.path.join(run_dir, trajectory.HISTORY))
