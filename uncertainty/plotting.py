@@ -90,8 +90,10 @@ def diversity_plane(samples: list[dict], independent: list[dict], base: dict, cu
     """Normalised diversity vs accuracy: subspace samples by method, independent optima
     and the base as stars, the analytic upper and lower limits as lines."""
     fig, ax = plt.subplots(figsize=(7, 5.2), layout="constrained")
-    ax.plot(curves["accuracy"], curves["upper"], "k--", lw=1.2, label="upper limit")
-    ax.plot(curves["accuracy"], curves["lower"], "k:", lw=1.5, label="lower limit")
+    ax.plot(curves["accuracy"], curves["upper"], "k--", lw=1.2,
+            label="upper limit: errors independent of the base")
+    ax.plot(curves["accuracy"], curves["lower"], "k:", lw=1.5,
+            label="lower limit: the base with labels redrawn at random")
     for method in dict.fromkeys(s["method"] for s in samples):
         colour, marker = METHOD_STYLE.get(method, ("tab:gray", "o"))
         points = [s for s in samples if s["method"] == method]
