@@ -22,7 +22,7 @@ from absl import flags, logging
 from uncertainty import UserError, cli, files, plotting, subspace, trajectory
 
 cli.define_data_flags(dataset=False)
-cli.define_analysis_flags(default_split="test")
+cli.define_analysis_flags()
 cli.define_output_flags()  # --output_dir: subspace.json, figures; --seed: samples
 flags.DEFINE_string("base_run", None, "The run whose solution the subspaces surround.")
 flags.DEFINE_list("other_runs", [], "Independent runs (or folders of them) to plot as "

@@ -80,11 +80,13 @@ def define_output_flags() -> None:
     _once(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 
-def define_analysis_flags(split: bool = True, default_split: str = "validation") -> None:
-    """--prediction_batch_size, and --split, for the binaries that analyse runs."""
+def define_analysis_flags(split: bool = True) -> None:
+    """--prediction_batch_size, and --split, for the binaries that analyse runs. Every
+    analysis reports on the test split by default: the validation split is where
+    subspace.py's acceptance rule selects."""
     if split:
-        _once(flags.DEFINE_enum, "split", default_split, ["validation", "test"],
-              "Evaluation split.")
+        _once(flags.DEFINE_enum, "split", "test", ["validation", "test"],
+              "Evaluation split the results are reported on.")
     _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
 
 
