@@ -103,3 +103,21 @@ def test_unreadable_or_truncated_cache_is_recomputed_with_a_log_line(run, mnist1
     reason = {"truncate": "unreadable", "garbage": "unreadable",
               "rows": "rows do not match"}[damage]
     assert any(reason in r.getMessage() for r in caplog.records)
+
+
+def test_analyses_see_the_training_examples_the_runs_saw():
+    """Batch-norm re-estimation and connectors use the training split the runs trained
+    on: `--train_examples` cuts it, and the cache key tells the two apart."""
+    from absl import flags
+
+    from uncertainty import cli
+
+    cli.define_data_flags(dataset=False)
+    flags.FLAGS(["pytest"], known_only=True)
+    shared = {"dataset": "mnist1d", "validation_examples": 500, "train_examples": 700}
+    cut = cli.load_run_data(shared)
+    whole = cli.load_run_data({**shared, "train_examples": 0})
+    assert cut.num_examples("train") == 700 and whole.num_examples("train") == 3500
+    np.testing.assert_array_equal(cut.labels("train"), whole.labels("train")[:700])
+    assert cut.identity("train") != whole.identity("train")
+    assert cut.identity("test") == whole.identity("test")
