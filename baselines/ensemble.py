@@ -59,9 +59,8 @@ def options() -> shift.Options:
     try:
         intensities = tuple(sorted({int(i) for i in FLAGS.intensities}))
     except ValueError:
-        raise UserError(f"--intensities are integers 1..5, got "
-                        f"{','.join(FLAGS.intensities)}") from None
-    if not FLAGS.intensities or not set(intensities) <= {1, 2, 3, 4, 5}:
+        intensities = ()
+    if not intensities or not set(intensities) <= {1, 2, 3, 4, 5}:
         raise UserError(f"--intensities are integers 1..5, got "
                         f"{','.join(FLAGS.intensities)}")
     kinds = FLAGS.corruptions
