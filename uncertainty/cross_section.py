@@ -21,7 +21,6 @@ functions of one analysis share one policy, recorded as "batchnorm".
 
 import dataclasses
 import hashlib
-import json
 import os
 
 import numpy as np
@@ -221,10 +220,6 @@ def make_plane(runs: list[str], solutions: list[np.ndarray], options: Options) -
     return through({**third, names[0]: solutions[0], names[1]: solutions[1]})
 
 
-def _digest(*parts) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
 def evaluate_plane(plane: Plane, score, grid_points: int, margin: float, path: str,
                    context: dict) -> dict:
     """The plane's grid (`grid`) and its defining points, scored; the grid is saved
@@ -232,7 +227,7 @@ def evaluate_plane(plane: Plane, score, grid_points: int, margin: float, path: s
     decides the scores: data, batch-norm policy)."""
     xs, ys = grid(plane, grid_points, margin)
     coords = [(x, y) for y in ys for x in xs]
-    values = evaluate(coords, plane.at, score, path, _digest(plane.fingerprint(), context))
+    values = evaluate(coords, plane.at, score, path, files.digest([plane.fingerprint(), context]))
     shape = (len(ys), len(xs))
     return {"x": xs.tolist(), "y": ys.tolist(),
             "points": {name: {"xy": list(xy), **score(plane.at(*xy))}
@@ -243,8 +238,8 @@ def evaluate_plane(plane: Plane, score, grid_points: int, margin: float, path: s
 def evaluate_path(point, ts: np.ndarray, score, path: str, context: dict) -> dict:
     """Scores `point(t)` at every t of `ts`, saved to `path` as it goes and keyed by
     the curve (its points at 0, 1/2 and 1 determine a quadratic) and `context`."""
-    identity = _digest([hashlib.sha1(point(t).tobytes()).hexdigest() for t in (0, .5, 1)],
-                       context)
+    identity = files.digest([[hashlib.sha1(point(t).tobytes()).hexdigest()
+                              for t in (0, .5, 1)], context])
     values = evaluate(list(ts), point, score, path, identity)
     return {"t": ts.tolist(), **{k: v.tolist() for k, v in values.items()}}
 

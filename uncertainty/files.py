@@ -1,5 +1,6 @@
 """Atomic writes: a reader never sees a half-written file (temp file + rename)."""
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +36,11 @@ def write_json(path: str, obj) -> None:
 
 def write_text(path: str, text: str) -> None:
     write_atomically(path, lambda f: f.write(text))
+
+
+def digest(obj) -> str:
+    """SHA-1 of `obj` as sorted-key JSON: a stable identity for configs and cache keys."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 def read_json(path: str):

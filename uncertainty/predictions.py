@@ -2,7 +2,6 @@
 (`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
 
 import hashlib
-import json
 import os
 import weakref
 
@@ -72,10 +71,6 @@ def _predict_step(model, strategy):
     return steps[strategy]
 
 
-def _digest(obj) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
 class RunPredictions:
     """Logits of one run's functions (its checkpoints, or any weight vector for its
     model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npz` so that no
@@ -97,6 +92,7 @@ class RunPredictions:
         self.batch_size = batch_size
         self.strategy = strategy
         self._model = None
+        self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
         self.normalizer = trajectory.read_normalizer(run_dir)
         self._normalizer_digest = hashlib.sha1(
@@ -117,8 +113,7 @@ class RunPredictions:
         key = os.path.basename(trajectory.checkpoint_path(self.run_dir, epoch))[:-4]
         if bn_data is not None:
             key += "_bn_reestimated"
-        identity = {"checkpoint": epoch,
-                    "digest": trajectory.checkpoint_digest(self.run_dir, epoch)}
+        identity = {"checkpoint": epoch, "digest": self._checkpoint_digest(epoch)}
         return self._cached(data, split, key, identity,
                             lambda: trajectory.load_arrays(self.run_dir, epoch), bn_data)
 
@@ -134,7 +129,7 @@ class RunPredictions:
         if base_epoch is None:
             base_epoch = trajectory.epochs(self.run_dir)[-1]
         identity = {**identity, "base_epoch": base_epoch,
-                    "base_digest": trajectory.checkpoint_digest(self.run_dir, base_epoch)}
+                    "base_digest": self._checkpoint_digest(base_epoch)}
         return self._cached(data, split, key, identity, lambda: trajectory.with_vector(
             self.run_dir, vector() if callable(vector) else vector, base_epoch), bn_data)
 
@@ -145,6 +140,13 @@ class RunPredictions:
         return self._compute(data, split, lambda: trajectory.with_vector(
             self.run_dir, vector), bn_data)
 
+    def _checkpoint_digest(self, epoch: int) -> str:
+        """The checkpoint's content digest, hashed once per instance rather than on
+        every lookup (a study asks for the base checkpoint's thousands of times)."""
+        if epoch not in self._digests:
+            self._digests[epoch] = trajectory.checkpoint_digest(self.run_dir, epoch)
+        return self._digests[epoch]
+
     def _identity(self, data, split, function, bn_data) -> dict:
         return {"function": function, "data": data.identity(split),
                 "normalizer": self._normalizer_digest,
@@ -152,7 +154,7 @@ class RunPredictions:
 
     def _cached(self, data, split, key, function, arrays_fn, bn_data) -> np.ndarray:
         path = self.cache_path(data, split, key)
-        identity = _digest(self._identity(data, split, function, bn_data))
+        identity = files.digest(self._identity(data, split, function, bn_data))
         logits, reason = self._read(path, identity, data.num_examples(split))
         if logits is not None:
             self.counts["from_cache"] += 1

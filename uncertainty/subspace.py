@@ -22,15 +22,13 @@ distributions.
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 
 import numpy as np
 import tensorflow_probability as tfp
 from absl import logging
 
-from uncertainty import diversity, metrics, models, seeding, similarity, trajectory
+from uncertainty import diversity, files, metrics, models, seeding, similarity, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -263,8 +261,7 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: Sample
                 params.update(rank=spec.rank, low_rank_scaling=spec.low_rank_scaling)
             record = {"method": spec.method, "index": i, "tries": attempt + 1,
                       "scale": params["scale"], "params": params,
-                      "key": f"subspace/{spec.method}/" + hashlib.sha1(json.dumps(
-                          params, sort_keys=True).encode()).hexdigest()[:16]}
+                      "key": f"subspace/{spec.method}/" + files.digest(params)[:16]}
 
             def logits_on(on_split, record=record):
                 return sample_logits(predictor, subspace, record, data, on_split, bn_data)

@@ -14,7 +14,6 @@ model's `trainable_weights` order (kernels and biases of every layer), float32.
 
 import glob
 import hashlib
-import json
 import os
 import re
 
@@ -137,7 +136,7 @@ def identity(run_dir: str) -> str:
     moved to another folder, different for runs of other seeds or settings. Random
     streams that concern a run derive from it (`seeding`)."""
     config = {k: v for k, v in read_config(run_dir).items() if k not in LOCATION_FIELDS}
-    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return files.digest(config)
 
 
 def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
