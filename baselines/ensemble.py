@@ -5,11 +5,14 @@ functions the paper compares, for ensemble sizes 1..M averaged over k-subsets:
 independent runs; one run's last M checkpoints (trajectory); each subspace method alone
 (one run's samples ensembled, averaged over runs); and ensembles whose members are each
 run's subspace samples ensembled (independent+<method>; with weight_average, ensembles
-of weight averages). It also gives the Jensen-Shannon divergence of each set per
+of weight averages); for runs trained with --method=variational, each run's posterior
+predictive (variational) and ensembles of them (independent+variational), and with
+--methods=mc_dropout, MC dropout. It also gives the Jensen-Shannon divergence of each set per
 evaluation set. Subspace samples are the ones `subspace.py` drew around each run
 (found under --subspace_dir); they are regenerated from their recorded parameters when
 a set is not predicted yet. Every prediction is cached in the runs. Writes
-ensemble.json, figures and, with --compare_published, published.txt
+ensemble.json, table.txt (single members vs ensembles, clean and corrupted), figures
+and, with --compare_published, published.txt
 (`uncertainty.shift` documents the metric names and the two corrupted means).
 
   python baselines/ensemble.py --runs=runs/fashion_mnist/small_cnn \
@@ -30,7 +33,9 @@ cli.define_output_flags()  # --output_dir: ensemble.json, figures; --seed: subse
 cli.define_runs_flag()
 flags.DEFINE_string("subspace_dir", None, "Folder searched for the subspace.json files "
                     "of subspace.py runs around these runs (optional).")
-cli.define_methods_flag()  # default: every method sampled in --subspace_dir
+cli.define_methods_flag()  # default: every method sampled in --subspace_dir (+ VI's)
+cli.define_posterior_samples_flag()
+cli.define_mc_dropout_flag()
 flags.DEFINE_integer("max_ensemble_size", None, "Largest ensemble (default: the number "
                      "of runs).")
 flags.DEFINE_integer("max_subsets", shift.Options.max_subsets,
@@ -52,7 +57,8 @@ def options() -> shift.Options:
     for name in ("runs", "output_dir"):
         if not getattr(FLAGS, name):
             raise UserError(f"--{name} is required")
-    for name in ("max_ensemble_size", "max_subsets", "prediction_batch_size"):
+    for name in ("max_ensemble_size", "max_subsets", "prediction_batch_size",
+                 "num_posterior_samples"):
         value = getattr(FLAGS, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be positive, got {value}")
@@ -72,7 +78,10 @@ def options() -> shift.Options:
                          max_ensemble_size=FLAGS.max_ensemble_size,
                          max_subsets=FLAGS.max_subsets, seed=FLAGS.seed,
                          reestimate_bn=FLAGS.reestimate_bn,
-                         batch_size=FLAGS.prediction_batch_size)
+                         batch_size=FLAGS.prediction_batch_size,
+                         num_posterior_samples=(FLAGS.num_posterior_samples or
+                                                shift.Options.num_posterior_samples),
+                         mc_dropout_rate=FLAGS.mc_dropout_rate)
 
 
 def main(argv):
@@ -96,6 +105,9 @@ def main(argv):
                              os.path.join(FLAGS.output_dir, figure["file"]),
                              columns=figure["columns"])
     files.write_json(os.path.join(FLAGS.output_dir, "ensemble.json"), result)
+    summary_table = shift.table(result)
+    files.write_text(os.path.join(FLAGS.output_dir, "table.txt"), summary_table + "\n")
+    print(summary_table)
     counts = result["predictions"]
     logging.info("predictions: %d computed, %d from cache", counts["computed"],
                  counts["from_cache"])

@@ -38,7 +38,7 @@ def main(argv):
     data = cli.load_run_data(shared)
     result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                 FLAGS.prediction_batch_size)
-    result["model"] = shared["model"]
+    result["model"], result["method"] = shared["model"], shared["method"]
     write_figures(result, FLAGS.output_dir)
     files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)

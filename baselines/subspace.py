@@ -2,9 +2,12 @@ r"""Subspace sampling around one solution and the diversity-accuracy plane (pape
 
 Draws functions around --base_run with each of --methods (random, dropout, diagonal
 Gaussian, low-rank Gaussian, weight average; moments from the run's last
---num_checkpoints checkpoints), places them and the independent optima of --other_runs
-on the plane (accuracy, disagreement with the base / (1 - accuracy)) with the analytic
-curves, and writes subspace.json and diversity_accuracy.png. The acceptance rule
+--num_checkpoints checkpoints; and the Bayesian baselines: variational, posterior draws
+of a run trained with --method=variational, and mc_dropout, passes of a deterministic
+run with its dropout layers on), places them and the independent optima of
+--other_runs on the plane (accuracy, disagreement with the base / (1 - accuracy)) with
+the analytic curves, and writes subspace.json (with each method's JS divergence) and
+diversity_accuracy.png. The acceptance rule
 (--accept_threshold) selects on the validation split; the plane is reported on --split
 (test by default), which must differ from it.
 
@@ -32,10 +35,12 @@ flags.DEFINE_integer("num_samples", 10, "Samples per method.")
 flags.DEFINE_enum("preset", "plane", list(subspace.PRESETS),
                   "Scales: plane (widened, random 70U, diagonal 10U, low-rank 6) or "
                   "ensemble (random 10U, diagonal 1, low-rank 1); dropout 0.1U in both.")
-for _method in subspace.METHODS[:-1]:
+for _method in subspace.PAPER_METHODS[:-1] + ("variational",):
     flags.DEFINE_float(f"{_method}_scale", None,
                        f"Override the preset's {_method} scale (its maximum when the "
-                       f"preset draws it uniformly).")
+                       f"preset draws it uniformly; variational: the multiple of the "
+                       f"posterior std, 1).")
+cli.define_mc_dropout_flag()
 flags.DEFINE_list("uniform_scales", None, "Methods whose scale is drawn as value * U(0, 1) "
                   "(default: the preset's: random and dropout, and diagonal_gaussian in "
                   "the plane preset).")
@@ -65,10 +70,11 @@ def sampler_specs() -> list[subspace.SamplerSpec]:
         raise UserError(f"unknown --methods {', '.join(unknown)}; choose from "
                         f"{', '.join(subspace.METHODS)}")
     uniform = FLAGS.uniform_scales
-    unknown = sorted(set(uniform or ()) - set(subspace.METHODS[:-1]))
+    scaled = subspace.PAPER_METHODS[:-1]
+    unknown = sorted(set(uniform or ()) - set(scaled))
     if unknown:
         raise UserError(f"unknown --uniform_scales {', '.join(unknown)}; choose from "
-                        f"{', '.join(subspace.METHODS[:-1])}")
+                        f"{', '.join(scaled)}")
     specs = []
     for method in FLAGS.methods:
         changes = {name: getattr(FLAGS, name) for name in ("rank", "low_rank_scaling",
@@ -76,11 +82,13 @@ def sampler_specs() -> list[subspace.SamplerSpec]:
                    if getattr(FLAGS, name) is not None}
         if method == "random":
             changes["accept_threshold"] = FLAGS.accept_threshold
-        if method != "weight_average":
+        if method in scaled + ("variational",):
             if getattr(FLAGS, f"{method}_scale") is not None:
                 changes["scale"] = getattr(FLAGS, f"{method}_scale")
             if uniform is not None:
                 changes["uniform"] = method in uniform
+        if method == "mc_dropout" and FLAGS.mc_dropout_rate is not None:
+            changes["scale"] = FLAGS.mc_dropout_rate
         specs.append(dataclasses.replace(subspace.PRESETS[FLAGS.preset][method], **changes))
     return specs
 

@@ -5,9 +5,14 @@ command resumes from the last complete epoch; a finished run only reports its me
 
   python baselines/train.py --dataset=fashion_mnist --model=small_cnn --seed=0 \
       --output_dir=runs/small_cnn/seed0
+
+--method=variational trains the model's variational twin (mean-field Gaussian weights,
+Flipout; uncertainty/models/variational.py) on NLL + KL / N with the KL term annealed,
+and reports its posterior predictive (test/accuracy, ...) and posterior mean
+(test/posterior_mean/accuracy, ...); its checkpoints hold the posterior means as the
+deterministic model's weights, so every analysis takes the run.
 """
 
-import dataclasses
 import json
 
 from absl import flags
@@ -37,13 +42,22 @@ flags.DEFINE_bool("sample_with_replacement", None,
 flags.DEFINE_integer("train_examples", None, "Use only the first N training examples (0=all).")
 flags.DEFINE_bool("deterministic", None,
                   "Deterministic ops: the same seed gives bit-identical weights.")
+flags.DEFINE_enum("method", None, list(recipes.METHODS),
+                  "deterministic (default) or variational (TFP Flipout, mean-field).")
+flags.DEFINE_float("prior_stddev", None, "Variational: std of the N(0, s^2) weight prior "
+                   "(recipe 0.1, uncertainty-baselines').")
+flags.DEFINE_float("posterior_init_stddev", None, "Variational: the posterior std every "
+                   "weight starts with (recipe 1e-3).")
+flags.DEFINE_integer("kl_annealing_epochs", None, "Variational: epochs over which the KL "
+                     "term's weight rises linearly to 1 (recipe: 80% of the epochs).")
+cli.define_posterior_samples_flag()
 FLAGS = flags.FLAGS
 
 
 def resolve_config() -> TrainConfig:
     """Flags over the model's recipe (a flag left unset takes the recipe's value),
     validated; raises UserError on bad values."""
-    models.check(FLAGS.model)
+    models.check(FLAGS.model, variational=FLAGS.method == "variational")
     config = TrainConfig.from_recipe(
         FLAGS.dataset, FLAGS.model, FLAGS.seed,
         **{name: getattr(FLAGS, name) for name in recipes.RECIPES[FLAGS.model]})
@@ -67,6 +81,14 @@ def resolve_config() -> TrainConfig:
          f"unknown --preprocessing {config.preprocessing!r}; choose one of "
          f"{', '.join(PREPROCESSING)}"),
         (config.train_examples >= 0, "--train_examples must be >= 0 (0 = all)"),
+        (config.prior_stddev > 0, f"--prior_stddev must be positive, got "
+                                  f"{config.prior_stddev}"),
+        (config.posterior_init_stddev > 0, f"--posterior_init_stddev must be positive, "
+                                           f"got {config.posterior_init_stddev}"),
+        (config.kl_annealing_epochs >= 0, "--kl_annealing_epochs must be >= 0 (0: no "
+                                          "annealing)"),
+        (config.num_posterior_samples > 0, f"--num_posterior_samples must be positive, "
+                                           f"got {config.num_posterior_samples}"),
         (FLAGS.output_dir, "--output_dir is required: the run directory to write"),
     ]
     for ok, message in checks:
@@ -84,7 +106,7 @@ def main(argv):
     data = cli.load_dataset(FLAGS.dataset, config.validation_examples)
     locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations)
-    print(json.dumps({"output_dir": FLAGS.output_dir, **dataclasses.asdict(config),
+    print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))
 
 

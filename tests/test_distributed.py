@@ -23,7 +23,7 @@ from uncertainty import datasets, models, predictions, trajectory
 from uncertainty.training import TrainConfig, train
 data = datasets.load("mnist1d")
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3)
+config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3, method=sys.argv[2])
 results = train(config, data, sys.argv[1], strategy)
 model = models.build("cnn1d", data.input_shape, 10)
 model.set_weights(trajectory.load_arrays(sys.argv[1]))
@@ -37,8 +37,9 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
 """
 
 
-def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path):
-    result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "run")],
+@pytest.mark.parametrize("method", ["deterministic", "variational"])
+def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path, method):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "run"), method],
                             capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -205,8 +205,10 @@ def test_published_lookup_reads_the_right_names():
     assert one(source="uncertainty_baselines", dataset="cifar10", ensemble_size=4,
                intensity="mean_corrupted", metric="nll") == (0.8,
                                                              "test/nll_mean_corrupted")
-    assert one(source="uncertainty_baselines", ensemble_size=1, metric="nll") == (
-        0.4, "test/negative_log_likelihood")
+    assert one(source="uncertainty_baselines", method="independent", ensemble_size=1,
+               intensity=0, metric="nll") == (0.4, "test/negative_log_likelihood")
+    assert one(source="uncertainty_baselines", method="variational", ensemble_size=1,
+               intensity=0, metric="nll") == (None, "test/negative_log_likelihood")
     assert one(method="independent", intensity=5, metric="js_divergence") == (
         0.37, "test/js_divergence_mean_all_5")
     assert one(method="trajectory", intensity=0, metric="js_divergence") == (

@@ -20,3 +20,23 @@ def test_published_numbers_match_the_paper():
     assert one(source="uncertainty_baselines", dataset="cifar100", metric="accuracy") == 0.827
     sources = published.load()["sources"]
     assert all(e["source"] in sources for e in published.load()["entries"])
+
+
+def test_uncertainty_baselines_bayesian_rows_are_the_readme_s():
+    """baselines/cifar/README.md: MC Dropout (size=1, size=30), Variational inference
+    (sample=1) and Deterministic, WRN-28-10 on CIFAR-10: test NLL/accuracy/ECE and
+    cNLL/cA/cCE."""
+    rows = {}
+    for e in published.entries(source="uncertainty_baselines", dataset="cifar10",
+                               ensemble_size=1):
+        rows.setdefault((e["method"], e["intensity"]), {})[e["metric"]] = e["value"]
+    assert rows["mc_dropout", 0] == {"nll": 0.160, "accuracy": 0.959, "ece": 0.0241}
+    assert rows["mc_dropout", "mean_corrupted"] == {"nll": 1.27, "accuracy": 0.688,
+                                                    "ece": 0.166}
+    assert rows["independent+mc_dropout", 0] == {"nll": 0.145, "accuracy": 0.961,
+                                                 "ece": 0.019}
+    assert rows["variational", 0] == {"nll": 0.211, "accuracy": 0.947, "ece": 0.029}
+    assert rows["variational", "mean_corrupted"] == {"nll": 1.46, "accuracy": 0.713,
+                                                     "ece": 0.181}
+    assert rows["independent", "mean_corrupted"] == {"nll": 1.05, "accuracy": 0.761,
+                                                     "ece": 0.153}

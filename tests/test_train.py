@@ -146,9 +146,10 @@ def test_binary_reports_one_line_and_exit_code_2(tmp_path, args, message):
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_resume_after_sigkill_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("method", ["deterministic", "variational"])
+def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
     args = ["--dataset=fashion_mnist", "--model=small_cnn", "--train_examples=6000",
-            "--train_epochs=4", "--deterministic", "--seed=3"]
+            "--train_epochs=4", "--deterministic", "--seed=3", f"--method={method}"]
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     assert run_binary("train", *args, f"--output_dir={straight}").returncode == 0
 
@@ -167,5 +168,8 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     for epoch in (0, 1, 2, 3, 4):
         np.testing.assert_array_equal(trajectory.load_weights(straight, epoch),
                                       trajectory.load_weights(killed, epoch))
+        if method == "variational":
+            np.testing.assert_array_equal(trajectory.load_posterior_std(straight, epoch),
+                                          trajectory.load_posterior_std(killed, epoch))
     assert (files.read_json(os.path.join(straight, "metrics.json"))["test/accuracy"] ==
             files.read_json(os.path.join(killed, "metrics.json"))["test/accuracy"])

@@ -104,8 +104,22 @@ def define_runs_flag() -> None:
 def define_methods_flag() -> None:
     from uncertainty import subspace
 
-    _once(flags.DEFINE_list, "methods", list(subspace.METHODS),
-          f"Subspace methods, any of {', '.join(subspace.METHODS)}.")
+    _once(flags.DEFINE_list, "methods", list(subspace.PAPER_METHODS),
+          f"Methods, any of {', '.join(subspace.METHODS)} (default: the paper's five "
+          f"subspace samplers). variational: posterior draws of a variational run; "
+          f"mc_dropout: passes with the network's own dropout on (not 'dropout', which "
+          f"drops the solution's weights).")
+
+
+def define_posterior_samples_flag() -> None:
+    _once(flags.DEFINE_integer, "num_posterior_samples", None,
+          "Posterior draws per variational run averaged for its posterior predictive "
+          "(ensemble.py: also MC-dropout passes per run); default 10 (the recipe's).")
+
+
+def define_mc_dropout_flag() -> None:
+    _once(flags.DEFINE_float, "mc_dropout_rate", None,
+          "MC dropout's rate on the activations (default: the run's training rate).")
 
 
 def define_strategy_flags() -> None:

@@ -12,7 +12,8 @@ from uncertainty import files  # noqa: E402
 
 METHOD_STYLE = {"random": ("tab:orange", "o"), "dropout": ("tab:green", "s"),
                 "diagonal_gaussian": ("tab:purple", "^"),
-                "low_rank_gaussian": ("tab:red", "D"), "weight_average": ("tab:brown", "P")}
+                "low_rank_gaussian": ("tab:red", "D"), "weight_average": ("tab:brown", "P"),
+                "variational": ("tab:cyan", "v"), "mc_dropout": ("tab:olive", "h")}
 
 
 def save(fig, path: str) -> None:

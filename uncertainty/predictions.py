@@ -10,8 +10,9 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from uncertainty import files, models, trajectory
+from uncertainty import files, models, seeding, trajectory
 from uncertainty.datasets import Dataset
+from uncertainty.models.layers import Dropout
 
 
 def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
@@ -91,7 +92,7 @@ class RunPredictions:
         self.config = trajectory.read_config(run_dir)
         self.batch_size = batch_size
         self.strategy = strategy
-        self._model = None
+        self._models = {}  # dropout rate (0: none active) -> model
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
         self.normalizer = trajectory.read_normalizer(run_dir)
@@ -133,6 +134,24 @@ class RunPredictions:
         return self._cached(data, split, key, identity, lambda: trajectory.with_vector(
             self.run_dir, vector() if callable(vector) else vector, base_epoch), bn_data)
 
+    def mc_dropout(self, data: Dataset, split: str, key: str, rate: float, seed: int,
+                   identity: dict, epoch: int | None = None,
+                   bn_data: Dataset | None = None) -> np.ndarray:
+        """Logits of one MC-dropout pass (Gal & Ghahramani 2016): the checkpoint of
+        `epoch` (last if None) with its dropout layers active on the activations at
+        `rate`, the masks drawn from `seed` (each layer its own stream). Masks follow
+        the batches, so the batch size and replica count are part of the cache key."""
+        if epoch is None:
+            epoch = trajectory.epochs(self.run_dir)[-1]
+        replicas = (self.strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+        identity = {**identity, "mc_dropout": {"rate": rate, "seed": seed,
+                                               "batch_size": self.batch_size,
+                                               "replicas": replicas},
+                    "base_epoch": epoch, "base_digest": self._checkpoint_digest(epoch)}
+        return self._cached(data, split, key, identity,
+                            lambda: trajectory.load_arrays(self.run_dir, epoch), bn_data,
+                            dropout=(rate, seed))
+
     def uncached(self, data: Dataset, split: str, vector: np.ndarray,
                  bn_data: Dataset | None = None) -> np.ndarray:
         """Like `vector`, but computed every time and never stored: for the many
@@ -152,7 +171,8 @@ class RunPredictions:
                 "normalizer": self._normalizer_digest,
                 "batchnorm": None if bn_data is None else bn_data.identity("train")}
 
-    def _cached(self, data, split, key, function, arrays_fn, bn_data) -> np.ndarray:
+    def _cached(self, data, split, key, function, arrays_fn, bn_data, dropout=None
+                ) -> np.ndarray:
         path = self.cache_path(data, split, key)
         identity = files.digest(self._identity(data, split, function, bn_data))
         logits, reason = self._read(path, identity, data.num_examples(split))
@@ -161,7 +181,7 @@ class RunPredictions:
             return logits
         logging.info("predicting %s %s on %s %s (%d examples): %s", self.run_dir, key,
                      data.name, split, data.num_examples(split), reason)
-        logits = self._compute(data, split, arrays_fn, bn_data)
+        logits = self._compute(data, split, arrays_fn, bn_data, dropout)
         files.write_npz(path, logits=logits, identity=identity)
         return logits
 
@@ -182,16 +202,26 @@ class RunPredictions:
             return None, "cached rows do not match the examples"
         return logits, ""
 
-    def _compute(self, data, split, arrays_fn, bn_data) -> np.ndarray:
-        model = self._get_model(data)
+    def _compute(self, data, split, arrays_fn, bn_data, dropout=None) -> np.ndarray:
+        """Logits of the weights `arrays_fn()`; with `dropout` = (rate, seed), one
+        MC-dropout pass."""
+        model = self._get_model(data, *(dropout or ()))
         model.set_weights(arrays_fn())
         if bn_data is not None:
             reestimate_batchnorm(model, bn_data, self.normalizer)
         self.counts["computed"] += 1
         return predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
 
-    def _get_model(self, data: Dataset):
-        if self._model is None:
-            self._model = models.build(self.config["model"], data.input_shape,
-                                       data.num_classes)
-        return self._model
+    def _get_model(self, data: Dataset, rate: float = 0.0, seed: int | None = None):
+        """The run's deterministic network (the twin of a variational run); with a
+        dropout `rate`, one whose dropout stays on, reseeded from `seed`."""
+        if rate not in self._models:
+            self._models[rate] = models.build(self.config["model"], data.input_shape,
+                                              data.num_classes, dropout_rate=rate,
+                                              mc_dropout=bool(rate))
+        model = self._models[rate]
+        if rate:
+            layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
+            for i, layer in enumerate(layers):
+                layer.reseed(seeding.integer(seed, "mc_dropout_layer", i))
+        return model

@@ -3,32 +3,50 @@ the one place every training hyperparameter is defined.
 
 A binary's flags default to None, meaning "the recipe's value"; `resolve` fills them in
 and the run's `config.json` records the resolved values.
+
+Variational inference (`--method=variational`, `models.variational`) uses the model's
+recipe with these changes and additions, uncertainty-baselines' CIFAR VI defaults
+(baselines/cifar/variational_inference.py): prior N(0, 0.1^2) (`prior_stddev`), the
+posterior's std starting at 1e-3 (`posterior_init_stddev`: the network starts as its
+deterministic initialisation and the KL term widens it), the KL term annealed
+linearly per step over the first 80% of training (200 of 250 epochs there:
+`kl_annealing_epochs`), no dropout (the posterior is the model's randomness), and 10
+posterior draws for the posterior predictive the run reports (`num_posterior_samples`).
 """
 
 # Shared by every recipe: the paper's 500 validation examples (the last of the training
-# split), the notebook's halving period, SGD's momentum, the whole training split.
+# split), the notebook's halving period, SGD's momentum, the whole training split, and
+# the variational settings (used by --method=variational only).
 COMMON = dict(validation_examples=500, lr_halving_epochs=10, momentum=0.9,
-              train_examples=0, deterministic=False)
+              train_examples=0, deterministic=False, method="deterministic",
+              prior_stddev=0.1, posterior_init_stddev=1e-3, num_posterior_samples=10)
+METHODS = ("deterministic", "variational")
+# Config fields that only variational runs use (and record).
+VARIATIONAL_FIELDS = ("prior_stddev", "posterior_init_stddev", "kl_annealing_epochs",
+                      "num_posterior_samples")
 
 _MODEL_RECIPES = {
     # Notebook: Adam 1.6e-3 halved every 10 epochs, batch 128 drawn with replacement,
     # dropout 0.1, no weight decay or augmentation, raw 0..255 pixels.
     "small_cnn": dict(train_epochs=10, batch_size=128, learning_rate=1.6e-3,
                       lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                      augment=False, preprocessing="raw", sample_with_replacement=True),
+                      augment=False, preprocessing="raw", sample_with_replacement=True,
+                      kl_annealing_epochs=8),
     "medium_cnn": dict(train_epochs=40, batch_size=128, learning_rate=1.6e-3,
                        lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                       augment=False, preprocessing="raw", sample_with_replacement=True),
+                       augment=False, preprocessing="raw", sample_with_replacement=True,
+                       kl_annealing_epochs=32),
     # Keras CIFAR-10 ResNet example: Adam 1e-3 with step decays, L2 1e-4 on kernels,
     # per-pixel mean subtraction, shift + flip augmentation (here pad-4 crop + flip).
     "resnet20_v1": dict(train_epochs=200, batch_size=128, learning_rate=1e-3,
                         lr_schedule="resnet_step", optimizer="adam", l2=1e-4,
                         dropout_rate=0.0, augment=True, preprocessing="pixel_mean",
-                        sample_with_replacement=False),
+                        sample_with_replacement=False, kl_annealing_epochs=160),
     # MNIST-1D: the CNN recipe of the paper, scaled to 3,500 training signals.
     "cnn1d": dict(train_epochs=30, batch_size=128, learning_rate=3e-3,
                   lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                  augment=False, preprocessing="raw", sample_with_replacement=True),
+                  augment=False, preprocessing="raw", sample_with_replacement=True,
+                  kl_annealing_epochs=24),
 }
 RECIPES = {model: {**COMMON, **recipe} for model, recipe in _MODEL_RECIPES.items()}
 
@@ -36,13 +54,19 @@ LR_SCHEDULES = ("halving", "resnet_step", "constant")
 OPTIMIZERS = ("adam", "sgd")
 
 
+_METHOD_CHANGES = {"variational": dict(dropout_rate=0.0)}
+
+
 def resolve(model: str, **overrides) -> dict:
-    """The recipe of `model` with every override that is not None applied."""
+    """The recipe of `model` (for the `method` override, deterministic by default) with
+    every override that is not None applied."""
     unknown = sorted(set(overrides) - set(RECIPES[model]))
     if unknown:
         raise ValueError(f"not recipe fields: {', '.join(unknown)}")
+    method = overrides.get("method") or RECIPES[model]["method"]
+    recipe = {**RECIPES[model], **_METHOD_CHANGES.get(method, {})}
     return {name: value if overrides.get(name) is None else overrides[name]
-            for name, value in RECIPES[model].items()}
+            for name, value in recipe.items()}
 
 
 def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10) -> float:

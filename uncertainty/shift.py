@@ -14,6 +14,14 @@ Evaluation sets: the clean test set (intensity 0) and corrupted test sets
   test/<m>_mean_all_<intensity>, test/<m>_mean_corrupted_all
       the same over every type evaluated (19 for CIFAR-10-C, as the paper averages)
 
+Sets of functions from the model's own randomness (`subspace.MODEL_METHODS`) are drawn
+here, `Options.num_posterior_samples` per run: for runs trained with
+--method=variational the set "variational" (each run's posterior predictive; the
+runs' own functions, "independent", are their posterior means, and
+"independent+variational" is the ensemble of the runs' posterior predictives) is
+always scored; "mc_dropout" (passes with each run's dropout on) when asked in
+`Options.methods`.
+
 Every function of a set is predicted under one batch-norm policy: statistics
 re-estimated on the runs' training data for models with batch norm (by default), the
 checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`).
@@ -89,7 +97,9 @@ def at_intensity(values: dict[str, float], metric: str, intensity: int,
 class Options:
     """What the study evaluates. corruptions: types, None for all, () for the clean
     test set only; methods: subspace methods, None for every one found (each must be
-    sampled around every run); max_ensemble_size: None for the number of runs;
+    sampled around every run) and, for variational runs, variational;
+    num_posterior_samples: draws (or MC-dropout passes) per run of the model methods;
+    mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the number of runs;
     max_subsets: per size; reestimate_bn: the batch-norm policy (models with batch
     norm only)."""
 
@@ -101,6 +111,8 @@ class Options:
     seed: int = 0
     reestimate_bn: bool = True
     batch_size: int = 500
+    num_posterior_samples: int = 10
+    mc_dropout_rate: float | None = None
 
 
 def evaluation_sets(clean: str, corruptions, intensities) -> list[tuple]:
@@ -151,16 +163,19 @@ def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
     return found
 
 
-def choose_methods(samples: dict, runs: list[str], asked=None) -> list[str]:
-    """The subspace methods to score: `asked`, or every method found when None; each
-    must have been sampled around every run."""
+def choose_methods(samples: dict, runs: list[str], asked=None,
+                   training_method: str = "deterministic") -> list[str]:
+    """The methods to score: `asked`, or when None every subspace method found (and
+    variational for variational runs); each subspace method must have been sampled
+    around every run (the model methods are drawn here)."""
     if asked is None:
-        asked = [m for m in subspace.METHODS if m in samples]
+        asked = [m for m in subspace.PAPER_METHODS if m in samples] + (
+            ["variational"] if training_method == "variational" else [])
     unknown = sorted(set(asked) - set(subspace.METHODS))
     if unknown:
         raise UserError(f"unknown --methods {', '.join(unknown)}; choose from "
                         f"{', '.join(subspace.METHODS)}")
-    for method in asked:
+    for method in [m for m in asked if m not in subspace.MODEL_METHODS]:
         missing = [r for r in runs if r not in samples.get(method, {})]
         if missing:
             raise UserError(f"no {method} samples around {', '.join(missing)} in "
@@ -221,10 +236,16 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     kinds = list(dict.fromkeys(kind for _, kind, _ in sets[1:]))
     intensities = sorted({s for s, _, _ in sets[1:]})
     samples = find_samples(subspace_dir, runs, data.name)
-    methods = choose_methods(samples, runs, options.methods)
+    methods = choose_methods(samples, runs, options.methods, trajectory.method(runs[0]))
     size = min(options.max_ensemble_size or len(runs), len(runs))
-    num_samples = {m: min(len(samples[m][r]) for r in runs) for m in methods}
     bn_data = data if options.reestimate_bn and models.uses_batchnorm(model) else None
+    for method in [m for m in methods if m in subspace.MODEL_METHODS]:
+        spec = subspace.SamplerSpec(method, scale=1.0 if method == "variational" else
+                                    options.mc_dropout_rate or 0.0)
+        samples[method] = {run: subspace.draw_model_samples(
+            run, spec, options.num_posterior_samples, options.seed, bn_data)[1]
+            for run in runs}
+    num_samples = {m: min(len(samples[m][r]) for r in runs) for m in methods}
     functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
     loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
@@ -245,7 +266,8 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
             if metric_key(metric) in entry:
                 entry.update(aggregate_corrupted(entry, metric, kinds, intensities))
     result = {
-        "runs": runs, "model": model, "dataset": data.name, "corruptions": kinds,
+        "runs": runs, "model": model, "method": trajectory.method(runs[0]),
+        "dataset": data.name, "corruptions": kinds,
         "intensities": [0] + intensities, "evaluation_sets": [n for _, _, n in sets],
         "corruption_means": {mean: {"types": types, "names": [
             mean_key("<metric>", "<intensity>", mean), mean_key("<metric>", None, mean)]}
@@ -299,6 +321,32 @@ def compare_published(result: dict) -> list[dict]:
     """The published numbers next to ours (`published.compare`)."""
     return published.compare(lambda entry: lookup(result["metrics"], entry),
                              result["model"], result["dataset"])
+
+
+def table(result: dict) -> str:
+    """Accuracy, NLL, ECE and Brier of every set of functions, single member (k=1) and
+    the largest ensemble, on the clean test set and averaged over the corrupted sets
+    (all types, all intensities): deterministic vs Bayesian vs deep ensembles at a
+    glance. For a set <method>, k counts samples; for independent+<method>, runs (each
+    member all its samples ensembled: MC dropout's or VI's predictive at k=1)."""
+    values, largest = result["metrics"], result["max_ensemble_size"]
+    corrupted = len(result["intensities"]) > 1
+    header = f"{'set of functions':<30}{'k':>3}" + "".join(
+        f"{name:>10}" for name in ("acc", "nll", "ece", "brier")) + (
+        "".join(f"{'c-' + name:>10}" for name in ("acc", "nll", "ece", "brier"))
+        if corrupted else "")
+    lines = [header]
+    for name, by_size in values.items():
+        for k in sorted({1, largest}):
+            entry = by_size.get(str(k))
+            if entry is None:
+                continue
+            cells = [entry[metric_key(m)] for m in ("accuracy", "nll", "ece", "brier")]
+            if corrupted:
+                cells += [entry[mean_key(m, None, "all")]
+                          for m in ("accuracy", "nll", "ece", "brier")]
+            lines.append(f"{name:<30}{k:>3}" + "".join(f"{v:>10.4f}" for v in cells))
+    return "\n".join(lines)
 
 
 def figures(result: dict) -> list[dict]:

@@ -11,6 +11,18 @@ its last K checkpoints; `sample(subspace, spec, stream)` draws one flat weight v
                       (unit-norm axes, the notebook) or scale times the checkpoints' std
                       along each axis (SWAG)
   weight_average      the mean of the K checkpoints (SWA-like); deterministic
+  variational         theta + scale * std * eps, eps ~ N(0, I): a draw from a
+                      variational run's posterior (mean theta, std per weight; scale 1
+                      = the posterior itself, `uncertainty.variational`)
+  mc_dropout          not a weight vector: the network with its own dropout layers
+                      active on the activations at inference, rate = scale (0: the
+                      run's training rate), one pass = one function (Gal & Ghahramani
+                      2016). Not to be confused with "dropout" above, which drops
+                      weights of the solution (the paper's sampler).
+
+The last two are the model's own randomness ("MODEL_METHODS"): they use only the last
+checkpoint, and need a variational run (variational) or a deterministic one with
+dropout layers (mc_dropout).
 
 A `SamplerSpec` is everything one method's sampling needs (scale and how it is drawn,
 rank, acceptance rule); `PRESETS` hold the paper's two sets. Every sample's randomness
@@ -33,7 +45,10 @@ from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
-METHODS = ("random", "dropout", "diagonal_gaussian", "low_rank_gaussian", "weight_average")
+PAPER_METHODS = ("random", "dropout", "diagonal_gaussian", "low_rank_gaussian",
+                 "weight_average")
+MODEL_METHODS = ("variational", "mc_dropout")
+METHODS = PAPER_METHODS + MODEL_METHODS
 LOW_RANK_SCALINGS = ("unit", "swag")
 NUM_CHECKPOINTS = 10  # the last 10 epoch checkpoints give the moments (the paper's)
 SELECTION_SPLIT = "validation"  # where the acceptance rule looks; never the reported split
@@ -64,6 +79,8 @@ class SamplerSpec:
             raise UserError(f"--{self.method}_scale must be >= 0, got {self.scale}")
         if self.method == "dropout" and self.scale >= 1:
             raise UserError(f"--dropout_scale must be below 1, got {self.scale}")
+        if self.method == "mc_dropout" and self.scale >= 1:
+            raise UserError(f"--mc_dropout_rate must be below 1, got {self.scale}")
         if self.low_rank_scaling not in LOW_RANK_SCALINGS:
             raise UserError(f"unknown low-rank scaling {self.low_rank_scaling!r}; choose "
                             f"one of {', '.join(LOW_RANK_SCALINGS)}")
@@ -78,7 +95,9 @@ class SamplerSpec:
 
 
 def _presets(**scales) -> dict[str, SamplerSpec]:
-    return {m: SamplerSpec(m, *scales.get(m, (0.0, False))) for m in METHODS}
+    defaults = {"variational": (1.0, False)}  # mc_dropout 0: the run's training rate
+    return {m: SamplerSpec(m, *scales.get(m, defaults.get(m, (0.0, False))))
+            for m in METHODS}
 
 
 # "ensemble": the paper's scales for ensembling; "plane": widened to cover the accuracy
@@ -100,6 +119,10 @@ class Subspace:
     epochs: tuple[int, ...]
     run: str = ""  # the base run's identity (`trajectory.identity`): seeds its streams
     digests: tuple[str, ...] = ()  # the checkpoints' content, for cache keys
+    model: str = ""
+    training_method: str = "deterministic"  # or variational
+    posterior_std: np.ndarray | None = None  # [D], a variational run's last epoch
+    dropout_rate: float = 0.0  # the run's training dropout rate
 
     @functools.cached_property
     def mean(self) -> np.ndarray:
@@ -134,9 +157,39 @@ def fit(run_dir: str, num_checkpoints: int = NUM_CHECKPOINTS) -> Subspace:
                         f"--num_checkpoints")
     last = tuple(epochs[-num_checkpoints:])
     checkpoints = np.stack([trajectory.load_weights(run_dir, e) for e in last])
+    config = trajectory.read_config(run_dir)
+    method = trajectory.method(run_dir)
     return Subspace(solution=checkpoints[-1], checkpoints=checkpoints, epochs=last,
                     run=trajectory.identity(run_dir),
-                    digests=tuple(trajectory.checkpoint_digest(run_dir, e) for e in last))
+                    digests=tuple(trajectory.checkpoint_digest(run_dir, e) for e in last),
+                    model=config["model"], training_method=method,
+                    posterior_std=(trajectory.load_posterior_std(run_dir, last[-1])
+                                   if method == "variational" else None),
+                    dropout_rate=config.get("dropout_rate", 0.0))
+
+
+def resolve(space: Subspace, spec: SamplerSpec, run: str = "the base run") -> SamplerSpec:
+    """`spec` for sampling around `space`: refuses a model method the run cannot give
+    (variational samples need a variational run; MC dropout a deterministic run with
+    dropout layers) and sets MC dropout's rate 0 to the run's training rate."""
+    if spec.method == "variational" and space.training_method != "variational":
+        raise UserError(f"variational samples need a variational run, but {run} is "
+                        f"{space.training_method}; train one with --method=variational "
+                        f"or leave variational out of --methods")
+    if spec.method == "mc_dropout":
+        if space.training_method != "deterministic":
+            raise UserError(f"mc_dropout evaluates a deterministic network's dropout, but "
+                            f"{run} is {space.training_method}; use the variational "
+                            f"method for it, or a deterministic run")
+        if not models.has_dropout(space.model):
+            raise UserError(f"{space.model} has no dropout layers for mc_dropout; leave "
+                            f"mc_dropout out of --methods")
+        rate = spec.scale or space.dropout_rate
+        if not rate:
+            raise UserError(f"{run} was trained without dropout; pass --mc_dropout_rate "
+                            f"to evaluate MC dropout at a rate of your choice")
+        spec = dataclasses.replace(spec, scale=rate)
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +243,12 @@ def sample(subspace: Subspace, spec: SamplerSpec, scale: float, rng: np.random.G
     if spec.method == "low_rank_gaussian":
         return low_rank_gaussian(subspace, spec.rank, scale, spec.low_rank_scaling).sample(
             tfp_seed)
+    if spec.method == "variational":
+        noise = rng.standard_normal(subspace.solution.shape)
+        return (subspace.solution + scale * subspace.posterior_std * noise).astype(
+            np.float32)
+    if spec.method == "mc_dropout":
+        raise ValueError("an MC-dropout sample is a dropout pass, not a weight vector")
     return subspace.mean.astype(np.float32)  # weight_average
 
 
@@ -204,7 +263,7 @@ def _streams(seed: int, subspace: Subspace, method: str, index: int, attempt: in
 def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
     """The weight vector of a sample recorded by `sample_functions` (its "params"), e.g.
     to predict it on other data."""
-    if list(subspace.epochs) != params["epochs"]:
+    if _epochs(subspace, params["method"]) != params["epochs"]:
         raise UserError(f"the sample was drawn from epochs {params['epochs']}, this "
                         f"subspace has {list(subspace.epochs)}; fit it with the same "
                         f"--num_checkpoints")
@@ -218,16 +277,60 @@ def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
     return sample(subspace, spec, params["scale"], rng)
 
 
+def _epochs(subspace: Subspace, method: str) -> list[int]:
+    """The checkpoints a method's samples come from: the model methods' the last."""
+    return list(subspace.epochs[-1:] if method in MODEL_METHODS else subspace.epochs)
+
+
 def sample_logits(predictor: RunPredictions, subspace: Subspace, record: dict,
                   data: Dataset, split: str, bn_data: Dataset | None = None) -> np.ndarray:
-    """Logits on `split` of the sample `record` (from `sample_functions`): cached, and
-    regenerated from its parameters only when not cached yet. Batch-norm statistics
-    are re-estimated on `bn_data` when given."""
+    """Logits on `split` of the sample `record` (from `draw` or `sample_functions`):
+    cached, and regenerated from its parameters only when not cached yet. Batch-norm
+    statistics are re-estimated on `bn_data` when given."""
     params = record["params"]
-    identity = {"params": params, "checkpoints": list(subspace.digests)}
+    digests = subspace.digests[-len(params["epochs"]):]
+    identity = {"params": params, "checkpoints": list(digests)}
+    if params["method"] == "mc_dropout":
+        pass_seed = seeding.integer(params["seed"], "mc_dropout", params["run"],
+                                    params["index"], params["attempt"])
+        return predictor.mc_dropout(data, split, record["key"], params["scale"],
+                                    pass_seed, identity, params["epochs"][-1], bn_data)
     return predictor.vector(data, split, record["key"],
                             lambda: regenerate(subspace, params), identity,
                             bn_data=bn_data)
+
+
+def _record(subspace: Subspace, spec: SamplerSpec, seed: int, index: int, attempt: int,
+            bn_data: Dataset | None) -> dict:
+    """The record of one draw: its scale, parameters (all its randomness derives from
+    them) and cache key."""
+    scale_rng, _ = _streams(seed, subspace, spec.method, index, attempt)
+    params = {"method": spec.method, "scale": spec.draw_scale(scale_rng), "seed": seed,
+              "run": subspace.run, "index": index, "attempt": attempt,
+              "epochs": _epochs(subspace, spec.method),
+              "batchnorm_reestimated": bn_data is not None}
+    if spec.method == "low_rank_gaussian":
+        params.update(rank=spec.rank, low_rank_scaling=spec.low_rank_scaling)
+    return {"method": spec.method, "index": index, "tries": attempt + 1,
+            "scale": params["scale"], "params": params,
+            "key": f"subspace/{spec.method}/" + files.digest(params)[:16]}
+
+
+def draw(subspace: Subspace, spec: SamplerSpec, num_samples: int, seed: int,
+         bn_data: Dataset | None = None) -> list[dict]:
+    """The records of `num_samples` draws of `spec` (resolved for `subspace`), without
+    the acceptance rule; their logits come from `sample_logits`."""
+    spec = resolve(subspace, spec)
+    count = 1 if spec.method == "weight_average" else num_samples
+    return [_record(subspace, spec, seed, i, 0, bn_data) for i in range(count)]
+
+
+def draw_model_samples(run_dir: str, spec: SamplerSpec, num_samples: int, seed: int,
+                       bn_data: Dataset | None = None) -> tuple[Subspace, list[dict]]:
+    """A model method's (`MODEL_METHODS`) records around a run: its last checkpoint's
+    subspace and `draw`'s records (posterior draws, or MC-dropout passes)."""
+    space = fit(run_dir, 1)
+    return space, draw(space, spec, num_samples, seed, bn_data)
 
 
 def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: SamplerSpec,
@@ -247,21 +350,13 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: Sample
         raise UserError(f"the acceptance rule selects samples on the {SELECTION_SPLIT} "
                         f"split; report them on another (--split=test)")
     labels = data.labels(split)
+    spec = resolve(subspace, spec, predictor.run_dir)
     draws = 1 if spec.method == "weight_average" else num_samples
     tries = spec.accept_tries if spec.accept_threshold is not None else 1
     results = []
     for i in range(draws):
         for attempt in range(tries):
-            scale_rng, _ = _streams(seed, subspace, spec.method, i, attempt)
-            params = {"method": spec.method, "scale": spec.draw_scale(scale_rng),
-                      "seed": seed, "run": subspace.run, "index": i, "attempt": attempt,
-                      "epochs": list(subspace.epochs),
-                      "batchnorm_reestimated": bn_data is not None}
-            if spec.method == "low_rank_gaussian":
-                params.update(rank=spec.rank, low_rank_scaling=spec.low_rank_scaling)
-            record = {"method": spec.method, "index": i, "tries": attempt + 1,
-                      "scale": params["scale"], "params": params,
-                      "key": f"subspace/{spec.method}/" + files.digest(params)[:16]}
+            record = _record(subspace, spec, seed, i, attempt, bn_data)
 
             def logits_on(on_split, record=record):
                 return sample_logits(predictor, subspace, record, data, on_split, bn_data)
@@ -299,6 +394,7 @@ def plane(base_run: str, other_runs: list[str], specs: list[SamplerSpec], data: 
     config = trajectory.read_config(base_run)
     bn_data = data if reestimate_bn and models.uses_batchnorm(config["model"]) else None
     space = fit(base_run, num_checkpoints)
+    specs = [resolve(space, spec, base_run) for spec in specs]  # refuse before predicting
     predictor = RunPredictions(base_run, batch_size=batch_size)
     labels = data.labels(split)
     base_logits = predictor.checkpoint(data, split, bn_data=bn_data)
@@ -312,13 +408,22 @@ def plane(base_run: str, other_runs: list[str], specs: list[SamplerSpec], data: 
     independent = [{"run": run, **diversity.point(
         RunPredictions(run, batch_size).checkpoint(data, split, bn_data=bn_data),
         base_logits, labels)} for run in other_runs]
-    samples = []
+    samples, js = [], {}
     for spec in specs:
-        samples += sample_functions(predictor, space, spec, num_samples, seed, data, split,
-                                    base_logits, extra_splits, bn_data)
+        drawn = sample_functions(predictor, space, spec, num_samples, seed, data, split,
+                                 base_logits, extra_splits, bn_data)
+        samples += drawn
+        if drawn:
+            js[spec.method] = metrics.js_divergence(np.stack([
+                sample_logits(predictor, space, r, data, split, bn_data) for r in drawn]))
+    if other_runs:
+        js["independent"] = metrics.js_divergence(np.stack([base_logits] + [
+            RunPredictions(run, batch_size).checkpoint(data, split, bn_data=bn_data)
+            for run in other_runs]))
     accuracies = [p["accuracy"] for p in samples + independent + [base]]
     return {
-        "base_run": base_run, "model": config["model"], "dataset": data.name,
+        "base_run": base_run, "model": config["model"],
+        "method": trajectory.method(base_run), "dataset": data.name,
         "num_classes": data.num_classes, "seed": seed,
         "splits": {"reported": split, "selection": SELECTION_SPLIT if any(
             s.accept_threshold is not None for s in specs) else None,
@@ -329,14 +434,18 @@ def plane(base_run: str, other_runs: list[str], specs: list[SamplerSpec], data: 
         "base": base, "independent": independent, "samples": samples,
         "curves": diversity.curves(base["accuracy"], data.num_classes,
                                    min(accuracies + [1.0 / data.num_classes])),
-        "summary": summarize(samples, independent, base),
+        "summary": summarize(samples, independent, base, js),
     }
 
 
 def summarize(samples: list[dict], independent: list[dict], base: dict,
-              band: float = 0.02) -> dict:
+              js: dict | None = None, band: float = 0.02) -> dict:
     """The paper's comparison: at accuracies within `band` of the independent optima,
-    are the subspace samples less diverse than the optima's mean?"""
+    are the subspace samples less diverse than the optima's mean? With `js` ({method
+    or "independent": JS divergence on the split}), each method also gets its samples'
+    `js_divergence` and, with independent runs, the base and optima's
+    `independent_js_divergence`."""
+    js = js or {}
     summary = {"base_accuracy": base["accuracy"], "methods": {}}
     if independent:
         diversities = [p["normalized_diversity"] for p in independent]
@@ -358,6 +467,10 @@ def summarize(samples: list[dict], independent: list[dict], base: dict,
                 entry["in_band_max_normalized_diversity"] = float(np.nanmax(near))
                 entry["in_band_all_below_independent_mean"] = bool(
                     np.nanmax(near) < summary["independent_mean_normalized_diversity"])
+        if method in js:
+            entry["js_divergence"] = js[method]
+        if "independent" in js:
+            entry["independent_js_divergence"] = js["independent"]
         summary["methods"][method] = entry
     return summary
 

@@ -6,7 +6,10 @@ maps a batch's inputs to logits; the runs and the connectors between them
 (`uncertainty.connectors`) both train through it.
 
 `train(config, data, run_dir, strategy)` trains one network from its seed and writes
-the run directory described in `uncertainty.trajectory`. Re-running it on the same
+the run directory described in `uncertainty.trajectory`; with `config.method =
+"variational"` the network is the model's variational twin (`models.variational`),
+trained on NLL + KL / N with the KL term annealed, and the run reports its posterior
+predictive and its posterior mean. Re-running it on the same
 directory continues from the last complete epoch; with `config.deterministic` the
 result is bit-identical to an uninterrupted run (data order, dropout masks and
 augmentation are all functions of the seed and the epoch, and the dropout generator
@@ -24,7 +27,9 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from uncertainty import distribute, files, metrics, models, predictions, recipes, trajectory
+from uncertainty import (distribute, files, metrics, models, predictions, recipes, trajectory,
+                         variational)
+from uncertainty.models.variational import is_variational, twin_weights
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 
@@ -55,6 +60,20 @@ class TrainConfig:
     momentum: float  # for sgd
     train_examples: int  # 0 = the whole training split
     deterministic: bool
+    method: str  # deterministic, or variational: the fields below are its settings
+    prior_stddev: float
+    posterior_init_stddev: float
+    kl_annealing_epochs: int
+    num_posterior_samples: int
+
+    def record(self) -> dict:
+        """The fields that define the run, for config.json: a deterministic run's
+        omit the variational settings (so runs made before they existed still match)."""
+        fields = dataclasses.asdict(self)
+        if self.method == "deterministic":
+            for name in ("method",) + recipes.VARIATIONAL_FIELDS:
+                del fields[name]
+        return fields
 
     @classmethod
     def from_recipe(cls, dataset: str, model: str, seed: int, **overrides
@@ -75,7 +94,8 @@ class TrainConfig:
 
 def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
     """Refuses a config the data cannot serve, before anything is written."""
-    models.check(config.model, data.input_shape, config.dropout_rate)
+    models.check(config.model, data.input_shape, config.dropout_rate,
+                 variational=config.method == "variational")
     if "train" not in data.splits:
         raise UserError(f"{data.name} has no training split; train on its clean dataset "
                         f"and evaluate on this one")
@@ -112,9 +132,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         data = data.head("train", config.train_examples)
     _check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
-    record = {**dataclasses.asdict(config), "data_source": data.source,
-              **(extra_config or {})}
-    trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS, write=chief)
+    record = {**config.record(), "data_source": data.source, **(extra_config or {})}
+    trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS, write=chief,
+                       defaults=recipes.RECIPES[config.model])
     if trajectory.is_complete(run_dir):
         logging.info("%s is already trained; reporting its metrics", run_dir)
         return trajectory.read_metrics(run_dir)
@@ -123,10 +143,17 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     normalizer = data.normalizer(config.preprocessing)
+    layers = None
+    if config.method == "variational":
+        layers = models.Variational(config.prior_stddev, config.posterior_init_stddev,
+                                    data.num_examples("train"), config.seed)
     with strategy.scope():
         model = models.build(config.model, data.input_shape, data.num_classes,
-                             dropout_rate=config.dropout_rate, l2=config.l2,
-                             seed=config.seed)
+                             variational=layers, dropout_rate=config.dropout_rate,
+                             l2=config.l2, seed=config.seed)
+        # what the metrics evaluate: the model, or a variational model's posterior mean
+        point = model if layers is None else models.build(
+            config.model, data.input_shape, data.num_classes)
         optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
@@ -142,14 +169,23 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     with tempfile.TemporaryDirectory(prefix="worker-state-") as scratch:
         manager = tf.train.CheckpointManager(
             state, trajectory.state_dir(run_dir) if chief else scratch, max_to_keep=1)
-        _train_epochs(config, data, normalizer, model, optimizer, done, manager, run_dir,
-                      strategy, chief)
+        _train_epochs(config, data, normalizer, model, point, optimizer, done, manager,
+                      run_dir, strategy, chief)
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
     for split in ("train", "validation", "test"):
-        if split in data.splits:
-            results.update(_evaluate(model, data, split, normalizer, config, strategy))
+        if split not in data.splits:
+            continue
+        scores = _evaluate(_point_estimate(model, point), data, split, normalizer, config,
+                           strategy)
+        if layers is not None and split != "train":
+            results.update({name.replace("/", "/posterior_mean/", 1): value
+                            for name, value in scores.items()})
+            logits = variational.predictive(run_dir, data, split,
+                                            config.num_posterior_samples, strategy=strategy)
+            scores = _scores(logits, data.labels(split), split)
+        results.update(scores)
     history = _read_history(run_dir)
     if history:
         results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
@@ -159,8 +195,8 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     return results
 
 
-def _train_epochs(config, data, normalizer, model, optimizer, done, manager, run_dir,
-                  strategy, chief) -> None:
+def _train_epochs(config, data, normalizer, model, point, optimizer, done, manager,
+                  run_dir, strategy, chief) -> None:
     """The epochs not done yet; each ends with its weights, history and state saved."""
     start = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
@@ -181,7 +217,8 @@ def _train_epochs(config, data, normalizer, model, optimizer, done, manager, run
     def end_of_epoch(epoch, scalars):
         began = time.time()
         if "validation" in data.splits:
-            scalars.update(_evaluate(model, data, "validation", normalizer, config, strategy))
+            scalars.update(_evaluate(_point_estimate(model, point), data, "validation",
+                                     normalizer, config, strategy))
         if chief:
             trajectory.save_weights(model, run_dir, epoch + 1)
         # + validation and checkpoint
@@ -210,14 +247,20 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     over `model.trainable_variables` with `optimizer`, at the learning rate of
     `config`'s schedule (`recipes.learning_rate`).
 
+    For a variational model the losses are its KL / N terms, scaled by
+    min(1, step / (`config.kl_annealing_epochs` x `steps`)) (linear annealing, step
+    1-based, as uncertainty-baselines).
+
     `batches(epoch, input_context)` gives an epoch's per-replica pipeline of
     (inputs, labels), with `config.batch_size` examples per global batch; `inputs` is
     whatever `model` takes. After every epoch `end_of_epoch(epoch, scalars)` may add to
-    or save the epoch's scalars (learning rate, seconds, training loss and running
-    accuracy). Returns the scalars of every epoch it ran.
+    or save the epoch's scalars (learning rate, seconds, training loss, running
+    accuracy, the mean regularisation term). Returns the scalars of every epoch it ran.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    train_step = _make_train_step(model, optimizer, strategy, config.batch_size)
+    annealing_steps = config.kl_annealing_epochs * steps if is_variational(model) else 0
+    train_step = _make_train_step(model, optimizer, strategy, config.batch_size,
+                                  annealing_steps)
     examples = steps * config.batch_size
     history = []
     for epoch in range(start, config.train_epochs):
@@ -227,20 +270,24 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
         iterator = iter(strategy.distribute_datasets_from_function(
             lambda ctx, e=epoch: batches(e, ctx)))
         began = time.time()
-        sums = [train_step(next(iterator)) for _ in range(steps)]
-        loss, correct = (float(v) for v in np.sum([[a, b] for a, b in sums], axis=0))
+        sums = np.sum([[float(v) for v in train_step(next(iterator))]
+                       for _ in range(steps)], axis=0)
         scalars = {"epoch": epoch + 1, "learning_rate": lr,
-                   "epoch_seconds": time.time() - began, "train/loss": loss / examples,
-                   "train/running_accuracy": correct / examples}
+                   "epoch_seconds": time.time() - began,
+                   "train/loss": sums[0] / examples,
+                   "train/running_accuracy": sums[1] / examples,
+                   "train/regularization_loss": sums[2] / steps}
         if end_of_epoch is not None:
             end_of_epoch(epoch, scalars)
         history.append(scalars)
     return history
 
 
-def _make_train_step(model, optimizer, strategy, global_batch: int):
+def _make_train_step(model, optimizer, strategy, global_batch: int,
+                     annealing_steps: int = 0):
     """A tf.function running one distributed step on a batch (inputs, labels);
-    returns (sum of the examples' cross-entropies, number correct)."""
+    returns (sum of the examples' cross-entropies, number correct, the regularisation
+    term). With `annealing_steps` the regularisation (KL) term is annealed."""
 
     def step(inputs, labels):
         with tf.GradientTape() as tape:
@@ -248,29 +295,50 @@ def _make_train_step(model, optimizer, strategy, global_batch: int):
             per_example = keras.losses.sparse_categorical_crossentropy(
                 labels, logits, from_logits=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            regularization = tf.constant(0.0)
             if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                regularization = tf.add_n(model.losses)
+                if annealing_steps:
+                    regularization *= tf.minimum(1.0, tf.cast(
+                        optimizer.iterations + 1, tf.float32) / annealing_steps)
+                loss += tf.nn.scale_regularization_loss(regularization)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels)
-        return tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32))
+        return (tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
+                regularization)
 
     @tf.function
     def train_step(batch):
-        loss, correct = strategy.run(step, args=batch)
+        loss, correct, regularization = strategy.run(step, args=batch)
         return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.MEAN, regularization, axis=None))
 
     return train_step
 
 
+def _point_estimate(model, point):
+    """The network a run's metrics evaluate: the model itself, or for a variational
+    model its deterministic twin `point` holding the posterior means."""
+    if point is not model:
+        point.set_weights([value for _, value, _, _ in twin_weights(model)])
+    return point
+
+
 def _evaluate(model, data, split, normalizer, config, strategy) -> dict:
-    """uncertainty-baselines' names: <split>/accuracy, <split>/negative_log_likelihood."""
     logits = predictions.predict(model, data, split, normalizer, config.batch_size,
                                  strategy)
-    labels = data.labels(split)
+    return _scores(logits, data.labels(split), split)
+
+
+def _scores(logits, labels, split) -> dict:
+    """uncertainty-baselines' names: <split>/accuracy, <split>/negative_log_likelihood,
+    <split>/ece, <split>/brier."""
     return {f"{split}/accuracy": metrics.accuracy(logits, labels),
             f"{split}/negative_log_likelihood": metrics.nll(logits, labels),
+            f"{split}/ece": metrics.ece(logits, labels),
+            f"{split}/brier": metrics.brier(logits, labels),
             f"{split}/num_examples": len(labels)}
 
 

@@ -4,7 +4,9 @@ Layout of a run made by `baselines/train.py`:
   config.json          the resolved flags (identity of the run)
   normalizer.npz       the input preprocessing the model was trained with
   checkpoints/init.npz the initial weights ("epoch 0")
-  checkpoints/epoch_NNN.npz   all model weights after epoch NNN (1-based)
+  checkpoints/epoch_NNN.npz   all model weights after epoch NNN (1-based); for a
+                       variational run, its deterministic twin's weights (the
+                       posterior means) and the kernels' posterior std (std_NNN)
   checkpoints/state/   the latest full training state (optimizer, RNG) for resuming
   history.json         per-epoch training scalars; summaries/ the same for TensorBoard
   metrics.json         final metrics, written last: its presence marks a finished run
@@ -55,13 +57,21 @@ def checkpoint_digest(run_dir: str, epoch: int) -> str:
 
 
 def save_weights(model, run_dir: str, epoch: int) -> None:
-    """Writes all of `model`'s weights (trainable first marked) for `epoch`, atomically."""
-    arrays = {f"w{i:03d}": w.numpy() for i, w in enumerate(model.weights)}
-    trainable = {id(w) for w in model.trainable_weights}
+    """Writes all of `model`'s weights (trainable ones marked) for `epoch`, atomically;
+    a variational model as its deterministic twin's (`variational.twin_weights`)."""
+    from uncertainty.models import variational  # TFP: imported only when writing
+
+    if variational.is_variational(model):
+        weights = variational.twin_weights(model)
+    else:
+        trainable = {id(w) for w in model.trainable_weights}
+        weights = [(w.name, w.numpy(), None, id(w) in trainable) for w in model.weights]
+    arrays = {f"w{i:03d}": value for i, (_, value, _, _) in enumerate(weights)}
+    stds = {f"std{i:03d}": std for i, (_, _, std, _) in enumerate(weights)
+            if std is not None}
     files.write_npz(checkpoint_path(run_dir, epoch),
-                    names=np.array([w.name for w in model.weights]),
-                    trainable=np.array([id(w) in trainable for w in model.weights]),
-                    **arrays)
+                    names=np.array([name for name, _, _, _ in weights]),
+                    trainable=np.array([t for _, _, _, t in weights]), **arrays, **stds)
 
 
 def load_arrays(run_dir: str, epoch: int | None = None,
@@ -86,6 +96,19 @@ def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray],
                         f"{epochs(run_dir)}")
     with np.load(path) as data:
         return [data[f"w{i:03d}"] for i in range(len(data["names"]))], data["trainable"]
+
+
+def load_posterior_std(run_dir: str, epoch: int | None = None) -> np.ndarray:
+    """The posterior standard deviation of every trainable weight of a variational run
+    (0 where the weight is a point estimate), in `load_weights` order."""
+    path = checkpoint_path(run_dir, epoch or epochs(run_dir)[-1])
+    if method(run_dir) != "variational":
+        raise UserError(f"{run_dir} is a {method(run_dir)} run and has no posterior; "
+                        f"pass a run trained with --method=variational")
+    with np.load(path) as data:
+        return flatten([data[f"std{i:03d}"] if f"std{i:03d}" in data
+                        else np.zeros_like(data[f"w{i:03d}"])
+                        for i, t in enumerate(data["trainable"]) if t])
 
 
 def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
@@ -131,6 +154,11 @@ def read_config(run_dir: str) -> dict:
     return files.read_json(path)
 
 
+def method(run_dir: str) -> str:
+    """How the run was trained: deterministic, or variational (a posterior per weight)."""
+    return read_config(run_dir).get("method", "deterministic")
+
+
 def identity(run_dir: str) -> str:
     """A digest of what the run is (its config without locations): the same for a run
     moved to another folder, different for runs of other seeds or settings. Random
@@ -140,12 +168,15 @@ def identity(run_dir: str) -> str:
 
 
 def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
-            write: bool = True) -> None:
+            write: bool = True, defaults: dict | None = None) -> None:
     """Creates `run_dir` for `config`, or checks that it holds a run of the same config.
 
-    Keys in `ignore` (where data live, how many devices) may differ. A directory with
-    other content is refused. With `write=False` it only checks (non-chief workers).
+    Keys in `ignore` (where data live, how many devices) may differ; a key the saved
+    config lacks (it predates the key) counts as its value in `defaults`. A directory
+    with other content is refused. With `write=False` it only checks (non-chief
+    workers).
     """
+    defaults = defaults or {}
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"--output_dir {run_dir} is a file; pass a directory")
     path = os.path.join(run_dir, CONFIG)
@@ -153,7 +184,7 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
         old = files.read_json(path)
         diffs = [f"{k}: {old.get(k)!r} there, {config.get(k)!r} now"
                  for k in sorted(set(old) | set(config))
-                 if k not in ignore and old.get(k) != config.get(k)]
+                 if k not in ignore and old.get(k, defaults.get(k)) != config.get(k)]
         if diffs:
             raise UserError(f"--output_dir {run_dir} holds a run made with different flags "
                             f"({'; '.join(diffs)}); use a new --output_dir or the original "
@@ -187,7 +218,8 @@ def is_complete(run_dir: str) -> bool:
 
 
 # Config fields that must agree for runs to be compared on the same examples.
-SAME_FIELDS = ("dataset", "data_source", "model", "validation_examples", "train_examples")
+SAME_FIELDS = ("dataset", "data_source", "model", "validation_examples", "train_examples",
+               "method")
 
 
 def find_runs(paths: list[str]) -> list[str]:
@@ -215,7 +247,7 @@ def check_runs(runs: list[str], minimum: int = 2) -> dict:
     if len(runs) < minimum:
         raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
                         f"train more seeds with baselines/train.py")
-    configs = {run: read_config(run) for run in runs}
+    configs = {run: {"method": method(run), **read_config(run)} for run in runs}
     first = configs[runs[0]]
     for run, config in configs.items():
         for field in SAME_FIELDS:

@@ -1,4 +1,5 @@
-"""Architectures by name: `build(name, input_shape, num_classes, **kwargs)`."""
+"""Architectures by name: `build(name, input_shape, num_classes, **kwargs)`, and their
+variational twins (`build(..., variational=Variational(...))`, `models.variational`)."""
 
 import dataclasses
 from typing import Callable, Sequence
@@ -8,6 +9,7 @@ import tf_keras as keras
 from uncertainty.errors import UserError
 from uncertainty.models.cnn import cnn1d, medium_cnn, small_cnn
 from uncertainty.models.resnet import resnet20_v1
+from uncertainty.models.variational import Variational
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
@@ -15,6 +17,7 @@ class _Spec:
     input_rank: int  # 1 for (length, channels) signals, 2 for (height, width, channels)
     dropout: bool
     batchnorm: bool
+    variational: bool = True  # has a variational twin
 
 
 _MODELS = {
@@ -27,13 +30,19 @@ NAMES = tuple(_MODELS)
 
 
 def check(name: str, input_shape: Sequence[int] | None = None,
-          dropout_rate: float = 0.0) -> None:
+          dropout_rate: float = 0.0, variational: bool = False) -> None:
     """Raise a UserError if `name` is unknown, does not take inputs of `input_shape`,
-    or has no dropout but `dropout_rate` is set."""
+    has no dropout but `dropout_rate` is set, or has no variational twin but
+    `variational` is asked."""
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
     if dropout_rate and not _MODELS[name].dropout:
-        raise UserError(f"{name} has no dropout; leave --dropout_rate unset or 0")
+        raise UserError(f"{name} has no dropout; leave --dropout_rate unset or 0 (and "
+                        f"evaluate MC dropout with a model that has dropout layers)")
+    if variational and not _MODELS[name].variational:
+        twins = [n for n, spec in _MODELS.items() if spec.variational]
+        raise UserError(f"{name} has no variational variant; --method=variational "
+                        f"takes one of {', '.join(twins)}")
     rank = _MODELS[name].input_rank
     if input_shape is not None and len(input_shape) - 1 != rank:
         kind = {1: "1-D signals (length, channels)", 2: "images (height, width, channels)"}
@@ -42,10 +51,19 @@ def check(name: str, input_shape: Sequence[int] | None = None,
                         f"(e.g. cnn1d for mnist1d, small_cnn for images)")
 
 
-def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> keras.Model:
-    """Builds the named architecture; it returns logits."""
-    check(name, input_shape)
+def build(name: str, input_shape: Sequence[int], num_classes: int,
+          variational: Variational | None = None, **kwargs) -> keras.Model:
+    """Builds the named architecture, or with `variational` its variational twin; it
+    returns logits. `mc_dropout=True` keeps its dropout on at inference."""
+    check(name, input_shape, variational=variational is not None)
+    if variational is not None:
+        kwargs["layers"] = variational
     return _MODELS[name].builder(input_shape, num_classes, **kwargs)
+
+
+def has_dropout(name: str) -> bool:
+    check(name)
+    return _MODELS[name].dropout
 
 
 def uses_batchnorm(name: str) -> bool:

@@ -10,34 +10,32 @@ from typing import Sequence
 import tf_keras as keras
 
 from uncertainty import seeding
-from uncertainty.models.layers import Dropout, glorot_bias
+from uncertainty.models.layers import Deterministic, Dropout, glorot_bias
 
 
 def conv_net(input_shape: Sequence[int], num_classes: int, channels: Sequence[int],
              kernel_size: int = 3, dropout_rate: float = 0.1, l2: float = 0.0,
-             seed: int = 0, name: str = "cnn") -> keras.Model:
-    """Stack of conv blocks; 2-D for (H, W, C) inputs, 1-D for (L, C) inputs."""
+             seed: int = 0, name: str = "cnn", layers=Deterministic(),
+             mc_dropout: bool = False) -> keras.Model:
+    """Stack of conv blocks; 2-D for (H, W, C) inputs, 1-D for (L, C) inputs. `layers`
+    makes the conv and dense layers (`models.layers`); `mc_dropout` keeps dropout on at
+    inference."""
     rank = len(input_shape) - 1
-    conv = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D}[rank]
     pool = {1: keras.layers.MaxPool1D, 2: keras.layers.MaxPool2D}[rank]
-    regularizer = keras.regularizers.l2(l2) if l2 else None
 
     inputs = keras.Input(tuple(input_shape))
     x = inputs
     for i, units in enumerate(channels):
-        x = conv(units, kernel_size, padding="same", name=f"conv{i}",
-                 kernel_initializer="glorot_uniform", bias_initializer=glorot_bias(units),
-                 kernel_regularizer=regularizer)(x)
+        x = layers.conv(rank, units, kernel_size, name=f"conv{i}",
+                        bias_initializer=glorot_bias(units), l2=l2)(x)
         x = Dropout(dropout_rate, seed=seeding.integer(seed, "dropout", i),
-                    name=f"dropout{i}")(x)
+                    always_on=mc_dropout, name=f"dropout{i}")(x)
         x = pool(2, strides=2, padding="same", name=f"pool{i}")(x)
         if i < len(channels) - 1:
             x = keras.layers.ReLU(name=f"relu{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    logits = keras.layers.Dense(num_classes, name="logits",
-                                kernel_initializer="glorot_uniform",
-                                bias_initializer=glorot_bias(num_classes),
-                                kernel_regularizer=regularizer)(x)
+    logits = layers.dense(num_classes, name="logits",
+                          bias_initializer=glorot_bias(num_classes), l2=l2)(x)
     return keras.Model(inputs, logits, name=name)
 
 

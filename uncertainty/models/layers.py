@@ -1,5 +1,11 @@
-"""Layers shared by the architectures."""
+"""Layers shared by the architectures, and the factory that makes their weight layers.
 
+Builders take `layers=` (a `Deterministic` here, or `models.variational.Variational`)
+and ask it for every convolution and dense layer, so one builder defines an
+architecture and its variational twin, layer for layer under the same names.
+"""
+
+import dataclasses
 import math
 
 import tf_keras as keras
@@ -11,10 +17,23 @@ class Dropout(keras.layers.Dropout):
     Keras keeps the dropout generator out of checkpoints, so a resumed run would draw
     different masks than an uninterrupted one. Exposing the generator as a checkpoint
     dependency makes resumption bit-exact.
+
+    `always_on` keeps dropout active at inference too (MC dropout: the network's own
+    dropout on activations, one mask per pass); `reseed` restarts the masks' stream.
     """
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, always_on: bool = False,
+                 **kwargs):
         super().__init__(rate, seed=seed, rng_type="stateful", **kwargs)
+        self.always_on = always_on
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True if self.always_on else training)
+
+    def reseed(self, seed: int) -> None:
+        """Masks from now on come from the stream of `seed`."""
+        self._random_generator._maybe_init()
+        self._random_generator._generator.reset_from_seed(seed)
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         children = super()._trackable_children(save_type, **kwargs)
@@ -29,3 +48,22 @@ def glorot_bias(units: int) -> keras.initializers.Initializer:
     [1, 1, units] bias: fan_in = 1, fan_out = units."""
     limit = math.sqrt(6.0 / (1 + units))
     return keras.initializers.RandomUniform(-limit, limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Deterministic:
+    """Keras's Conv1D/Conv2D/Dense with an L2 penalty on kernels when `l2` > 0."""
+
+    def conv(self, rank: int, filters: int, kernel_size: int, name: str, strides: int = 1,
+             kernel_initializer="glorot_uniform", bias_initializer="zeros", l2: float = 0.0):
+        layer = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D}[rank]
+        return layer(filters, kernel_size, strides=strides, padding="same", name=name,
+                     kernel_initializer=kernel_initializer,
+                     bias_initializer=bias_initializer,
+                     kernel_regularizer=keras.regularizers.l2(l2) if l2 else None)
+
+    def dense(self, units: int, name: str, kernel_initializer="glorot_uniform",
+              bias_initializer="zeros", l2: float = 0.0):
+        return keras.layers.Dense(units, name=name, kernel_initializer=kernel_initializer,
+                                  bias_initializer=bias_initializer,
+                                  kernel_regularizer=keras.regularizers.l2(l2) if l2 else None)

@@ -9,14 +9,14 @@ from typing import Sequence
 
 import tf_keras as keras
 
+from uncertainty.models.layers import Deterministic
+
 
 def _conv_bn(x, filters: int, kernel_size: int = 3, strides: int = 1,
              activation: bool = True, batch_norm: bool = True, l2: float = 1e-4,
-             name: str = ""):
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                            kernel_initializer="he_normal",
-                            kernel_regularizer=keras.regularizers.l2(l2) if l2 else None,
-                            name=f"{name}conv")(x)
+             name: str = "", layers=Deterministic()):
+    x = layers.conv(2, filters, kernel_size, strides=strides, name=f"{name}conv",
+                    kernel_initializer="he_normal", l2=l2)(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(name=f"{name}bn")(x)
     if activation:
@@ -25,32 +25,38 @@ def _conv_bn(x, filters: int, kernel_size: int = 3, strides: int = 1,
 
 
 def resnet_v1(input_shape: Sequence[int], num_classes: int, depth: int = 20,
-              l2: float = 1e-4, name: str = "resnet_v1") -> keras.Model:
-    """ResNet v1 of `depth` = 6n + 2 layers: three stages of n blocks, 16/32/64 filters."""
+              l2: float = 1e-4, name: str = "resnet_v1", layers=Deterministic()
+              ) -> keras.Model:
+    """ResNet v1 of `depth` = 6n + 2 layers: three stages of n blocks, 16/32/64 filters;
+    `layers` makes the conv and dense layers (`models.layers`)."""
     if (depth - 2) % 6:
         raise ValueError(f"ResNet v1 depth must be 6n + 2, got {depth}")
     blocks = (depth - 2) // 6
     inputs = keras.Input(tuple(input_shape))
-    x = _conv_bn(inputs, 16, l2=l2, name="stem_")
+    x = _conv_bn(inputs, 16, l2=l2, name="stem_", layers=layers)
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
             prefix = f"stage{stage}_block{block}_"
             strides = 2 if stage > 0 and block == 0 else 1
-            y = _conv_bn(x, filters, strides=strides, l2=l2, name=prefix + "a_")
-            y = _conv_bn(y, filters, activation=False, l2=l2, name=prefix + "b_")
+            y = _conv_bn(x, filters, strides=strides, l2=l2, name=prefix + "a_",
+                         layers=layers)
+            y = _conv_bn(y, filters, activation=False, l2=l2, name=prefix + "b_",
+                         layers=layers)
             if strides != 1:
                 x = _conv_bn(x, filters, kernel_size=1, strides=strides, activation=False,
-                             batch_norm=False, l2=l2, name=prefix + "shortcut_")
+                             batch_norm=False, l2=l2, name=prefix + "shortcut_",
+                             layers=layers)
             x = keras.layers.Add(name=prefix + "add")([x, y])
             x = keras.layers.ReLU(name=prefix + "relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = keras.layers.Dense(num_classes, kernel_initializer="he_normal",
-                                name="logits")(x)
+    logits = layers.dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
 def resnet20_v1(input_shape, num_classes, l2: float = 1e-4, dropout_rate: float = 0.0,
-                seed: int = 0) -> keras.Model:
+                seed: int = 0, layers=Deterministic(), mc_dropout: bool = False
+                ) -> keras.Model:
     """ResNet20v1 (n = 3), ~0.27M parameters. It has no dropout (`models.check` refuses
-    a rate); `seed` is unused (initialisation follows the global seed)."""
-    return resnet_v1(input_shape, num_classes, depth=20, l2=l2, name="resnet20_v1")
+    a rate and MC dropout); `seed` is unused (initialisation follows the global seed)."""
+    return resnet_v1(input_shape, num_classes, depth=20, l2=l2, name="resnet20_v1",
+                     layers=layers)

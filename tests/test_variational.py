@@ -1,0 +1,286 @@
+"""Variational inference (TFP Flipout twins) and MC dropout, checked against numpy and
+the deterministic twin, and run through the binaries."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+from absl import flags
+from absl.testing import flagsaver
+
+from conftest import load_binary, run_binary
+from uncertainty import UserError, files, metrics, models, subspace, trajectory, variational
+from uncertainty.models.variational import Variational, softplus_inverse, twin_weights
+from uncertainty.predictions import RunPredictions
+from uncertainty.training import TrainConfig, train
+
+cross_section_binary = load_binary("cross_section")
+similarity_binary = load_binary("similarity")
+subspace_binary = load_binary("subspace")
+ensemble_binary = load_binary("ensemble")
+flags.FLAGS(["pytest"])
+
+
+def test_kl_of_a_flipout_layer_is_the_analytic_normal_kl_over_n():
+    prior, n = 0.3, 7
+    layer = Variational(prior, 0.05, n).dense(2, name="dense")
+    layer.build((None, 3))
+    rng = np.random.default_rng(0)
+    mu, rho = rng.normal(size=(3, 2)), rng.normal(-2, 0.5, size=(3, 2))
+    posterior = layer.kernel_posterior.distribution
+    posterior.loc.assign(mu.astype(np.float32))
+    tf.nest.flatten(posterior.scale.pretransformed_input)[0].assign(rho.astype(np.float32))
+    layer(np.ones((4, 3), np.float32))
+    sigma = np.log1p(np.exp(rho)) + np.finfo(np.float32).eps  # TFP's softplus scale
+    kl = np.sum(np.log(prior / sigma) + (sigma ** 2 + mu ** 2) / (2 * prior ** 2) - 0.5)
+    assert len(layer.losses) == 1  # the bias is a point estimate: no KL
+    np.testing.assert_allclose(float(layer.losses[0]) * n, kl, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,shape", [("small_cnn", (28, 28, 1)), ("cnn1d", (40, 1)),
+                                        ("medium_cnn", (16, 16, 3)),
+                                        ("resnet20_v1", (16, 16, 3))])
+def test_with_std_near_zero_the_twin_with_the_posterior_mean_gives_the_same_logits(
+        name, shape, tmp_path):
+    keras.utils.set_random_seed(1)
+    model = models.build(name, shape, 10, variational=Variational(0.1, 1e-9, 100))
+    x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
+    vi_logits = model(x, training=False).numpy()
+    twin = models.build(name, shape, 10)
+    # through a checkpoint, as every analysis reads a run
+    files.write_json(str(tmp_path / "config.json"), {"model": name, "method": "variational"})
+    trajectory.save_weights(model, str(tmp_path), 1)
+    twin.set_weights(trajectory.load_arrays(str(tmp_path), 1))
+    # equal up to float32 round-off (and sigma = 1.2e-7, TFP's floor), relative to the
+    # logits' scale (an untrained ResNet's reach ~60)
+    np.testing.assert_allclose(twin(x, training=False).numpy(), vi_logits,
+                               atol=1e-5 * np.abs(vi_logits).max())
+    assert [w.name for w in twin.weights] == [n for n, _, _, _ in twin_weights(model)]
+    std = trajectory.load_posterior_std(str(tmp_path), 1)
+    kernels = sum(l.kernel_posterior.distribution.loc.shape.num_elements()
+                  for l in model.layers if hasattr(l, "kernel_posterior"))
+    assert std.shape == trajectory.load_weights(str(tmp_path), 1).shape
+    assert np.count_nonzero(std) == kernels and np.all(std < 1e-6)
+
+
+def test_flipout_perturbs_each_example_with_the_posterior_variance():
+    """Flipout: one dW ~ N(0, sigma^2) per batch, random signs per example, so on inputs
+    of ones the outputs vary across examples around sum_i mu_i + b with variance
+    sum_i dW_i^2, whose expectation is sum_i sigma_i^2 (2000 weights: within ~3%)."""
+    keras.utils.set_random_seed(0)
+    layer = Variational(1.0, 0.2, 10).dense(1, name="dense")
+    outputs = layer(np.ones((5000, 2000), np.float32)).numpy()[:, 0]
+    mean = layer.kernel_posterior.distribution.loc.numpy().sum() + float(
+        tf.convert_to_tensor(layer.bias_posterior.distribution.loc)[0])
+    sigma = tf.convert_to_tensor(layer.kernel_posterior.distribution.scale).numpy()
+    expected_var = np.sum(sigma ** 2)  # 2000 * 0.04 = 80
+    assert abs(outputs.mean() - mean) < 5 * np.sqrt(expected_var / len(outputs))
+    np.testing.assert_allclose(outputs.var(), expected_var, rtol=0.15)
+
+
+@pytest.fixture(scope="module")
+def vi_runs(tmp_path_factory, mnist1d):
+    """Two short variational CNN-1D runs (seeds 0, 1) on MNIST-1D."""
+    root = tmp_path_factory.mktemp("vi_runs")
+    for seed in (0, 1):
+        config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed, method="variational",
+                                         train_epochs=3, num_posterior_samples=3)
+        train(config, mnist1d, str(root / f"seed{seed}"))
+    return str(root)
+
+
+@pytest.mark.slow
+def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, mnist1d):
+    run = os.path.join(vi_runs, "seed0")
+    history = files.read_json(os.path.join(run, "history.json"))
+    losses = [h["train/loss"] for h in history]
+    assert losses[-1] < losses[0] < 2.4  # falls from about log(10)
+    # the KL term is annealed in: its weight grows each epoch while the KL stays near
+    assert history[0]["train/regularization_loss"] < history[-1]["train/regularization_loss"]
+    config = files.read_json(os.path.join(run, "config.json"))
+    assert config["method"] == "variational" and config["dropout_rate"] == 0.0
+    result = trajectory.read_metrics(run)
+    assert result["test/accuracy"] > 0.4 and result["test/posterior_mean/accuracy"] > 0.4
+    # the predictive is the mean probability of 3 draws, computed independently here
+    posterior = variational.posterior(run)
+    predictor = RunPredictions(run)
+    twin = models.build("cnn1d", mnist1d.input_shape, 10)
+    space, records = subspace.draw_model_samples(
+        run, subspace.SamplerSpec("variational", 1.0), 3, variational.PREDICTIVE_SEED)
+    probs = []
+    for record in records:
+        weights = subspace.regenerate(space, record["params"])
+        assert np.all(np.abs(weights - posterior.mean) <= 6 * posterior.std + 1e-7)
+        twin.set_weights(trajectory.with_vector(run, weights))
+        x = (mnist1d.splits["test"][0] - predictor.normalizer[0]) / predictor.normalizer[1]
+        probs.append(tf.nn.softmax(twin(x.astype(np.float32))).numpy())
+    labels = mnist1d.labels("test")
+    expected = -np.mean(np.log(np.mean(probs, axis=0)[np.arange(len(labels)), labels]))
+    assert result["test/negative_log_likelihood"] == pytest.approx(expected, rel=1e-4)
+    for name in ("accuracy", "negative_log_likelihood", "ece", "brier"):
+        assert f"test/posterior_mean/{name}" in result and f"test/{name}" in result
+
+
+@pytest.mark.slow
+def test_posterior_of_a_deterministic_run_is_refused(runs):
+    with pytest.raises(UserError, match="has no posterior; pass a run trained with "
+                                        "--method=variational"):
+        variational.posterior(os.path.join(runs, "seed0"))
+
+
+@pytest.mark.slow
+def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded(
+        runs, mnist1d):
+    run = os.path.join(runs, "seed0")
+    predictor = RunPredictions(run, batch_size=128)
+    plain = predictor.checkpoint(mnist1d, "test")
+    identity = {"test": "mc"}
+    off = predictor._compute(mnist1d, "test", lambda: trajectory.load_arrays(run), None,
+                             dropout=None)
+    np.testing.assert_array_equal(off, plain)
+    first = predictor.mc_dropout(mnist1d, "test", "mc/a", 0.3, 11, identity)
+    second = predictor.mc_dropout(mnist1d, "test", "mc/b", 0.3, 12, identity)
+    again = RunPredictions(run, batch_size=128)._compute(
+        mnist1d, "test", lambda: trajectory.load_arrays(run), None, dropout=(0.3, 11))
+    assert np.abs(first - second).max() > 0.1  # two passes differ
+    np.testing.assert_allclose(again, first, atol=1e-6)  # the same seed, the same pass
+    # dropout of rate 0.3 on the activations: about 30% of a layer's units are zeroed
+    model = predictor._get_model(mnist1d, 0.3, 5)
+    probe = keras.Model(model.input, model.get_layer("dropout0").output)
+    zeros = np.mean(probe(mnist1d.splits["test"][0][:64].astype(np.float32)).numpy() == 0)
+    assert 0.25 < zeros < 0.36
+
+
+@pytest.mark.slow
+def test_variational_and_mc_dropout_samples_flow_through_subspace_and_ensemble(
+        vi_runs, runs, tmp_path):
+    out = tmp_path / "plane"
+    with flagsaver.flagsaver(base_run=os.path.join(vi_runs, "seed0"), other_runs=[vi_runs],
+                             methods=["variational", "random"], num_samples=3,
+                             num_checkpoints=2, output_dir=str(out)):
+        subspace_binary.main(["subspace.py"])
+    result = json.loads((out / "subspace.json").read_text())
+    methods = result["summary"]["methods"]
+    assert result["method"] == "variational"
+    assert set(methods) == {"variational", "random"}
+    for entry in methods.values():
+        assert {"js_divergence", "independent_js_divergence"} <= set(entry)
+    # the reported JS, recomputed from the cached samples' logits
+    base = RunPredictions(os.path.join(vi_runs, "seed0"))
+    space = subspace.fit(os.path.join(vi_runs, "seed0"), 2)
+    from uncertainty import datasets
+    data = datasets.load("mnist1d")
+    logits = [subspace.sample_logits(base, space, s, data, "test")
+              for s in result["samples"] if s["method"] == "variational"]
+    probs = metrics.softmax(np.stack(logits))
+    mean = probs.mean(0)
+    js = np.mean(-(mean * np.log(mean + 1e-5)).sum(-1)
+                 + ((probs * np.log(probs + 1e-5)).sum(-1)).mean(0))
+    assert methods["variational"]["js_divergence"] == pytest.approx(js, rel=1e-6)
+
+    out = tmp_path / "ensemble"
+    with flagsaver.flagsaver(runs=[vi_runs], num_posterior_samples=2, corruptions=["none"],
+                             output_dir=str(out)):
+        ensemble_binary.main(["ensemble.py"])
+    result = json.loads((out / "ensemble.json").read_text())
+    assert result["methods"] == ["variational"]
+    assert {"variational", "independent+variational"} <= set(result["metrics"])
+    assert result["subspace_samples_per_run"] == {"variational": 2}
+
+    out = tmp_path / "mc_dropout"
+    with flagsaver.flagsaver(runs=[runs], methods=["mc_dropout"], num_posterior_samples=3,
+                             corruptions=["none"], output_dir=str(out)):
+        ensemble_binary.main(["ensemble.py"])
+    result = json.loads((out / "ensemble.json").read_text())
+    assert result["summary"]["js_divergence"]["mc_dropout"][0] > 0
+
+
+@pytest.mark.slow
+def test_similarity_and_cross_sections_take_variational_runs_as_posterior_means(
+        vi_runs, tmp_path, mnist1d):
+    out = tmp_path / "similarity"
+    with flagsaver.flagsaver(runs=[vi_runs], tsne_runs=2, output_dir=str(out)):
+        similarity_binary.main(["similarity.py"])
+    result = json.loads((out / "similarity.json").read_text())
+    assert result["method"] == "variational"
+    means = [variational.posterior(os.path.join(vi_runs, f"seed{s}")).mean for s in (0, 1)]
+    cosine = means[0] @ means[1] / np.linalg.norm(means[0]) / np.linalg.norm(means[1])
+    assert result["independent"]["weight_cosine"][0][1] == pytest.approx(cosine, rel=1e-5)
+
+    out = tmp_path / "section"
+    with flagsaver.flagsaver(runs=[os.path.join(vi_runs, "seed0"),
+                                   os.path.join(vi_runs, "seed1")], plane="independent",
+                             grid_points=3, path_points=3, connect=False, split="test",
+                             output_dir=str(out)):
+        cross_section_binary.main(["cross_section.py"])
+    result = json.loads((out / "cross_section.json").read_text())
+    # the straight path's ends are the posterior means: the runs' reported mean accuracy
+    accuracy = result["paths"]["linear"]["accuracy"]
+    for end, seed in ((accuracy[0], 0), (accuracy[-1], 1)):
+        metrics_file = trajectory.read_metrics(os.path.join(vi_runs, f"seed{seed}"))
+        assert end == pytest.approx(metrics_file["test/posterior_mean/accuracy"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags,message", [
+    (dict(methods=["variational"]), "variational samples need a variational run"),
+])
+def test_variational_samples_around_a_deterministic_run_are_refused(runs, tmp_path, flags,
+                                                                     message):
+    with flagsaver.flagsaver(base_run=os.path.join(runs, "seed0"), num_checkpoints=2,
+                             output_dir=str(tmp_path / "out"), **flags):
+        with pytest.raises(UserError, match=message):
+            subspace_binary.main(["subspace.py"])
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_mc_dropout_around_a_variational_run_is_refused(vi_runs, tmp_path):
+    with flagsaver.flagsaver(base_run=os.path.join(vi_runs, "seed0"), num_checkpoints=2,
+                             methods=["mc_dropout"], output_dir=str(tmp_path / "out")):
+        with pytest.raises(UserError, match="mc_dropout evaluates a deterministic"):
+            subspace_binary.main(["subspace.py"])
+    with flagsaver.flagsaver(runs=[vi_runs], methods=["mc_dropout"], corruptions=["none"],
+                             output_dir=str(tmp_path / "out")):
+        with pytest.raises(UserError, match="mc_dropout evaluates a deterministic"):
+            ensemble_binary.main(["ensemble.py"])
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,message", [
+    (["--prior_stddev=0"], "--prior_stddev must be positive, got 0.0"),
+    (["--prior_stddev=-1"], "--prior_stddev must be positive"),
+    (["--num_posterior_samples=0"], "--num_posterior_samples must be positive, got 0"),
+    (["--posterior_init_stddev=0"], "--posterior_init_stddev must be positive"),
+    (["--method=laplace"], "flag --method=laplace"),
+])
+def test_bad_variational_flags_are_one_line_and_write_nothing(tmp_path, args, message):
+    result = run_binary("train", "--dataset=mnist1d", "--model=cnn1d",
+                        "--method=variational", f"--output_dir={tmp_path / 'run'}", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_ensemble_refuses_zero_posterior_samples(vi_runs, tmp_path):
+    with flagsaver.flagsaver(runs=[vi_runs], num_posterior_samples=0,
+                             output_dir=str(tmp_path / "out")):
+        with pytest.raises(UserError, match="--num_posterior_samples must be positive"):
+            ensemble_binary.main(["ensemble.py"])
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_model_without_a_variational_twin_is_refused(monkeypatch):
+    """Every model of the paper has a twin; a registered one without is refused."""
+    spec = models._MODELS["small_cnn"]
+    monkeypatch.setitem(models._MODELS, "no_twin",
+                        models._Spec(spec.builder, 2, True, False, variational=False))
+    with pytest.raises(UserError, match="no_twin has no variational variant; "
+                                        "--method=variational takes one of small_cnn"):
+        models.check("no_twin", variational=True)

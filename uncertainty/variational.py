@@ -1,0 +1,53 @@
+"""A variational run's posterior as functions the analyses use like any other.
+
+A run trained with `--method=variational` stores, per epoch, its deterministic twin's
+weights set to the posterior means, and the posterior standard deviations beside them
+(`trajectory`). `posterior(run_dir, epoch)` returns both as flat vectors in the twin's
+`trajectory.load_weights` order; a draw of weights, mean + std * eps, is a weight
+vector of the twin, evaluated by the predictions path and cached like a subspace
+sample (`subspace` method "variational", whose records make the draws reproducible).
+The posterior predictive averages the probabilities of `num_samples` draws.
+
+Models built by `models.variational` for training; this module for analysis.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from uncertainty import metrics, subspace, trajectory
+from uncertainty.datasets import Dataset
+from uncertainty.predictions import RunPredictions
+
+# The seed of the draws a run reports in its metrics (and ensemble.py draws by
+# default), so the two share their cached predictions.
+PREDICTIVE_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Posterior:
+    """Mean-field Gaussian over the twin's trainable weights: N(mean, std^2) each;
+    std is 0 for weights kept as point estimates (biases, batch norm)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def posterior(run_dir: str, epoch: int | None = None) -> Posterior:
+    """The posterior of a variational run at `epoch` (the last if None); a UserError
+    for a run of another method."""
+    std = trajectory.load_posterior_std(run_dir, epoch)
+    return Posterior(mean=trajectory.load_weights(run_dir, epoch), std=std)
+
+
+def predictive(run_dir: str, data: Dataset, split: str, num_samples: int,
+               batch_size: int = 500, strategy: tf.distribute.Strategy | None = None,
+               seed: int = PREDICTIVE_SEED) -> np.ndarray:
+    """Logits of the posterior predictive on `split`: log of the mean probability of
+    `num_samples` posterior draws of the last epoch (each predicted and cached)."""
+    predictor = RunPredictions(run_dir, batch_size, strategy)
+    space, records = subspace.draw_model_samples(
+        run_dir, subspace.SamplerSpec("variational", scale=1.0), num_samples, seed)
+    return metrics.ensemble(np.stack([subspace.sample_logits(predictor, space, r, data,
+                                                             split) for r in records]))
