@@ -147,6 +147,25 @@ def test_js_divergence_against_scipy(sample):
                       np.log(2), atol=1e-4)
 
 
+def test_grouped_js_divergence_compares_sets_of_one_size(sample):
+    logits, probs, _ = sample  # 4 functions
+
+    def scipy_js(members):  # no smoothing: scipy's generalised JS via entropies
+        return np.mean([scipy_entropy(probs[members, n].mean(0))
+                        - np.mean([scipy_entropy(probs[m, n]) for m in members])
+                        for n in range(300)])
+
+    assert np.isclose(metrics.grouped_js_divergence(logits, 2),
+                      np.mean([metrics.js_divergence(logits[:2]),
+                               metrics.js_divergence(logits[2:])]))
+    assert np.isclose(metrics.grouped_js_divergence(logits[:3], 2),
+                      metrics.js_divergence(logits[:2]))  # the remainder is left out
+    assert metrics.grouped_js_divergence(logits, 9) == metrics.js_divergence(logits)
+    assert np.isclose(metrics.js_divergence(logits[2:], epsilon=0.0), scipy_js([2, 3]))
+    # why groups: the same kind of functions give a larger JS in larger sets
+    assert metrics.js_divergence(logits) > metrics.grouped_js_divergence(logits, 2)
+
+
 def test_kl_divergence_against_scipy(sample):
     logits, probs, _ = sample
     expected = np.mean([scipy_entropy(probs[0, n], probs[1, n]) for n in range(300)])

@@ -1,6 +1,7 @@
 """Subspace samplers (statistical checks), the plane's limit curves, batch-norm
 re-estimation, and baselines/subspace.py on real MNIST-1D runs."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -85,9 +86,12 @@ def test_uniform_scales_and_weight_average(space):
     np.testing.assert_allclose(average, space.checkpoints.mean(0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("method", subspace.METHODS)
+@pytest.mark.parametrize("method", subspace.PAPER_METHODS + ("variational",))
 def test_same_seed_same_sample(space, method):
     spec = subspace.SamplerSpec(method)
+    if method == "variational":  # a posterior's std around the solution
+        space = dataclasses.replace(space, training_method="variational",
+                                    posterior_std=np.full_like(space.solution, 0.1))
 
     def draw(*seed):
         return subspace.sample(space, spec, 0.2, np.random.default_rng(seed))
@@ -185,7 +189,7 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     stale = predictor.vector(small, "test", "stale", vector, {"scale": 1.1})
     fresh = predictor.vector(small, "test", "fresh", vector, {"scale": 1.1}, bn_data=small)
     assert not np.allclose(stale, fresh)
-    model = predictor._model  # holds the fresh statistics now
+    model = predictor._get_model(small)  # holds the fresh statistics now
     stem = model.get_layer("stem_bn")
     # Independently: the stem conv's outputs over the same 500 training images.
     conv = models.build("resnet20_v1", fashion.input_shape, 10)

@@ -137,16 +137,29 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
     run = os.path.join(runs, "seed0")
     predictor = RunPredictions(run, batch_size=128)
     plain = predictor.checkpoint(mnist1d, "test")
+    # dropout kept on at inference, at rate 0: the deterministic network's logits
+    always_on = models.build("cnn1d", mnist1d.input_shape, 10, dropout_rate=0.0,
+                             mc_dropout=True)
+    always_on.set_weights(trajectory.load_arrays(run))
+    shift, scale = predictor.normalizer
+    x = ((mnist1d.splits["test"][0] - shift) / scale).astype(np.float32)
+    np.testing.assert_allclose(always_on(x, training=False).numpy(), plain, atol=1e-5)
+
     identity = {"test": "mc"}
-    off = predictor._compute(mnist1d, "test", lambda: trajectory.load_arrays(run), None,
-                             dropout=None)
-    np.testing.assert_array_equal(off, plain)
     first = predictor.mc_dropout(mnist1d, "test", "mc/a", 0.3, 11, identity)
     second = predictor.mc_dropout(mnist1d, "test", "mc/b", 0.3, 12, identity)
-    again = RunPredictions(run, batch_size=128)._compute(
-        mnist1d, "test", lambda: trajectory.load_arrays(run), None, dropout=(0.3, 11))
     assert np.abs(first - second).max() > 0.1  # two passes differ
-    np.testing.assert_allclose(again, first, atol=1e-6)  # the same seed, the same pass
+
+    def mean_of_passes(seeds):  # never cached: computed afresh each time
+        fresh = RunPredictions(run, batch_size=128)
+        return metrics.ensemble(np.stack([fresh._compute(
+            mnist1d, "test", lambda: trajectory.load_arrays(run), None, dropout=(0.3, s))
+            for s in seeds]))
+
+    np.testing.assert_allclose(mean_of_passes([11, 12]), mean_of_passes([11, 12]),
+                               atol=1e-6)  # the mean is a function of the seeds
+    np.testing.assert_allclose(np.exp(mean_of_passes([11])), metrics.softmax(first),
+                               atol=1e-6)  # the cached pass is that seed's
     # dropout of rate 0.3 on the activations: about 30% of a layer's units are zeroed
     model = predictor._get_model(mnist1d, 0.3, 5)
     probe = keras.Model(model.input, model.get_layer("dropout0").output)

@@ -58,7 +58,8 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
     All arrays are logits. independent [M, N, C]: the final solutions of M runs;
     trajectory [K, N, C]: the last checkpoints of one run; samples {method: [one
     [S, N, C] per run]}: subspace samples around each run. Returns ({name: {size:
-    {metric: value}}}, {name: JS divergence}) for the names independent, trajectory,
+    {metric: value}}}, {name: JS divergence}) (a method's JS: its samples in groups of
+    M, `metrics.grouped_js_divergence`) for the names independent, trajectory,
     <method> (one run's samples ensembled, the metrics averaged over runs) and
     independent+<method> (ensembles whose members are each run's samples ensembled;
     with weight_average, ensembles of weight averages).
@@ -75,6 +76,7 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
                                  for name in METRICS} for size in alone[0]}
         tables[f"independent+{method}"] = scored(np.stack([metrics.ensemble(s)
                                                            for s in per_run]))
-        if len(per_run[0]) > 1:
-            js[method] = float(np.mean([metrics.js_divergence(s) for s in per_run]))
+        if len(per_run[0]) > 1:  # in groups as large as the independent set
+            js[method] = float(np.mean([metrics.grouped_js_divergence(s, len(independent))
+                                        for s in per_run]))
     return tables, js

@@ -108,6 +108,16 @@ def js_divergence(logits: np.ndarray, epsilon: float = JS_EPSILON) -> float:
                          - entropy(probs, epsilon).mean(axis=0)))
 
 
+def grouped_js_divergence(logits: np.ndarray, size: int) -> float:
+    """Mean JS divergence of consecutive disjoint groups of `size` of the functions
+    [M, N, C] (one group of all M when M < size; a remainder is left out). JS grows
+    with the number of functions, so sets are compared at one size: a method's S
+    samples in groups as large as the set of independent runs."""
+    size = min(size, len(logits))
+    return float(np.mean([js_divergence(logits[i:i + size])
+                          for i in range(0, len(logits) - size + 1, size)]))
+
+
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
     """Mean over examples of KL(p || q) = sum_c p (log p - log q)."""
     log_p, log_q = log_softmax(p_logits), log_softmax(q_logits)

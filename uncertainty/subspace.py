@@ -409,13 +409,15 @@ def plane(base_run: str, other_runs: list[str], specs: list[SamplerSpec], data: 
         RunPredictions(run, batch_size).checkpoint(data, split, bn_data=bn_data),
         base_logits, labels)} for run in other_runs]
     samples, js = [], {}
+    group = 1 + len(other_runs)  # JS of sets as large as the independent one
     for spec in specs:
         drawn = sample_functions(predictor, space, spec, num_samples, seed, data, split,
                                  base_logits, extra_splits, bn_data)
         samples += drawn
         if drawn:
-            js[spec.method] = metrics.js_divergence(np.stack([
-                sample_logits(predictor, space, r, data, split, bn_data) for r in drawn]))
+            js[spec.method] = metrics.grouped_js_divergence(np.stack([
+                sample_logits(predictor, space, r, data, split, bn_data) for r in drawn]),
+                group if other_runs else len(drawn))
     if other_runs:
         js["independent"] = metrics.js_divergence(np.stack([base_logits] + [
             RunPredictions(run, batch_size).checkpoint(data, split, bn_data=bn_data)
@@ -444,7 +446,8 @@ def summarize(samples: list[dict], independent: list[dict], base: dict,
     are the subspace samples less diverse than the optima's mean? With `js` ({method
     or "independent": JS divergence on the split}), each method also gets its samples'
     `js_divergence` and, with independent runs, the base and optima's
-    `independent_js_divergence`."""
+    `independent_js_divergence`; the samples' JS is the mean over groups as large as
+    the base and optima together (all samples at once without optima)."""
     js = js or {}
     summary = {"base_accuracy": base["accuracy"], "methods": {}}
     if independent:
