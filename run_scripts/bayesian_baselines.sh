@@ -10,7 +10,7 @@
 #                  run's posterior predictive), on the clean and every corrupted test
 #                  set: table.txt, shift figures, published.txt.
 # Re-running resumes training and reuses every cached prediction.
-#   bash run_scripts/bayesian_baselines.sh [fashion_mnist|mnist1d]
+#   [NUM_POSTERIOR_SAMPLES=10] bash run_scripts/bayesian_baselines.sh [fashion_mnist|mnist1d]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${1:-fashion_mnist}
@@ -36,9 +36,11 @@ python baselines/subspace.py --base_run="$DET/seed0" --other_runs="$DET" \
   --methods=$PAPER,mc_dropout $PLANE --output_dir="$RESULTS/plane_deterministic"
 python baselines/subspace.py --base_run="$VI/seed0" --other_runs="$VI" \
   --methods=$PAPER,variational $PLANE --output_dir="$RESULTS/plane_variational"
-python baselines/ensemble.py --runs="$DET" --methods=mc_dropout --corruptions=all \
+# posterior draws of each variational run, MC-dropout passes of each deterministic one
+SAMPLES="--num_posterior_samples=${NUM_POSTERIOR_SAMPLES:-10}"
+python baselines/ensemble.py --runs="$DET" --methods=mc_dropout $SAMPLES --corruptions=all \
   --compare_published --output_dir="$RESULTS/ensemble_deterministic" > /dev/null
-python baselines/ensemble.py --runs="$VI" --corruptions=all --compare_published \
+python baselines/ensemble.py --runs="$VI" $SAMPLES --corruptions=all --compare_published \
   --output_dir="$RESULTS/ensemble_variational" > /dev/null
 for kind in deterministic variational; do
   echo "== $kind runs ($MODEL on $DATASET): $RESULTS/ensemble_$kind/table.txt"

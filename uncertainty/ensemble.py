@@ -38,11 +38,12 @@ def by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None
     """{k: {metric: mean over k-subsets}} for k = 1..max_size of member logits
     [M, N, C]; a subset's ensemble is `metrics.ensemble` of its members."""
     max_size = min(max_size or len(members), len(members))
+    log_probs = metrics.log_softmax(members)  # once, not once per subset
     table = {}
     for size in range(1, max_size + 1):
         scores = {name: [] for name in METRICS}
         for subset in subsets(len(members), size, max_subsets, seed):
-            logits = metrics.ensemble(members[list(subset)])
+            logits = metrics.ensemble(log_probs[list(subset)], normalized=True)
             for name, metric in METRICS.items():
                 scores[name].append(metric(logits, labels))
         table[size] = {name: float(np.mean(values)) for name, values in scores.items()}

@@ -31,10 +31,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-def ensemble(member_logits: np.ndarray) -> np.ndarray:
+def ensemble(member_logits: np.ndarray, normalized: bool = False) -> np.ndarray:
     """log(mean_m softmax(logits_m)) of M members [M, N, C]: the ensemble's
-    log-probabilities (its probabilities are the members' average)."""
-    return logsumexp(log_softmax(member_logits), axis=0) - np.log(len(member_logits))
+    log-probabilities (its probabilities are the members' average). `normalized`:
+    the members are log-probabilities already (saves their log_softmax)."""
+    log_probs = member_logits if normalized else log_softmax(member_logits)
+    return logsumexp(log_probs, axis=0) - np.log(len(member_logits))
 
 
 def _label_values(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
