@@ -98,10 +98,11 @@ def _run_workers(run_dir: str, *args: str, kill_after: str | None = None):
     raise AssertionError("no free ports for the workers after three tries")
 
 
-def test_multi_worker_on_loopback_writes_one_run(tmp_path):
+@pytest.mark.parametrize("method", ["deterministic", "variational"])
+def test_multi_worker_on_loopback_writes_one_run(tmp_path, method):
     run_dir = str(tmp_path / "run")
     printed = _run_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
-                           "--train_epochs=2")
+                           "--train_epochs=2", f"--method={method}")
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
     assert trajectory.epochs(run_dir) == [1, 2]
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000

@@ -45,9 +45,12 @@ def predictive(run_dir: str, data: Dataset, split: str, num_samples: int,
                batch_size: int = 500, strategy: tf.distribute.Strategy | None = None,
                seed: int = PREDICTIVE_SEED) -> np.ndarray:
     """Logits of the posterior predictive on `split`: log of the mean probability of
-    `num_samples` posterior draws of the last epoch (each predicted and cached)."""
+    `num_samples` posterior draws of the last epoch, the draws the analyses make
+    (`subspace.draw_model_samples`), predicted without writing the run's cache (so
+    that the workers of a multi-worker run make the same collective calls)."""
     predictor = RunPredictions(run_dir, batch_size, strategy)
     space, records = subspace.draw_model_samples(
         run_dir, subspace.SamplerSpec("variational", scale=1.0), num_samples, seed)
-    return metrics.ensemble(np.stack([subspace.sample_logits(predictor, space, r, data,
-                                                             split) for r in records]))
+    return metrics.ensemble(np.stack([
+        predictor.uncached(data, split, subspace.regenerate(space, r["params"]))
+        for r in records]))
