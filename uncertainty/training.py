@@ -181,7 +181,8 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                            strategy)
         if layers is not None and split != "train":
             results.update({name.replace("/", "/posterior_mean/", 1): value
-                            for name, value in scores.items()})
+                            for name, value in scores.items()
+                            if not name.endswith("num_examples")})
             logits = variational.predictive(run_dir, data, split,
                                             config.num_posterior_samples, strategy=strategy)
             scores = _scores(logits, data.labels(split), split)
