@@ -82,8 +82,8 @@ def load_arrays(run_dir: str, epoch: int | None = None,
     return [a for a, t in zip(arrays, trainable) if t or not trainable_only]
 
 
-def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """All weight arrays of `epoch` (the last if None) and which are trainable."""
+def _existing_checkpoint(run_dir: str, epoch: int | None) -> str:
+    """The checkpoint file of `epoch` (the last if None); a UserError if missing."""
     if epoch is None:
         available = epochs(run_dir)
         if not available:
@@ -94,18 +94,22 @@ def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray],
     if not os.path.exists(path):
         raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
                         f"{epochs(run_dir)}")
-    with np.load(path) as data:
+    return path
+
+
+def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """All weight arrays of `epoch` (the last if None) and which are trainable."""
+    with np.load(_existing_checkpoint(run_dir, epoch)) as data:
         return [data[f"w{i:03d}"] for i in range(len(data["names"]))], data["trainable"]
 
 
 def load_posterior_std(run_dir: str, epoch: int | None = None) -> np.ndarray:
     """The posterior standard deviation of every trainable weight of a variational run
     (0 where the weight is a point estimate), in `load_weights` order."""
-    path = checkpoint_path(run_dir, epoch or epochs(run_dir)[-1])
     if method(run_dir) != "variational":
         raise UserError(f"{run_dir} is a {method(run_dir)} run and has no posterior; "
                         f"pass a run trained with --method=variational")
-    with np.load(path) as data:
+    with np.load(_existing_checkpoint(run_dir, epoch)) as data:
         return flatten([data[f"std{i:03d}"] if f"std{i:03d}" in data
                         else np.zeros_like(data[f"w{i:03d}"])
                         for i, t in enumerate(data["trainable"]) if t])
