@@ -58,6 +58,11 @@ def resolve_config() -> TrainConfig:
     """Flags over the model's recipe (a flag left unset takes the recipe's value),
     validated; raises UserError on bad values."""
     models.check(FLAGS.model, variational=FLAGS.method == "variational")
+    if FLAGS.method != "variational":
+        for name in recipes.VARIATIONAL_FIELDS:
+            if getattr(FLAGS, name) is not None:
+                raise UserError(f"--{name} applies to --method=variational only; add "
+                                f"--method=variational or leave it out")
     config = TrainConfig.from_recipe(
         FLAGS.dataset, FLAGS.model, FLAGS.seed,
         **{name: getattr(FLAGS, name) for name in recipes.RECIPES[FLAGS.model]})

@@ -44,3 +44,20 @@ def test_overrides_and_defaults_come_from_the_recipe():
         recipes.resolve("small_cnn", colour="red")
     with pytest.raises(UserError, match="unknown model"):
         TrainConfig.from_recipe("cifar10", "vgg", 0)
+
+
+def test_variational_recipe_changes_and_annealing_follow_the_epochs():
+    config = TrainConfig.from_recipe("fashion_mnist", "small_cnn", 0, method="variational")
+    assert (config.dropout_rate, config.prior_stddev, config.posterior_init_stddev,
+            config.num_posterior_samples) == (0.0, 0.1, 1e-3, 10)
+    assert config.kl_annealing_epochs == 8  # 80% of 10 epochs (UB: 200 of 250)
+    short = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, method="variational",
+                                    train_epochs=5)
+    assert short.kl_annealing_epochs == 4
+    assert TrainConfig.from_recipe("mnist1d", "cnn1d", 0, method="variational",
+                                   kl_annealing_epochs=0).kl_annealing_epochs == 0
+    deterministic = TrainConfig.from_recipe("fashion_mnist", "small_cnn", 0)
+    assert deterministic.dropout_rate == 0.1
+    # a deterministic run's config.json is what it was before variational runs existed
+    assert not {"method", *recipes.VARIATIONAL_FIELDS} & set(deterministic.record())
+    assert config.record()["method"] == "variational"

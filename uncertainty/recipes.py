@@ -19,7 +19,9 @@ posterior draws for the posterior predictive the run reports (`num_posterior_sam
 # the variational settings (used by --method=variational only).
 COMMON = dict(validation_examples=500, lr_halving_epochs=10, momentum=0.9,
               train_examples=0, deterministic=False, method="deterministic",
-              prior_stddev=0.1, posterior_init_stddev=1e-3, num_posterior_samples=10)
+              prior_stddev=0.1, posterior_init_stddev=1e-3, num_posterior_samples=10,
+              kl_annealing_epochs=None)  # None: KL_ANNEALING_FRACTION of the epochs
+KL_ANNEALING_FRACTION = 0.8
 METHODS = ("deterministic", "variational")
 # Config fields that only variational runs use (and record).
 VARIATIONAL_FIELDS = ("prior_stddev", "posterior_init_stddev", "kl_annealing_epochs",
@@ -30,23 +32,20 @@ _MODEL_RECIPES = {
     # dropout 0.1, no weight decay or augmentation, raw 0..255 pixels.
     "small_cnn": dict(train_epochs=10, batch_size=128, learning_rate=1.6e-3,
                       lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                      augment=False, preprocessing="raw", sample_with_replacement=True,
-                      kl_annealing_epochs=8),
+                      augment=False, preprocessing="raw", sample_with_replacement=True),
     "medium_cnn": dict(train_epochs=40, batch_size=128, learning_rate=1.6e-3,
                        lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                       augment=False, preprocessing="raw", sample_with_replacement=True,
-                       kl_annealing_epochs=32),
+                       augment=False, preprocessing="raw", sample_with_replacement=True),
     # Keras CIFAR-10 ResNet example: Adam 1e-3 with step decays, L2 1e-4 on kernels,
     # per-pixel mean subtraction, shift + flip augmentation (here pad-4 crop + flip).
     "resnet20_v1": dict(train_epochs=200, batch_size=128, learning_rate=1e-3,
                         lr_schedule="resnet_step", optimizer="adam", l2=1e-4,
                         dropout_rate=0.0, augment=True, preprocessing="pixel_mean",
-                        sample_with_replacement=False, kl_annealing_epochs=160),
+                        sample_with_replacement=False),
     # MNIST-1D: the CNN recipe of the paper, scaled to 3,500 training signals.
     "cnn1d": dict(train_epochs=30, batch_size=128, learning_rate=3e-3,
                   lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
-                  augment=False, preprocessing="raw", sample_with_replacement=True,
-                  kl_annealing_epochs=24),
+                  augment=False, preprocessing="raw", sample_with_replacement=True),
 }
 RECIPES = {model: {**COMMON, **recipe} for model, recipe in _MODEL_RECIPES.items()}
 
@@ -65,8 +64,12 @@ def resolve(model: str, **overrides) -> dict:
         raise ValueError(f"not recipe fields: {', '.join(unknown)}")
     method = overrides.get("method") or RECIPES[model]["method"]
     recipe = {**RECIPES[model], **_METHOD_CHANGES.get(method, {})}
-    return {name: value if overrides.get(name) is None else overrides[name]
-            for name, value in recipe.items()}
+    resolved = {name: value if overrides.get(name) is None else overrides[name]
+                for name, value in recipe.items()}
+    if resolved["kl_annealing_epochs"] is None:
+        resolved["kl_annealing_epochs"] = round(KL_ANNEALING_FRACTION *
+                                                resolved["train_epochs"])
+    return resolved
 
 
 def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10) -> float:

@@ -35,7 +35,8 @@ import time
 import numpy as np
 from absl import logging
 
-from uncertainty import datasets, ensemble, files, models, published, subspace, trajectory
+from uncertainty import (datasets, ensemble, files, models, published, recipes, subspace,
+                         trajectory)
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -111,7 +112,7 @@ class Options:
     seed: int = 0
     reestimate_bn: bool = True
     batch_size: int = 500
-    num_posterior_samples: int = 10
+    num_posterior_samples: int = recipes.COMMON["num_posterior_samples"]
     mc_dropout_rate: float | None = None
 
 
@@ -165,12 +166,13 @@ def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
 
 def choose_methods(samples: dict, runs: list[str], asked=None,
                    training_method: str = "deterministic") -> list[str]:
-    """The methods to score: `asked`, or when None every subspace method found (and
-    variational for variational runs); each subspace method must have been sampled
-    around every run (the model methods are drawn here)."""
+    """The methods to score: `asked`, or when None every subspace method found, and
+    variational for variational runs in any case; each subspace method must have been
+    sampled around every run (the model methods are drawn here)."""
     if asked is None:
-        asked = [m for m in subspace.PAPER_METHODS if m in samples] + (
-            ["variational"] if training_method == "variational" else [])
+        asked = [m for m in subspace.PAPER_METHODS if m in samples]
+    if training_method == "variational" and "variational" not in asked:
+        asked = list(asked) + ["variational"]
     unknown = sorted(set(asked) - set(subspace.METHODS))
     if unknown:
         raise UserError(f"unknown --methods {', '.join(unknown)}; choose from "

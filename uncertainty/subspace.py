@@ -76,7 +76,8 @@ class SamplerSpec:
             raise UserError(f"unknown subspace method {self.method!r}; choose one of "
                             f"{', '.join(METHODS)}")
         if self.scale < 0:
-            raise UserError(f"--{self.method}_scale must be >= 0, got {self.scale}")
+            flag = "mc_dropout_rate" if self.method == "mc_dropout" else f"{self.method}_scale"
+            raise UserError(f"--{flag} must be >= 0, got {self.scale}")
         if self.method == "dropout" and self.scale >= 1:
             raise UserError(f"--dropout_scale must be below 1, got {self.scale}")
         if self.method == "mc_dropout" and self.scale >= 1:
@@ -263,7 +264,13 @@ def _streams(seed: int, subspace: Subspace, method: str, index: int, attempt: in
 def regenerate(subspace: Subspace, params: dict) -> np.ndarray:
     """The weight vector of a sample recorded by `sample_functions` (its "params"), e.g.
     to predict it on other data."""
+    if params["method"] == "mc_dropout":
+        raise UserError("an MC-dropout sample is a dropout pass, not a weight vector; "
+                        "get its logits with subspace.sample_logits")
     if _epochs(subspace, params["method"]) != params["epochs"]:
+        if params["method"] in MODEL_METHODS:
+            raise UserError(f"the sample was drawn from epoch {params['epochs'][-1]}, the "
+                            f"run's last is now {subspace.epochs[-1]}; draw it again")
         raise UserError(f"the sample was drawn from epochs {params['epochs']}, this "
                         f"subspace has {list(subspace.epochs)}; fit it with the same "
                         f"--num_checkpoints")
@@ -330,6 +337,7 @@ def draw_model_samples(run_dir: str, spec: SamplerSpec, num_samples: int, seed: 
     """A model method's (`MODEL_METHODS`) records around a run: its last checkpoint's
     subspace and `draw`'s records (posterior draws, or MC-dropout passes)."""
     space = fit(run_dir, 1)
+    spec = resolve(space, spec, run_dir)
     return space, draw(space, spec, num_samples, seed, bn_data)
 
 

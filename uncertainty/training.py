@@ -153,7 +153,8 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                              l2=config.l2, seed=config.seed)
         # what the metrics evaluate: the model, or a variational model's posterior mean
         point = model if layers is None else models.build(
-            config.model, data.input_shape, data.num_classes)
+            config.model, data.input_shape, data.num_classes,
+            dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed)
         optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
@@ -179,10 +180,10 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
             continue
         scores = _evaluate(_point_estimate(model, point), data, split, normalizer, config,
                            strategy)
-        if layers is not None and split != "train":
-            results.update({name.replace("/", "/posterior_mean/", 1): value
-                            for name, value in scores.items()
-                            if not name.endswith("num_examples")})
+        if layers is not None:
+            results.update(_as_posterior_mean(scores))
+            if split == "train":  # the predictive of the training split is not reported
+                continue
             logits = variational.predictive(run_dir, data, split,
                                             config.num_posterior_samples, strategy=strategy)
             scores = _scores(logits, data.labels(split), split)
@@ -218,8 +219,9 @@ def _train_epochs(config, data, normalizer, model, point, optimizer, done, manag
     def end_of_epoch(epoch, scalars):
         began = time.time()
         if "validation" in data.splits:
-            scalars.update(_evaluate(_point_estimate(model, point), data, "validation",
-                                     normalizer, config, strategy))
+            scores = _evaluate(_point_estimate(model, point), data, "validation",
+                               normalizer, config, strategy)
+            scalars.update(scores if point is model else _as_posterior_mean(scores))
         if chief:
             trajectory.save_weights(model, run_dir, epoch + 1)
         # + validation and checkpoint
@@ -325,6 +327,12 @@ def _point_estimate(model, point):
     if point is not model:
         point.set_weights([value for _, value, _, _ in twin_weights(model)])
     return point
+
+
+def _as_posterior_mean(scores: dict) -> dict:
+    """A variational model's point-estimate scores, named <split>/posterior_mean/..."""
+    return {name.replace("/", "/posterior_mean/", 1): value
+            for name, value in scores.items() if not name.endswith("num_examples")}
 
 
 def _evaluate(model, data, split, normalizer, config, strategy) -> dict:

@@ -4,9 +4,10 @@ A run trained with `--method=variational` stores, per epoch, its deterministic t
 weights set to the posterior means, and the posterior standard deviations beside them
 (`trajectory`). `posterior(run_dir, epoch)` returns both as flat vectors in the twin's
 `trajectory.load_weights` order; a draw of weights, mean + std * eps, is a weight
-vector of the twin, evaluated by the predictions path and cached like a subspace
-sample (`subspace` method "variational", whose records make the draws reproducible).
-The posterior predictive averages the probabilities of `num_samples` draws.
+vector of the twin, evaluated by the predictions path (and cached by the analyses)
+like a subspace sample: `subspace` method "variational", whose records make the
+draws reproducible. The posterior predictive averages the probabilities of
+`num_samples` draws.
 
 Models built by `models.variational` for training; this module for analysis.
 """
@@ -20,8 +21,9 @@ from uncertainty import metrics, subspace, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.predictions import RunPredictions
 
-# The seed of the draws a run reports in its metrics (and ensemble.py draws by
-# default), so the two share their cached predictions.
+# The seed of the draws a run reports in its metrics; ensemble.py draws the same ones
+# by default (--seed=0). For models with batch norm ensemble.py re-estimates each
+# draw's statistics, so its numbers differ from metrics.json's there.
 PREDICTIVE_SEED = 0
 
 
