@@ -59,7 +59,7 @@ def test_with_std_near_zero_the_twin_with_the_posterior_mean_gives_the_same_logi
     np.testing.assert_allclose(twin(x, training=False).numpy(), vi_logits,
                                atol=1e-5 * np.abs(vi_logits).max())
     assert [w.name for w in twin.weights] == [n for n, _, _, _ in twin_weights(model)]
-    std = trajectory.load_posterior_std(str(tmp_path), 1)
+    std = trajectory.load_posterior(str(tmp_path), 1)[1]
     kernels = sum(l.kernel_posterior.distribution.loc.shape.num_elements()
                   for l in model.layers if hasattr(l, "kernel_posterior"))
     assert std.shape == trajectory.load_weights(str(tmp_path), 1).shape
@@ -106,6 +106,7 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
     assert config["kl_annealing_epochs"] == 2  # 80% of the 3 epochs, rounded
     result = trajectory.read_metrics(run)
     assert result["test/accuracy"] > 0.4 and result["test/posterior_mean/accuracy"] > 0.4
+    assert result["train/num_examples"] == 3500 and result["test/num_examples"] == 1000
     # the predictive is the mean probability of 3 draws, computed independently here
     posterior = variational.posterior(run)
     start = variational.posterior(run, 0)  # the initialisation: std 1e-3 on kernels

@@ -100,9 +100,9 @@ class Options:
     test set only; methods: subspace methods, None for every one found (each must be
     sampled around every run) and, for variational runs, variational;
     num_posterior_samples: draws (or MC-dropout passes) per run of the model methods;
-    mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the number of runs;
-    max_subsets: per size; reestimate_bn: the batch-norm policy (models with batch
-    norm only)."""
+    mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the
+    number of runs; max_subsets: per size; reestimate_bn: the batch-norm policy
+    (models with batch norm only)."""
 
     corruptions: tuple[str, ...] | None = None
     intensities: tuple[int, ...] = (1, 2, 3, 4, 5)

@@ -164,7 +164,7 @@ def fit(run_dir: str, num_checkpoints: int = NUM_CHECKPOINTS) -> Subspace:
                     run=trajectory.identity(run_dir),
                     digests=tuple(trajectory.checkpoint_digest(run_dir, e) for e in last),
                     model=config["model"], training_method=method,
-                    posterior_std=(trajectory.load_posterior_std(run_dir, last[-1])
+                    posterior_std=(trajectory.load_posterior(run_dir, last[-1])[1]
                                    if method == "variational" else None),
                     dropout_rate=config.get("dropout_rate", 0.0))
 
@@ -324,10 +324,11 @@ def _record(subspace: Subspace, spec: SamplerSpec, seed: int, index: int, attemp
 
 
 def draw(subspace: Subspace, spec: SamplerSpec, num_samples: int, seed: int,
-         bn_data: Dataset | None = None) -> list[dict]:
-    """The records of `num_samples` draws of `spec` (resolved for `subspace`), without
-    the acceptance rule; their logits come from `sample_logits`."""
-    spec = resolve(subspace, spec)
+         bn_data: Dataset | None = None, run: str = "the base run") -> list[dict]:
+    """The records of `num_samples` draws of `spec` (resolved for `subspace`, whose
+    run `run` names in errors), without the acceptance rule; their logits come from
+    `sample_logits`."""
+    spec = resolve(subspace, spec, run)
     count = 1 if spec.method == "weight_average" else num_samples
     return [_record(subspace, spec, seed, i, 0, bn_data) for i in range(count)]
 
@@ -337,8 +338,7 @@ def draw_model_samples(run_dir: str, spec: SamplerSpec, num_samples: int, seed: 
     """A model method's (`MODEL_METHODS`) records around a run: its last checkpoint's
     subspace and `draw`'s records (posterior draws, or MC-dropout passes)."""
     space = fit(run_dir, 1)
-    spec = resolve(space, spec, run_dir)
-    return space, draw(space, spec, num_samples, seed, bn_data)
+    return space, draw(space, spec, num_samples, seed, bn_data, run_dir)
 
 
 def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: SamplerSpec,

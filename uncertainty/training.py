@@ -175,19 +175,17 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
-    for split in ("train", "validation", "test"):
-        if split not in data.splits:
-            continue
+    splits = [split for split in ("train", "validation", "test") if split in data.splits]
+    for split in splits:
         scores = _evaluate(_point_estimate(model, point), data, split, normalizer, config,
                            strategy)
-        if layers is not None:
-            results.update(_as_posterior_mean(scores))
-            if split == "train":  # the predictive of the training split is not reported
-                continue
-            logits = variational.predictive(run_dir, data, split,
-                                            config.num_posterior_samples, strategy=strategy)
-            scores = _scores(logits, data.labels(split), split)
-        results.update(scores)
+        results.update(scores if layers is None else _as_posterior_mean(scores))
+    if layers is not None:  # the predictive of the evaluation splits (not of train)
+        predictive = variational.predictive(
+            run_dir, data, tuple(s for s in splits if s != "train"),
+            config.num_posterior_samples, strategy=strategy)
+        for split, logits in predictive.items():
+            results.update(_scores(logits, data.labels(split), split))
     history = _read_history(run_dir)
     if history:
         results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
@@ -330,9 +328,10 @@ def _point_estimate(model, point):
 
 
 def _as_posterior_mean(scores: dict) -> dict:
-    """A variational model's point-estimate scores, named <split>/posterior_mean/..."""
-    return {name.replace("/", "/posterior_mean/", 1): value
-            for name, value in scores.items() if not name.endswith("num_examples")}
+    """A variational model's point-estimate scores, named <split>/posterior_mean/...
+    (the example count keeps its name)."""
+    return {name if name.endswith("num_examples") else
+            name.replace("/", "/posterior_mean/", 1): value for name, value in scores.items()}
 
 
 def _evaluate(model, data, split, normalizer, config, strategy) -> dict:

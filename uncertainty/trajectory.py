@@ -78,7 +78,7 @@ def load_arrays(run_dir: str, epoch: int | None = None,
                 trainable_only: bool = False) -> list[np.ndarray]:
     """The weight arrays of `epoch` (the last if None; 0 = initialisation), in
     `model.weights` order, or only the trainable ones."""
-    arrays, trainable = _read_checkpoint(run_dir, epoch)
+    arrays, trainable, _ = _read_checkpoint(run_dir, epoch)
     return [a for a, t in zip(arrays, trainable) if t or not trainable_only]
 
 
@@ -97,22 +97,28 @@ def _existing_checkpoint(run_dir: str, epoch: int | None) -> str:
     return path
 
 
-def _read_checkpoint(run_dir: str, epoch: int | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """All weight arrays of `epoch` (the last if None) and which are trainable."""
+def _read_checkpoint(run_dir: str, epoch: int | None
+                     ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+    """All weight arrays of `epoch` (the last if None), which are trainable, and each
+    one's posterior std (None where the checkpoint has none)."""
     with np.load(_existing_checkpoint(run_dir, epoch)) as data:
-        return [data[f"w{i:03d}"] for i in range(len(data["names"]))], data["trainable"]
+        count = len(data["names"])
+        return ([data[f"w{i:03d}"] for i in range(count)], data["trainable"],
+                [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
+                 for i in range(count)])
 
 
-def load_posterior_std(run_dir: str, epoch: int | None = None) -> np.ndarray:
-    """The posterior standard deviation of every trainable weight of a variational run
-    (0 where the weight is a point estimate), in `load_weights` order."""
+def load_posterior(run_dir: str, epoch: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A variational run's posterior mean and standard deviation (0 where a weight is
+    a point estimate) of every trainable weight, flat in `load_weights` order."""
     if method(run_dir) != "variational":
         raise UserError(f"{run_dir} is a {method(run_dir)} run and has no posterior; "
                         f"pass a run trained with --method=variational")
-    with np.load(_existing_checkpoint(run_dir, epoch)) as data:
-        return flatten([data[f"std{i:03d}"] if f"std{i:03d}" in data
-                        else np.zeros_like(data[f"w{i:03d}"])
-                        for i, t in enumerate(data["trainable"]) if t])
+    arrays, trainable, stds = _read_checkpoint(run_dir, epoch)
+    trained = [(a, s) for a, t, s in zip(arrays, trainable, stds) if t]
+    return (flatten([a for a, _ in trained]),
+            flatten([np.zeros_like(a) if s is None else s for a, s in trained]))
 
 
 def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
@@ -125,7 +131,7 @@ def with_vector(run_dir: str, vector: np.ndarray, epoch: int | None = None
     """All weight arrays of `epoch` with the trainable ones replaced by the flat
     `vector` (as `load_weights` orders them); non-trainable ones (batch-norm
     statistics) stay those of `epoch`."""
-    arrays, trainable = _read_checkpoint(run_dir, epoch)
+    arrays, trainable, _ = _read_checkpoint(run_dir, epoch)
     shapes = [a.shape for a, t in zip(arrays, trainable) if t]
     replacements = iter(unflatten(np.asarray(vector, np.float32), shapes))
     return [next(replacements) if t else a for a, t in zip(arrays, trainable)]
@@ -158,9 +164,13 @@ def read_config(run_dir: str) -> dict:
     return files.read_json(path)
 
 
+# What a config.json written before a field existed means by it.
+_FIELD_DEFAULTS = {"method": "deterministic"}
+
+
 def method(run_dir: str) -> str:
     """How the run was trained: deterministic, or variational (a posterior per weight)."""
-    return read_config(run_dir).get("method", "deterministic")
+    return read_config(run_dir).get("method", _FIELD_DEFAULTS["method"])
 
 
 def identity(run_dir: str) -> str:
@@ -251,7 +261,7 @@ def check_runs(runs: list[str], minimum: int = 2) -> dict:
     if len(runs) < minimum:
         raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
                         f"train more seeds with baselines/train.py")
-    configs = {run: {"method": method(run), **read_config(run)} for run in runs}
+    configs = {run: {**_FIELD_DEFAULTS, **read_config(run)} for run in runs}
     first = configs[runs[0]]
     for run, config in configs.items():
         for field in SAME_FIELDS:

@@ -39,20 +39,22 @@ class Posterior:
 def posterior(run_dir: str, epoch: int | None = None) -> Posterior:
     """The posterior of a variational run at `epoch` (the last if None); a UserError
     for a run of another method."""
-    std = trajectory.load_posterior_std(run_dir, epoch)
-    return Posterior(mean=trajectory.load_weights(run_dir, epoch), std=std)
+    mean, std = trajectory.load_posterior(run_dir, epoch)
+    return Posterior(mean=mean, std=std)
 
 
-def predictive(run_dir: str, data: Dataset, split: str, num_samples: int,
+def predictive(run_dir: str, data: Dataset, splits: tuple[str, ...], num_samples: int,
                batch_size: int = 500, strategy: tf.distribute.Strategy | None = None,
-               seed: int = PREDICTIVE_SEED) -> np.ndarray:
-    """Logits of the posterior predictive on `split`: log of the mean probability of
+               seed: int = PREDICTIVE_SEED) -> dict[str, np.ndarray]:
+    """{split: logits of the posterior predictive}: log of the mean probability of
     `num_samples` posterior draws of the last epoch, the draws the analyses make
-    (`subspace.draw_model_samples`), predicted without writing the run's cache (so
-    that the workers of a multi-worker run make the same collective calls)."""
+    (`subspace.draw_model_samples`), each drawn once for all `splits` and predicted
+    without writing the run's cache (so that the workers of a multi-worker run make
+    the same collective calls)."""
     predictor = RunPredictions(run_dir, batch_size, strategy)
     space, records = subspace.draw_model_samples(
         run_dir, subspace.SamplerSpec("variational", scale=1.0), num_samples, seed)
-    return metrics.ensemble(np.stack([
-        predictor.uncached(data, split, subspace.regenerate(space, r["params"]))
-        for r in records]))
+    draws = [subspace.regenerate(space, r["params"]) for r in records]
+    return {split: metrics.ensemble(np.stack([predictor.uncached(data, split, weights)
+                                              for weights in draws]))
+            for split in splits}
