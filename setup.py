@@ -8,6 +8,7 @@ INSTALL_REQUIRES = [
     "tensorflow-probability==0.25.0",
     "tensorflow-datasets[tensorflow,matplotlib]==4.9.10",
     "importlib_resources==7.1.0",  # TFDS's download path imports it
+    "array-record==0.8.6",  # TFDS's random-access file format (every dataset is read by index)
     # TFDS's corruption functions (local corrupted test sets): its imagenet2012-corrupted
     # extra, with OpenCV's headless build.
     "scikit-image==0.26.0",

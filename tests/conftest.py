@@ -1,5 +1,7 @@
 """Shared fixtures: real data loaded once, and a helper that runs a binary."""
 
+import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -43,6 +45,26 @@ def runs(mnist1d_runs, tmp_path_factory):
     copy = tmp_path_factory.mktemp("runs_copy") / "runs"
     shutil.copytree(mnist1d_runs, copy)
     return str(copy)
+
+
+@contextlib.contextmanager
+def mock_tfds(num_examples: int):
+    """`tfds.testing.mock_data` for our TFDS data sources: fake examples of each
+    dataset's real features, `num_examples` per split."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.testing import mocking
+
+    class DataSource(mocking.PickableDataSourceMock):
+        # TFDS 4.9.10's mock stores __getitems__ on the instance, where Python does not
+        # bind it (only __getitem__ works); bind it here.
+        def __setattr__(self, name, value):
+            if name == "__getitems__":
+                value = functools.partial(value, self)
+            super().__setattr__(name, value)
+
+    with tfds.testing.mock_data(num_examples=num_examples,
+                                mock_array_record_data_source=DataSource()):
+        yield
 
 
 def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from conftest import mock_tfds
 from uncertainty import UserError, datasets
 from uncertainty.datasets import corrupted
 
 
 @pytest.fixture(scope="module")
 def images(fashion):
-    return fashion.splits["test"][0][:60]
+    return fashion.read("test", 60)[0]
 
 
 @pytest.mark.parametrize("kind", corrupted.IMAGE_TYPES)
@@ -25,7 +26,7 @@ def test_image_corruptions_are_deterministic_and_get_harsher(images, kind):
 
 @pytest.mark.parametrize("kind", corrupted.SIGNAL_TYPES)
 def test_signal_corruptions_are_deterministic_and_get_harsher(mnist1d, kind):
-    signals = mnist1d.splits["test"][0]
+    signals = mnist1d.read("test")[0]
     first = corrupted.corrupt_signals(signals, kind, 2)
     np.testing.assert_array_equal(first, corrupted.corrupt_signals(signals, kind, 2))
     distance = [np.abs(corrupted.corrupt_signals(signals, kind, s) - signals).mean()
@@ -33,16 +34,21 @@ def test_signal_corruptions_are_deterministic_and_get_harsher(mnist1d, kind):
     assert distance[0] > 0 and all(np.diff(distance) > 0), distance
 
 
-def test_registry_generates_caches_and_keeps_labels(tmp_path, fashion):
+def test_registry_builds_a_tfds_dataset_once_and_keeps_labels(tmp_path, fashion):
     name = "fashion_mnist_corrupted/impulse_noise_4"
     data = datasets.load(name, data_dir=str(tmp_path))
     assert data.info()["num_examples"] == {"test": 10000} and data.source == "idx"
     np.testing.assert_array_equal(data.labels("test"), fashion.labels("test"))
-    cached = list(tmp_path.rglob("impulse_noise_4.npz"))
-    assert len(cached) == 1
+    built = list(tmp_path.rglob("fashion_mnist_corrupted-test.array_record*"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
     again = datasets.load(name, data_dir=str(tmp_path))
-    np.testing.assert_array_equal(again.splits["test"][0], data.splits["test"][0])
-    changed = np.mean(data.splits["test"][0] != fashion.splits["test"][0])
+    assert built[0].stat().st_mtime_ns == stamp  # read, not rebuilt
+    np.testing.assert_array_equal(again.read("test")[0],
+                                  corrupted.corrupt_images(fashion.read("test")[0],
+                                                           "impulse_noise", 4))
+    np.testing.assert_array_equal(again.read("test")[0], data.read("test")[0])
+    changed = np.mean(data.read("test")[0] != fashion.read("test")[0])
     assert 0.05 < changed < 0.5  # impulse noise at severity 4 hits ~17% of the pixels
 
 
@@ -59,7 +65,7 @@ def test_names_and_errors():
 
 
 def test_mock_cifar10_c_and_svhn():
-    with tfds.testing.mock_data(num_examples=20):
+    with mock_tfds(20):
         shifted = datasets.load("cifar10_corrupted/frost_2")
         ood = datasets.load(datasets.OUT_OF_DISTRIBUTION["cifar10"])
     assert shifted.info()["num_examples"] == {"test": 20}

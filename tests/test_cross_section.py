@@ -207,7 +207,7 @@ def _keras_logits(run, vector, data, split):
                        np.split(vector, np.cumsum(sizes)[:-1])):
         w.assign(part.reshape(w.shape))
     with np.load(os.path.join(run, "normalizer.npz")) as norm:
-        inputs = (data.splits[split][0].astype(np.float32) - norm["shift"]) / norm["scale"]
+        inputs = (data.read(split)[0].astype(np.float32) - norm["shift"]) / norm["scale"]
     return model.predict(inputs, batch_size=256, verbose=0).astype(np.float64)
 
 

@@ -1,18 +1,23 @@
 """Datasets: real Fashion-MNIST and MNIST-1D, mocked TFDS CIFAR, and the pipelines."""
 
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from conftest import mock_tfds
 from uncertainty import UserError, datasets
+from uncertainty.datasets import fashion_mnist
 
 
 def test_fashion_mnist_from_debian_idx_files(fashion):
     assert fashion.info()["num_examples"] == {"train": 59500, "validation": 500,
                                               "test": 10000}
     assert fashion.input_shape == (28, 28, 1) and fashion.num_classes == 10
-    x, _ = fashion.splits["train"]
+    x, _ = fashion.read("train")
     assert x.dtype == np.uint8 and x.max() == 255
     # Fashion-MNIST's published class balance: 6,000 per class in train, 1,000 in test.
     all_train = np.concatenate([fashion.labels("train"), fashion.labels("validation")])
@@ -22,8 +27,8 @@ def test_fashion_mnist_from_debian_idx_files(fashion):
     assert list(fashion.labels("train")[:4]) == [9, 0, 0, 3]
     assert list(fashion.labels("test")[:5]) == [9, 2, 1, 1, 6]
     shorter = datasets.load("fashion_mnist", validation_examples=1000)
-    np.testing.assert_array_equal(shorter.splits["validation"][0][500:],
-                                  fashion.splits["validation"][0])
+    np.testing.assert_array_equal(shorter.read("validation")[0][500:],
+                                  fashion.read("validation")[0])
 
 
 def test_mnist1d_is_generated_offline_and_deterministically(mnist1d):
@@ -33,7 +38,7 @@ def test_mnist1d_is_generated_offline_and_deterministically(mnist1d):
                                          mnist1d.labels("validation")]))
     assert len(counts) == 10 and counts.min() > 350 and counts.max() < 450
     again = datasets.load("mnist1d")
-    np.testing.assert_array_equal(again.splits["test"][0], mnist1d.splits["test"][0])
+    np.testing.assert_array_equal(again.read("test")[0], mnist1d.read("test")[0])
 
 
 @pytest.mark.parametrize("name,classes,splits", [
@@ -42,7 +47,7 @@ def test_mnist1d_is_generated_offline_and_deterministically(mnist1d):
     ("cifar10_corrupted/gaussian_noise_5", 10, {"test": 50}),
 ])
 def test_tfds_datasets_through_mock_data(name, classes, splits):
-    with tfds.testing.mock_data(num_examples=50):
+    with mock_tfds(50):
         data = datasets.load(name, validation_examples=5)
     assert data.info()["num_examples"] == splits
     assert data.input_shape == (32, 32, 3) and data.num_classes == classes
@@ -51,8 +56,9 @@ def test_tfds_datasets_through_mock_data(name, classes, splits):
 
 
 def test_fashion_mnist_falls_back_to_tfds(tmp_path):
-    with tfds.testing.mock_data(num_examples=600):
+    with mock_tfds(600):
         data = datasets.load("fashion_mnist", fashion_mnist_dir=str(tmp_path))
+    assert data.source == "tfds"
     assert data.info()["num_examples"] == {"train": 100, "validation": 500, "test": 600}
     assert data.input_shape == (28, 28, 1)
 
@@ -142,7 +148,7 @@ def test_training_batches_are_a_function_of_seed_and_epoch(mnist1d):
 
 
 def test_normalizers_against_numpy(fashion):
-    x = fashion.splits["train"][0].astype(np.float64)
+    x = fashion.read("train")[0].astype(np.float64)
     shift, scale = fashion.normalizer("pixel_mean")
     np.testing.assert_allclose(shift, (x.mean(axis=0)).astype(np.float32), rtol=1e-6)
     assert np.all(scale == 255)
@@ -168,3 +174,27 @@ def test_augmentation_is_a_padded_shift_or_its_mirror(fashion):
         assert matches, "augmented image is not a crop of the padded image"
         shifts.add(matches[0])
     assert len(shifts) > 10  # offsets and flips vary per image
+
+
+def test_training_batches_read_only_their_own_examples(fashion):
+    """Streaming: an epoch's batches read exactly the drawn examples from the TFDS data
+    source (never the whole split), and they are the IDX files' examples."""
+    source, reads = fashion.sources["train"], []
+
+    class Counting:
+        def __len__(self):
+            return len(source)
+
+        def __getitems__(self, keys):
+            reads.extend(keys)
+            return source.__getitems__(keys)
+
+    data = dataclasses.replace(fashion, sources={**fashion.sources, "train": Counting()},
+                               _labels={})
+    batches = _collect(data.train_pipeline(16, 3, seed=4, epoch=1,
+                                           normalizer=data.normalizer("raw")))
+    drawn = np.random.default_rng([4, 1]).integers(0, 59500, size=(3, 16))
+    assert sorted(reads) == sorted(drawn.ravel())
+    raw = fashion_mnist.read_idx(os.path.join(fashion_mnist.DEFAULT_DIR,
+                                              fashion_mnist.FILES["train"][0]))
+    np.testing.assert_array_equal(np.stack([x for x, _ in batches])[..., 0], raw[drawn])

@@ -16,7 +16,7 @@ from absl.testing import flagsaver
 from scipy.stats import entropy
 from sklearn.metrics import accuracy_score, log_loss
 
-from conftest import load_binary, run_binary
+from conftest import load_binary, mock_tfds, run_binary
 from uncertainty import (UserError, datasets, ensemble, files, predictions, published,
                          seeding, shift, trajectory)
 from uncertainty.training import TrainConfig, train
@@ -421,7 +421,7 @@ def test_bad_flags(study, runs, tmp_path, overrides, message):
 def test_mock_cifar10_c_end_to_end(tmp_path):
     """Two small CIFAR-10 ResNet-20 runs (batch norm) and their CIFAR-10-C evaluation,
     all from TFDS mock data; every function with re-estimated statistics."""
-    with tfds.testing.mock_data(num_examples=40):
+    with mock_tfds(40):
         clean = datasets.load("cifar10", validation_examples=8)
         for seed in range(2):
             config = TrainConfig.from_recipe("cifar10", "resnet20_v1", seed,

@@ -33,7 +33,7 @@ def keras_logits(run_dir, epoch, data):
     """Independent of the pipelines: the model on the raw arrays."""
     model = models.build("cnn1d", data.input_shape, data.num_classes)
     model.set_weights(trajectory.load_arrays(run_dir, epoch))
-    return model.predict(data.splits["test"][0].astype(np.float32), verbose=0)
+    return model.predict(data.read("test")[0].astype(np.float32), verbose=0)
 
 
 def final_variables(run_dir):

@@ -122,7 +122,7 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
         weights = subspace.regenerate(space, record["params"])
         assert np.all(np.abs(weights - posterior.mean) <= 6 * posterior.std + 1e-7)
         twin.set_weights(trajectory.with_vector(run, weights))
-        x = (mnist1d.splits["test"][0] - predictor.normalizer[0]) / predictor.normalizer[1]
+        x = (mnist1d.read("test")[0] - predictor.normalizer[0]) / predictor.normalizer[1]
         probs.append(tf.nn.softmax(twin(x.astype(np.float32))).numpy())
     labels = mnist1d.labels("test")
     expected = -np.mean(np.log(np.mean(probs, axis=0)[np.arange(len(labels)), labels]))
@@ -149,7 +149,7 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
                              mc_dropout=True)
     always_on.set_weights(trajectory.load_arrays(run))
     shift, scale = predictor.normalizer
-    x = ((mnist1d.splits["test"][0] - shift) / scale).astype(np.float32)
+    x = ((mnist1d.read("test")[0] - shift) / scale).astype(np.float32)
     np.testing.assert_allclose(always_on(x, training=False).numpy(), plain, atol=1e-5)
 
     identity = {"test": "mc"}
@@ -170,7 +170,7 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
     # dropout of rate 0.3 on the activations: about 30% of a layer's units are zeroed
     model = predictor._get_model(mnist1d, 0.3, 5)
     probe = keras.Model(model.input, model.get_layer("dropout0").output)
-    zeros = np.mean(probe(mnist1d.splits["test"][0][:64].astype(np.float32)).numpy() == 0)
+    zeros = np.mean(probe(mnist1d.read("test", 64)[0].astype(np.float32)).numpy() == 0)
     assert 0.25 < zeros < 0.36
 
 

@@ -3,15 +3,20 @@
 Names: cifar10, cifar100, cifar10_corrupted/<type>_<severity> (TFDS, test split only),
 fashion_mnist, mnist1d, their locally generated corrupted test sets
 fashion_mnist_corrupted/<type>_<severity> and mnist1d_corrupted/<type>_<severity>, and
-svhn_cropped (test split, out-of-distribution data for CIFAR). Image datasets keep raw uint8 pixels; models choose their
+svhn_cropped (test split, out-of-distribution data for CIFAR). Every one is a TFDS
+dataset prepared as ArrayRecord files under `data_dir` (TFDS's default:
+~/tensorflow_datasets) and read by index (`Dataset`); the local ones are built by
+`builders` on first use. Image datasets keep raw uint8 pixels; models choose their
 preprocessing through `Dataset.normalizer`.
 """
 
 import functools
 import os
 
-from uncertainty.datasets import corrupted, fashion_mnist, mnist1d, tfds_loader
-from uncertainty.datasets.base import PREPROCESSING, Dataset, split_validation
+import tensorflow_datasets as tfds
+
+from uncertainty.datasets import builders, corrupted, fashion_mnist, tfds_loader
+from uncertainty.datasets.base import PREPROCESSING, Dataset, Split, split_validation
 from uncertainty.errors import UserError
 
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
@@ -95,32 +100,46 @@ def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
 
     `data_dir`, `manual_dir` and `download` go to TFDS (see `tfds_loader`).
     """
-    tfds_options = {"data_dir": data_dir, "manual_dir": manual_dir, "download": download}
+    options = {"data_dir": data_dir, "manual_dir": manual_dir, "download": download}
     check(name)
     family, _, config = name.partition("/")
-    if family == "cifar10_corrupted":
-        splits = tfds_loader.load(name, splits=("test",), **tfds_options)
-        return Dataset(name, _CLASSES[family], splits, source="tfds")
-    if family == "svhn_cropped":
-        splits = tfds_loader.load(name, splits=("test",), **tfds_options)
-        return Dataset(name, _CLASSES[family], splits, source="tfds")
+    if family in ("cifar10_corrupted", "svhn_cropped"):
+        return _dataset(name, tfds_loader.prepare(name, **options),
+                        {"test": "test"}, source="tfds")
     if family in ("fashion_mnist_corrupted", "mnist1d_corrupted"):
         clean = load(CLEAN[family], validation_examples, data_dir, manual_dir,
                      fashion_mnist_dir, download)
-        splits = corrupted.load(CLEAN[family], config, clean.splits["test"], clean.source,
-                                cache_dir=os.path.join(data_dir, "uncertainty")
-                                if data_dir else None)
-        return Dataset(name, _CLASSES[family], splits, source=clean.source,
-                       max_value=clean.max_value, version=corrupted.VERSION)
+        # One folder per clean source: the corrupted examples follow the clean order.
+        local = os.path.join(data_dir or tfds.core.constants.DATA_DIR,
+                             "uncertainty_corrupted", clean.source)
+        builder_class = (builders.FashionMnistCorrupted if family.startswith("fashion")
+                         else builders.Mnist1dCorrupted)
+        builder = tfds_loader.prepare(builder_class, local, config=config, clean=clean)
+        return _dataset(name, builder, {"test": "test"}, source=clean.source,
+                        max_value=clean.max_value, version=corrupted.VERSION)
     if family in ("cifar10", "cifar100"):
-        raw, source = tfds_loader.load(family, **tfds_options), "tfds"
+        builder, source = tfds_loader.prepare(family, **options), "tfds"
     elif family == "fashion_mnist":
-        raw, source = fashion_mnist.load(fashion_mnist_dir, data_dir=data_dir,
-                                         download=download)
+        builder, source = fashion_mnist.builder(fashion_mnist_dir, data_dir, download)
     else:
-        raw, source = mnist1d.load(), "mnist1d"
-    splits = split_validation(*raw["train"], validation_examples, name)
-    splits["test"] = raw["test"]
-    max_value = 1.0 if family == "mnist1d" else 255.0
-    return Dataset(name, _CLASSES[family], splits, source=source, max_value=max_value,
-                   validation_examples=validation_examples)
+        builder, source = tfds_loader.prepare(builders.Mnist1d, data_dir), "mnist1d"
+    return _dataset(name, builder, {"train": "train", "test": "test"}, source,
+                    max_value=1.0 if family == "mnist1d" else 255.0,
+                    validation_examples=validation_examples)
+
+
+def _dataset(name: str, builder, tfds_splits: dict[str, str], source: str,
+             validation_examples: int = 0, **metadata) -> Dataset:
+    """A `Dataset` over `builder`'s TFDS splits ({ours: TFDS's}); a "train" split loses
+    its last `validation_examples` to the validation split."""
+    sources = {split: builder.as_data_source(split) for split in tfds_splits.values()}
+    splits = {}
+    for ours, theirs in tfds_splits.items():
+        if ours == "train":
+            splits.update(split_validation(theirs, len(sources[theirs]),
+                                           validation_examples, name))
+        else:
+            splits[ours] = Split(theirs, 0, len(sources[theirs]))
+    family = name.partition("/")[0]
+    return Dataset(name, _CLASSES[family], builder, splits, sources, source,
+                   validation_examples=validation_examples, **metadata)

@@ -1,9 +1,13 @@
-"""In-memory datasets and the tf.data pipelines every binary trains and evaluates on.
+"""Datasets read by index from TFDS, and the tf.data pipelines every binary trains and
+evaluates on.
 
-A `Dataset` holds its splits as numpy arrays (raw pixels or signals, integer labels)
-and builds pipelines from them:
+A `Dataset` names a prepared TFDS builder (ArrayRecord files) and, per split, the range
+of a TFDS split it covers. Its pipelines read examples by index through TFDS's
+random-access data source, batch by batch, so no split is ever held in memory (an
+ImageNet run needs no more host RAM than a Fashion-MNIST one):
 - training: one epoch of index batches drawn from (seed, epoch) alone, so an epoch's
-  data are the same whether or not the run was interrupted before it;
+  data are the same whether or not the run was interrupted before it (the input
+  position is the epoch: nothing to checkpoint);
 - evaluation: every example exactly once, the last batch padded and masked.
 Both take a `tf.distribute.InputContext`, so each input pipeline gets its share of the
 global batch and each replica its per-replica batch.
@@ -18,32 +22,61 @@ import tensorflow as tf
 from uncertainty.errors import UserError
 
 PREPROCESSING = ("raw", "unit", "pixel_mean")
+_READ_BATCH = 1024  # examples per read when a whole split is scanned (labels, means)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Examples [start, stop) of the TFDS split `tfds_split`."""
+
+    tfds_split: str
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 @dataclasses.dataclass
 class Dataset:
-    """A dataset's splits ({name: (inputs, labels)}) and metadata."""
+    """A dataset's splits ({name: Split}) of a prepared TFDS `builder`, and metadata."""
 
     name: str
     num_classes: int
-    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    builder: object  # tfds.core.DatasetBuilder, prepared as ArrayRecord
+    splits: dict[str, Split]
+    sources: dict  # TFDS split -> its random-access data source (serialised records)
     source: str  # where the examples came from (their order defines the splits)
     max_value: float = 255.0  # of the raw inputs, for the "unit" scaling
     version: str = ""  # of the generator, for data made locally (corrupted sets)
     validation_examples: int = 0  # how many of the training examples validate
     train_examples: int = 0  # the training split cut to its first N (0 = not cut)
-    _tensors: dict = dataclasses.field(default_factory=dict, repr=False)
+    keys: tuple[str, str] = ("image", "label")  # the TFDS features: inputs, label
+    _labels: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(next(iter(self.splits.values()))[0].shape[1:])
+        return tuple(self.builder.info.features[self.keys[0]].shape)
 
     def num_examples(self, split: str) -> int:
-        return len(self.labels(split))
+        self._check_split(split)
+        return len(self.splits[split])
 
     def labels(self, split: str) -> np.ndarray:
+        """The labels of `split` in order (read once, then kept: N integers)."""
         self._check_split(split)
-        return self.splits[split][1]
+        if split not in self._labels:
+            self._labels[split] = np.concatenate(
+                [y for _, y in self._scan(split)] or [np.zeros(0, np.int64)]
+            ).astype(np.int64)
+        return self._labels[split]
+
+    def read(self, split: str, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, labels) of the first `stop` (all if None) examples of `split` as
+        numpy arrays: for small reads (tests, generating a corrupted test set)."""
+        batches = list(self._scan(split, stop))
+        return (np.concatenate([x for x, _ in batches]),
+                np.concatenate([y for _, y in batches]).astype(np.int64))
 
     def info(self) -> dict:
         """Metadata for logs and config files."""
@@ -65,17 +98,18 @@ class Dataset:
         if not 0 < n <= self.num_examples(split):
             raise UserError(f"{self.name} has {self.num_examples(split)} {split} examples; "
                             f"ask for 1..{self.num_examples(split)}, got {n}")
-        x, y = self.splits[split]
+        part = self.splits[split]
         cut = {"train_examples": n} if split == "train" else {}
-        return dataclasses.replace(self, splits={**self.splits, split: (x[:n], y[:n])},
-                                   _tensors={}, **cut)
+        return dataclasses.replace(
+            self, splits={**self.splits, split: dataclasses.replace(
+                part, stop=part.start + n)}, _labels={}, **cut)
 
     def normalizer(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) so that a model sees (raw - shift) / scale.
 
         raw: the stored values (the notebook feeds CIFAR pixels as 0..255);
         unit: divided by the maximum raw value; pixel_mean: unit minus the training
-        split's per-pixel mean (the Keras CIFAR ResNet example).
+        split's per-pixel mean (the Keras CIFAR ResNet example), streamed over the split.
         """
         if mode not in PREPROCESSING:
             raise UserError(f"unknown preprocessing {mode!r}; choose one of "
@@ -86,8 +120,10 @@ class Dataset:
         scale = np.full(shape, self.max_value, np.float32)
         if mode == "unit":
             return np.zeros(shape, np.float32), scale
-        mean = self.splits["train"][0].astype(np.float64).mean(axis=0)
-        return mean.astype(np.float32), scale
+        total = np.zeros(shape, np.float64)
+        for x, _ in self._scan("train"):
+            total += x.astype(np.float64).sum(axis=0)
+        return (total / self.num_examples("train")).astype(np.float32), scale
 
     def train_pipeline(self, global_batch: int, steps: int, seed: int, epoch: int,
                        normalizer, with_replacement: bool = True, augment: bool = False,
@@ -111,14 +147,15 @@ class Dataset:
             draws["offset"] = rng.integers(0, 2 * _PAD + 1, size=(steps, global_batch, 2))
             draws["flip"] = rng.integers(0, 2, size=(steps, global_batch)).astype(bool)
         per_replica, draws = _shard(draws, input_context)
-        x, y = self._as_tensors("train")
+        read = self._reader("train")
         shift, scale = normalizer
 
         def load(d):
-            images = (tf.cast(tf.gather(x, d["index"]), tf.float32) - shift) / scale
+            x, y = read(d["index"])
+            images = (tf.cast(x, tf.float32) - shift) / scale
             if augment:
                 images = _pad_crop_flip(images, d["offset"], d["flip"])
-            return images, tf.gather(y, d["index"])
+            return images, y
 
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
@@ -135,25 +172,50 @@ class Dataset:
         per_replica, draws = _shard({"index": np.minimum(position, n - 1),
                                      "mask": (position < n).astype(np.float32)},
                                     input_context)
-        x, y = self._as_tensors(split)
+        read = self._reader(split)
         shift, scale = normalizer
 
         def load(d):
-            images = (tf.cast(tf.gather(x, d["index"]), tf.float32) - shift) / scale
-            return images, tf.gather(y, d["index"]), d["mask"]
+            x, y = read(d["index"])
+            return (tf.cast(x, tf.float32) - shift) / scale, y, d["mask"]
 
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
 
-    def _as_tensors(self, split: str):
+    def _reader(self, split: str):
+        """A function from indices [k] into `split` to its examples (inputs, int32
+        labels) as tensors, for tf.data: the examples are read by index, as a batch,
+        through the TFDS data source (decoded by TFDS)."""
         self._check_split(split)
-        if split not in self._tensors:
-            x, y = self.splits[split]
-            with tf.device("/cpu:0"):
-                self._tensors[split] = (tf.constant(x), tf.constant(y.astype(np.int32)))
-        return self._tensors[split]
+        part = self.splits[split]
+        records = self.sources[part.tfds_split]
+        inputs, label = self.keys
+        feature = self.builder.info.features[inputs]
+
+        def fetch(indices):
+            examples = records.__getitems__((indices + part.start).tolist())
+            return (np.stack([e[inputs] for e in examples]),
+                    np.array([e[label] for e in examples], np.int32))
+
+        def read(indices):
+            x, y = tf.numpy_function(fetch, [indices], (feature.tf_dtype, tf.int32),
+                                     stateful=False)
+            x.set_shape(indices.shape.concatenate(feature.shape))
+            y.set_shape(indices.shape)
+            return x, y
+
+        return read
+
+    def _scan(self, split: str, stop: int | None = None):
+        """(inputs, labels) numpy batches of the first `stop` examples of `split`."""
+        n = self.num_examples(split) if stop is None else stop
+        read = self._reader(split)
+        batches = tf.data.Dataset.range(n).batch(_READ_BATCH).map(
+            read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        for x, y in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            yield x, y
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
@@ -195,14 +257,15 @@ def _pad_crop_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> t
     return tf.where(flips[:, None, None, None], tf.reverse(cropped, axis=[2]), cropped)
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, validation_examples: int,
-                     name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The last `validation_examples` training examples become the validation split."""
-    if not 0 <= validation_examples < len(y):
-        raise UserError(f"--validation_examples must be in [0, {len(y)}) for {name}, "
+def split_validation(train: str, num_train: int, validation_examples: int,
+                     name: str) -> dict[str, Split]:
+    """The TFDS split `train` (of `num_train` examples) as our training split and,
+    from its last `validation_examples`, the validation split."""
+    if not 0 <= validation_examples < num_train:
+        raise UserError(f"--validation_examples must be in [0, {num_train}) for {name}, "
                         f"got {validation_examples}")
-    cut = len(y) - validation_examples
-    splits = {"train": (x[:cut], y[:cut])}
+    cut = num_train - validation_examples
+    splits = {"train": Split(train, 0, cut)}
     if validation_examples:
-        splits["validation"] = (x[cut:], y[cut:])
+        splits["validation"] = Split(train, cut, num_train)
     return splits

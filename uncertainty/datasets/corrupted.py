@@ -1,6 +1,6 @@
 """Corrupted test sets for datasets with no published version (Fashion-MNIST, MNIST-1D),
-built locally and deterministically, cached on disk, named like TFDS's CIFAR-10-C
-configs: `fashion_mnist_corrupted/<type>_<severity>`, `mnist1d_corrupted/...`.
+built locally and deterministically as TFDS datasets (`builders`), named like TFDS's
+CIFAR-10-C configs: `fashion_mnist_corrupted/<type>_<severity>`, `mnist1d_corrupted/...`.
 
 Images use TFDS's own ImageNet-C corruption functions
 (`tensorflow_datasets.image_classification.corruptions`), restricted to the families
@@ -13,18 +13,15 @@ glass and motion blur), JPEG and saturation are left out: their constants are fo
 MNIST-1D signals get the 1-D analogues of the same families.
 """
 
-import os
-
 import numpy as np
 
-from uncertainty import files
 from uncertainty.errors import UserError
 
 IMAGE_TYPES = ("brightness", "contrast", "defocus_blur", "gaussian_blur", "gaussian_noise",
                "impulse_noise", "pixelate", "shot_noise", "speckle_noise", "zoom_blur")
 SIGNAL_TYPES = ("contrast", "gaussian_blur", "gaussian_noise", "impulse_noise", "shift")
 TYPES = {"fashion_mnist": IMAGE_TYPES, "mnist1d": SIGNAL_TYPES}
-VERSION = "v1"  # part of the cache path: bump when a corruption changes
+VERSION = "v1"  # the builders' version: bump when a corruption changes
 _RGB_ONLY = {"brightness", "defocus_blur", "pixelate"}  # deterministic, need 3 channels
 
 
@@ -93,23 +90,3 @@ def check(family: str, config: str) -> tuple[str, int]:
         raise UserError(f"corruption severity must be 1..5, got {severity!r} in "
                         f"'{family}_corrupted/{config}'")
     return kind, int(severity)
-
-
-def load(family: str, config: str, clean_test: tuple[np.ndarray, np.ndarray],
-         source: str, cache_dir: str | None = None) -> dict:
-    """{'test': (corrupted inputs, labels)} of `<family>_corrupted/<config>`, generated
-    from `clean_test` once and then read from `cache_dir`."""
-    kind, severity = check(family, config)
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "uncertainty")
-    path = os.path.join(cache_dir, f"{family}_corrupted", VERSION, source, f"{config}.npz")
-    x, y = clean_test
-    if os.path.exists(path):
-        with np.load(path) as cached:
-            if len(cached["x"]) == len(y):
-                return {"test": (cached["x"], y)}
-    if family == "mnist1d":
-        corrupted = corrupt_signals(x, kind, severity).astype(x.dtype)
-    else:
-        corrupted = corrupt_images(x, kind, severity)
-    files.write_npz(path, x=corrupted)
-    return {"test": (corrupted, y)}
