@@ -46,7 +46,7 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
     except Exception as e:  # TFDS raises many types; all mean "could not get the data".
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"TFDS could not prepare {name!r} ({reason}); with no internet, pass --data_dir "
+            f"TFDS could not load {name!r} ({reason}); with no internet, pass --data_dir "
             f"holding a prepared TFDS copy or --manual_dir holding the official archive"
         ) from None
     stored = builder.info.file_format
