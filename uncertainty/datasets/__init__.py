@@ -14,6 +14,9 @@ import functools
 import os
 
 import tensorflow_datasets as tfds
+# Defines absl flags when imported: import it now, not first inside a binary's flagsaver
+# (which would drop the flags again on exit).
+from array_record.python import array_record_data_source  # noqa: F401
 
 from uncertainty.datasets import builders, corrupted, fashion_mnist, tfds_loader
 from uncertainty.datasets.base import PREPROCESSING, Dataset, Split, split_validation
