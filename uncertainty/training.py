@@ -352,4 +352,4 @@ def _scores(logits, labels, split) -> dict:
 
 def _read_history(run_dir: str) -> list:
     path = os.path.join(run_dir, trajectory.HISTORY)
-    return files.read_json(path) if os.path.exists(path) else []
+    return files.read_json(path) if files.exists(path) else []
