@@ -103,8 +103,8 @@ def load(family: str, config: str, clean_test: tuple[np.ndarray, np.ndarray],
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "uncertainty")
     path = os.path.join(cache_dir, f"{family}_corrupted", VERSION, source, f"{config}.npz")
     x, y = clean_test
-    if os.path.exists(path):
-        with np.load(path) as cached:
+    if files.exists(path):
+        with files.read_npz(path) as cached:
             if len(cached["x"]) == len(y):
                 return {"test": (cached["x"], y)}
     if family == "mnist1d":
