@@ -103,9 +103,9 @@ def main(argv):
         if getattr(FLAGS, name) < 1:
             raise UserError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
     specs = sampler_specs()
-    base_run = os.path.normpath(FLAGS.base_run)
+    base_run = files.normpath(FLAGS.base_run)
     others = [r for r in (trajectory.find_runs(FLAGS.other_runs) if FLAGS.other_runs
-                          else []) if os.path.normpath(r) != base_run]
+                          else []) if files.normpath(r) != base_run]
     shared = trajectory.check_runs([base_run] + others, minimum=1)
     data = cli.load_run_data(shared)
     trajectory.check_source(base_run, data)

@@ -13,7 +13,6 @@
 import contextlib
 import dataclasses
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -178,8 +177,8 @@ def trained_bend(run_a: str, run_b: str, data: Dataset, epochs: int,
             r, trajectory.epochs(r)[-1])] for r in (run_a, run_b)],
         "data": data.identity("train"), "epochs": epochs, "learning_rate": learning_rate,
         "seed": seed}, sort_keys=True)
-    if os.path.exists(path):
-        with np.load(path) as saved:
+    if files.exists(path):
+        with files.read_npz(path) as saved:
             if str(saved["settings"]) == settings:
                 logging.info("connector read from %s", path)
                 return saved["bend"], saved["history"].tolist()

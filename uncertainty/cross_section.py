@@ -167,8 +167,8 @@ def evaluate(coords: list, vector_at, score, path: str, fingerprint: str
     """
     coords = np.asarray(coords, np.float64)
     values, done = {}, np.zeros(len(coords), bool)
-    if os.path.exists(path):
-        with np.load(path) as saved:
+    if files.exists(path):
+        with files.read_npz(path) as saved:
             if str(saved["fingerprint"]) == fingerprint and np.array_equal(
                     saved["coords"], coords):
                 done = saved["done"].copy()

@@ -19,8 +19,7 @@ METHOD_STYLE = {"random": ("tab:orange", "o"), "dropout": ("tab:green", "s"),
 def save(fig, path: str) -> None:
     """Writes `fig` to `path` as PNG, atomically, then closes it."""
     try:
-        files.write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=120,
-                                                          bbox_inches="tight"), mode="wb")
+        files.write_figure(path, fig, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
 

@@ -189,10 +189,10 @@ class RunPredictions:
     def _read(path: str, identity: str, num_examples: int
               ) -> tuple[np.ndarray | None, str]:
         """The cached logits at `path`, or None and why they cannot be used."""
-        if not os.path.exists(path):
+        if not files.exists(path):
             return None, "not cached yet"
         try:
-            with np.load(path) as saved:
+            with files.read_npz(path) as saved:
                 if str(saved["identity"]) != identity:
                     return None, "cached for other weights, data or preprocessing"
                 logits = saved["logits"]

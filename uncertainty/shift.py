@@ -28,8 +28,6 @@ checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`
 """
 
 import dataclasses
-import glob
-import os
 import time
 
 import numpy as np
@@ -132,10 +130,9 @@ def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
     found = {}
     if subspace_dir is None:
         return found
-    if not os.path.isdir(subspace_dir):
+    if not files.isdir(subspace_dir):
         raise UserError(f"--subspace_dir {subspace_dir} is not a directory")
-    paths = sorted(glob.glob(os.path.join(subspace_dir, "**", "subspace.json"),
-                             recursive=True))
+    paths = files.find(subspace_dir, "subspace.json")
     if not paths:
         raise UserError(f"no subspace.json under {subspace_dir}; run baselines/subspace.py "
                         f"around each run with --output_dir inside it")

@@ -16,6 +16,7 @@ augmentation are all functions of the seed and the epoch, and the dropout genera
 is part of the saved state).
 """
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -166,8 +167,11 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         files.write_npz(os.path.join(run_dir, trajectory.NORMALIZER), shift=normalizer[0],
                         scale=normalizer[1])
         trajectory.save_weights(model, run_dir, 0)
-    # Every worker saves (the save is collective); only the chief's copy is kept.
-    with tempfile.TemporaryDirectory(prefix="worker-state-") as scratch:
+    # Every worker saves (the save is collective); only the chief's copy is kept, the
+    # others write to a local scratch folder.
+    scratch_dir = (contextlib.nullcontext() if chief
+                   else tempfile.TemporaryDirectory(prefix="worker-state-"))
+    with scratch_dir as scratch:
         manager = tf.train.CheckpointManager(
             state, trajectory.state_dir(run_dir) if chief else scratch, max_to_keep=1)
         _train_epochs(config, data, normalizer, model, point, optimizer, done, manager,
@@ -352,4 +356,4 @@ def _scores(logits, labels, split) -> dict:
 
 def _read_history(run_dir: str) -> list:
     path = os.path.join(run_dir, trajectory.HISTORY)
-    return files.read_json(path) if os.path.exists(path) else []
+    return files.read_json(path) if files.exists(path) else []

@@ -14,12 +14,12 @@ A weight vector is the model's trainable weights, each flattened, concatenated i
 model's `trainable_weights` order (kernels and biases of every layer), float32.
 """
 
-import glob
 import hashlib
 import os
 import re
 
 import numpy as np
+import tensorflow as tf
 
 from uncertainty import files
 from uncertainty.errors import UserError
@@ -42,18 +42,17 @@ def state_dir(run_dir: str) -> str:
 
 def epochs(run_dir: str) -> list[int]:
     """The epochs (1-based) that have a weights checkpoint, ascending."""
-    paths = glob.glob(os.path.join(run_dir, "checkpoints", "epoch_*.npz"))
+    paths = files.glob(os.path.join(run_dir, "checkpoints", "epoch_*.npz"))
     return sorted(int(re.search(r"epoch_(\d+)\.npz$", p).group(1)) for p in paths)
 
 
 def checkpoint_digest(run_dir: str, epoch: int) -> str:
     """SHA-1 of the checkpoint file of `epoch`: the identity of its weights."""
     path = checkpoint_path(run_dir, epoch)
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
                         f"{epochs(run_dir)}")
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
+    return hashlib.sha1(files.read_bytes(path)).hexdigest()
 
 
 def save_weights(model, run_dir: str, epoch: int) -> None:
@@ -91,7 +90,7 @@ def _existing_checkpoint(run_dir: str, epoch: int | None) -> str:
                             f"baselines/train.py first")
         epoch = available[-1]
     path = checkpoint_path(run_dir, epoch)
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
                         f"{epochs(run_dir)}")
     return path
@@ -101,7 +100,7 @@ def _read_checkpoint(run_dir: str, epoch: int | None
                      ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
     """All weight arrays of `epoch` (the last if None), which are trainable, and each
     one's posterior std (None where the checkpoint has none)."""
-    with np.load(_existing_checkpoint(run_dir, epoch)) as data:
+    with files.read_npz(_existing_checkpoint(run_dir, epoch)) as data:
         count = len(data["names"])
         return ([data[f"w{i:03d}"] for i in range(count)], data["trainable"],
                 [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
@@ -152,13 +151,13 @@ def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
 
 def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
     """The (shift, scale) the run's inputs were normalised with."""
-    with np.load(os.path.join(run_dir, NORMALIZER)) as saved:
+    with files.read_npz(os.path.join(run_dir, NORMALIZER)) as saved:
         return saved["shift"], saved["scale"]
 
 
 def read_config(run_dir: str) -> dict:
     path = os.path.join(run_dir, CONFIG)
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); pass a "
                         f"directory written by baselines/train.py")
     return files.read_json(path)
@@ -191,10 +190,10 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
     workers).
     """
     defaults = defaults or {}
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    if files.exists(run_dir) and not files.isdir(run_dir):
         raise UserError(f"--output_dir {run_dir} is a file; pass a directory")
     path = os.path.join(run_dir, CONFIG)
-    if os.path.exists(path):
+    if files.exists(path):
         old = files.read_json(path)
         diffs = [f"{k}: {old.get(k)!r} there, {config.get(k)!r} now"
                  for k in sorted(set(old) | set(config))
@@ -204,15 +203,16 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
                             f"({'; '.join(diffs)}); use a new --output_dir or the original "
                             f"flags")
         return
-    if os.path.isdir(run_dir) and any(not name.startswith(files.TMP_PREFIX)
-                                      for name in os.listdir(run_dir)):
+    if files.isdir(run_dir) and any(not name.startswith(files.TMP_PREFIX)
+                                    for name in files.listdir(run_dir)):
         raise UserError(f"--output_dir {run_dir} is not empty and holds no run; pass an "
                         f"empty or new directory")
     if write:
         try:
             files.write_json(path, config)
-        except OSError as e:
-            raise UserError(f"cannot write --output_dir {run_dir} ({e.strerror}); pass a "
+        except (OSError, tf.errors.OpError) as e:
+            reason = e.strerror if isinstance(e, OSError) else e.message
+            raise UserError(f"cannot write --output_dir {run_dir} ({reason}); pass a "
                             f"directory you can write to") from None
 
 
@@ -228,7 +228,7 @@ def read_metrics(run_dir: str) -> dict:
 
 
 def is_complete(run_dir: str) -> bool:
-    return os.path.exists(os.path.join(run_dir, METRICS))
+    return files.exists(os.path.join(run_dir, METRICS))
 
 
 # Config fields that must agree for runs to be compared on the same examples.
@@ -240,11 +240,11 @@ def find_runs(paths: list[str]) -> list[str]:
     """Run directories named in `paths`: each a run, or a folder of runs (sorted)."""
     runs = []
     for path in paths:
-        if os.path.exists(os.path.join(path, CONFIG)):
+        if files.exists(os.path.join(path, CONFIG)):
             runs.append(path)
-        elif os.path.isdir(path):
-            found = sorted(os.path.join(path, d) for d in os.listdir(path)
-                           if os.path.exists(os.path.join(path, d, CONFIG)))
+        elif files.isdir(path):
+            found = sorted(os.path.join(path, d) for d in files.listdir(path)
+                           if files.exists(os.path.join(path, d, CONFIG)))
             if not found:
                 raise UserError(f"{path} holds no run directories (no */config.json); "
                                 f"pass runs made by baselines/train.py")
