@@ -199,15 +199,14 @@ def section(runs, tmp_path_factory):
 
 def _keras_logits(run, vector, data, split):
     """Logits of the run's model with the flat trainable `vector`, by hand: split by
-    the model's own weight shapes, normalised inputs, `model.predict`."""
+    the model's own weight shapes, raw inputs, `model.predict`."""
     model = models.build("cnn1d", data.input_shape, data.num_classes)
     model.set_weights(trajectory.load_arrays(run))
     sizes = [int(np.prod(w.shape)) for w in model.trainable_weights]
     for w, part in zip(model.trainable_weights,
                        np.split(vector, np.cumsum(sizes)[:-1])):
         w.assign(part.reshape(w.shape))
-    with np.load(os.path.join(run, "normalizer.npz")) as norm:
-        inputs = (data.read(split)[0].astype(np.float32) - norm["shift"]) / norm["scale"]
+    inputs = data.read(split)[0].astype(np.float32)  # raw: the model holds its normaliser
     return model.predict(inputs, batch_size=256, verbose=0).astype(np.float64)
 
 

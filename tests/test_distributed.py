@@ -27,9 +27,8 @@ config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3, method=s
 results = train(config, data, sys.argv[1], strategy)
 model = models.build("cnn1d", data.input_shape, 10)
 model.set_weights(trajectory.load_arrays(sys.argv[1]))
-normalizer = data.normalizer("raw")
-both = predictions.predict(model, data, "test", normalizer, 96, strategy)  # 1000 % 96 != 0
-one = predictions.predict(model, data, "test", normalizer, 96)
+both = predictions.predict(model, data, "test", 96, strategy)  # 1000 % 96 != 0
+one = predictions.predict(model, data, "test", 96)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
                   "max_difference": float(np.abs(both - one).max()),
                   "accuracy": results["test/accuracy"],

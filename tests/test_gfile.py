@@ -179,8 +179,8 @@ def test_pipeline_reads_and_writes_only_ram(mnist1d, monkeypatch, tmp_path):
 
     run = os.path.join(runs, "seed0")
     expected = [os.path.join(run, name) for name in (
-        "config.json", "history.json", "metrics.json", "normalizer.npz",
-        "checkpoints/init.npz", "checkpoints/epoch_002.npz", "checkpoints/state/checkpoint")]
+        "config.json", "history.json", "metrics.json", "checkpoints/checkpoint",
+        "checkpoints/ckpt-0.index", "checkpoints/ckpt-2.index")]
     expected += [os.path.join(root, "similarity", name) for name in (
         "similarity.json", "trajectory_seed0.png", "independent.png", "tsne.png")]
     expected += [os.path.join(subspace_dir, "seed1", name) for name in (

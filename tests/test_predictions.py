@@ -5,6 +5,7 @@ import logging
 import os
 
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from uncertainty import datasets, files, predictions, trajectory
@@ -36,11 +37,10 @@ def test_changed_checkpoint_content_is_recomputed(run, mnist1d, tmp_path):
     copy = str(tmp_path / "run")
     shutil.copytree(run, copy)
     before = fresh(copy).checkpoint(mnist1d, "test", 1)
-    arrays = trajectory.load_arrays(copy, 1)
-    names = np.array([f"w{i}" for i in range(len(arrays))])
-    files.write_npz(trajectory.checkpoint_path(copy, 1), names=names,
-                    trainable=np.ones(len(arrays), bool),
-                    **{f"w{i:03d}": 0.5 * a for i, a in enumerate(arrays)})
+    model = trajectory.restore(copy, 1)
+    for weight in model.trainable_weights:
+        weight.assign(0.5 * weight)
+    tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(copy, 1))
     predictor = fresh(copy)
     after = predictor.checkpoint(mnist1d, "test", 1)
     assert predictor.counts["computed"] == 1 and not np.allclose(before, after)
@@ -71,9 +71,11 @@ def test_changed_preprocessing_is_recomputed(run, mnist1d, tmp_path):
     copy = str(tmp_path / "run")
     shutil.copytree(run, copy)
     before = fresh(copy).checkpoint(mnist1d, "test")
-    shift, scale = trajectory.read_normalizer(copy)
-    files.write_npz(os.path.join(copy, trajectory.NORMALIZER), shift=shift + 1.0,
-                    scale=scale)
+    for epoch in (0, trajectory.epochs(copy)[-1]):  # the normaliser is in every one
+        model = trajectory.restore(copy, epoch)
+        model.get_layer("normalizer").shift.assign_add(tf.ones_like(
+            model.get_layer("normalizer").shift))
+        tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(copy, epoch))
     predictor = fresh(copy)
     after = predictor.checkpoint(mnist1d, "test")
     assert predictor.counts["computed"] == 1 and not np.allclose(before, after)

@@ -195,8 +195,9 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     conv = models.build("resnet20_v1", fashion.input_shape, 10)
     conv.set_weights(trajectory.with_vector(run, vector))
     batches = [images for images, _ in small.train_pipeline(
-        500, 3, 0, 0, predictor.normalizer, with_replacement=False)]
-    features = [conv.get_layer("stem_conv")(images).numpy() for images in batches]
+        500, 3, 0, 0, with_replacement=False)]
+    features = [conv.get_layer("stem_conv")(conv.get_layer("normalizer")(images)).numpy()
+                for images in batches]
     np.testing.assert_allclose(stem.moving_mean.numpy(),
                                np.mean([f.mean((0, 1, 2)) for f in features], axis=0),
                                rtol=1e-4, atol=1e-5)

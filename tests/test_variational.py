@@ -51,8 +51,10 @@ def test_with_std_near_zero_the_twin_with_the_posterior_mean_gives_the_same_logi
     vi_logits = model(x, training=False).numpy()
     twin = models.build(name, shape, 10)
     # through a checkpoint, as every analysis reads a run
-    files.write_json(str(tmp_path / "config.json"), {"model": name, "method": "variational"})
-    trajectory.save_weights(model, str(tmp_path), 1)
+    files.write_json(str(tmp_path / "config.json"), {
+        "model": name, "method": "variational", "prior_stddev": 0.1,
+        "posterior_init_stddev": 1e-9, "seed": 0, "input_shape": shape, "num_classes": 10})
+    tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(str(tmp_path), 1))
     twin.set_weights(trajectory.load_arrays(str(tmp_path), 1))
     # equal up to float32 round-off (and sigma = 1.2e-7, TFP's floor), relative to the
     # logits' scale (an untrained ResNet's reach ~60)
@@ -122,7 +124,7 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
         weights = subspace.regenerate(space, record["params"])
         assert np.all(np.abs(weights - posterior.mean) <= 6 * posterior.std + 1e-7)
         twin.set_weights(trajectory.with_vector(run, weights))
-        x = (mnist1d.read("test")[0] - predictor.normalizer[0]) / predictor.normalizer[1]
+        x = mnist1d.read("test")[0]  # raw: the twin holds the run's normaliser
         probs.append(tf.nn.softmax(twin(x.astype(np.float32))).numpy())
     labels = mnist1d.labels("test")
     expected = -np.mean(np.log(np.mean(probs, axis=0)[np.arange(len(labels)), labels]))
@@ -148,8 +150,7 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
     always_on = models.build("cnn1d", mnist1d.input_shape, 10, dropout_rate=0.0,
                              mc_dropout=True)
     always_on.set_weights(trajectory.load_arrays(run))
-    shift, scale = predictor.normalizer
-    x = ((mnist1d.read("test")[0] - shift) / scale).astype(np.float32)
+    x = mnist1d.read("test")[0].astype(np.float32)  # raw: the model holds its normaliser
     np.testing.assert_allclose(always_on(x, training=False).numpy(), plain, atol=1e-5)
 
     identity = {"test": "mc"}

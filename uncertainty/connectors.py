@@ -145,13 +145,12 @@ def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int,
                                 for r in (run_a, run_b)), name="bezier_curve")
     optimizer = training.make_optimizer(config.optimizer, config.learning_rate,
                                         config.momentum)
-    normalizer = trajectory.read_normalizer(run_a)
     steps = data.num_examples("train") // config.batch_size
     order = seeding.integer(seed, "connector_batches", *pair)
 
     def batches(epoch, input_context):
         examples = data.train_pipeline(
-            config.batch_size, steps, order, epoch, normalizer,
+            config.batch_size, steps, order, epoch,
             with_replacement=config.sample_with_replacement, augment=config.augment,
             input_context=input_context)
         ts = seeding.rng(seed, "connector_t", *pair, epoch).uniform(size=steps)

@@ -15,16 +15,17 @@ from uncertainty.datasets import Dataset
 from uncertainty.models.layers import Dropout
 
 
-def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
+def predict(model, data: Dataset, split: str, batch_size: int,
             strategy: tf.distribute.Strategy | None = None) -> np.ndarray:
-    """Logits [N, C] (float32) of `model` on every example of `split`, in order.
+    """Logits [N, C] (float32) of `model` (raw inputs in: it holds its preprocessing)
+    on every example of `split`, in order.
 
     Batches are padded to `batch_size` and the padding masked out, so all N examples
     are scored exactly once, also when `batch_size` does not divide N.
     """
     strategy = strategy or tf.distribute.get_strategy()
     batches = strategy.distribute_datasets_from_function(
-        lambda ctx: data.eval_pipeline(split, batch_size, normalizer, ctx))
+        lambda ctx: data.eval_pipeline(split, batch_size, input_context=ctx))
     step = _predict_step(model, strategy)
     outputs = [step(images, mask) for images, _, mask in batches]
     logits = np.concatenate([z.numpy() for z, _ in outputs])
@@ -32,7 +33,7 @@ def predict(model, data: Dataset, split: str, normalizer, batch_size: int,
     return logits[mask > 0]
 
 
-def reestimate_batchnorm(model, data: Dataset, normalizer, batch_size: int = 500,
+def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
                          num_batches: int = 10, seed: int = 0) -> None:
     """Recomputes every BatchNormalization layer's moving mean and variance as the
     average over `num_batches` training batches of the current weights' activations
@@ -45,7 +46,7 @@ def reestimate_batchnorm(model, data: Dataset, normalizer, batch_size: int = 500
     momenta = [layer.momentum for layer in layers]
     batch_size = min(batch_size, data.num_examples("train"))
     steps = min(num_batches, data.num_examples("train") // batch_size)
-    batches = data.train_pipeline(batch_size, steps, seed, 0, normalizer,
+    batches = data.train_pipeline(batch_size, steps, seed, 0,
                                   with_replacement=False)
     for i, (images, _) in enumerate(batches):
         for layer in layers:
@@ -95,9 +96,9 @@ class RunPredictions:
         self._models = {}  # dropout rate (0: none active) -> model
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
-        self.normalizer = trajectory.read_normalizer(run_dir)
-        self._normalizer_digest = hashlib.sha1(
-            b"".join(np.ascontiguousarray(a).tobytes() for a in self.normalizer)).hexdigest()
+        self._normalizer_digest = hashlib.sha1(b"".join(
+            np.ascontiguousarray(a).tobytes() for a in trajectory.read_normalizer(run_dir)
+        )).hexdigest()
 
     def cache_path(self, data: Dataset, split: str, key: str) -> str:
         """Where the logits of function `key` on `split` of `data` live."""
@@ -111,7 +112,7 @@ class RunPredictions:
         the checkpoint's own."""
         if epoch is None:
             epoch = trajectory.epochs(self.run_dir)[-1]
-        key = os.path.basename(trajectory.checkpoint_path(self.run_dir, epoch))[:-4]
+        key = trajectory.checkpoint_name(epoch)
         if bn_data is not None:
             key += "_bn_reestimated"
         identity = {"checkpoint": epoch, "digest": self._checkpoint_digest(epoch)}
@@ -208,9 +209,9 @@ class RunPredictions:
         model = self._get_model(data, *(dropout or ()))
         model.set_weights(arrays_fn())
         if bn_data is not None:
-            reestimate_batchnorm(model, bn_data, self.normalizer)
+            reestimate_batchnorm(model, bn_data)
         self.counts["computed"] += 1
-        return predict(model, data, split, self.normalizer, self.batch_size, self.strategy)
+        return predict(model, data, split, self.batch_size, self.strategy)
 
     def _get_model(self, data: Dataset, rate: float = 0.0, seed: int | None = None):
         """The run's deterministic network (the twin of a variational run); with a

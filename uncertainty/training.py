@@ -133,12 +133,18 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         data = data.head("train", config.train_examples)
     _check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
-    record = {**config.record(), "data_source": data.source, **(extra_config or {})}
-    trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS, write=chief,
-                       defaults=recipes.RECIPES[config.model])
+    record = {**config.record(), "data_source": data.source,
+              "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+              **(extra_config or {})}
+    trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS + trajectory.DERIVED_FIELDS,
+                       write=chief, defaults=recipes.RECIPES[config.model])
     if trajectory.is_complete(run_dir):
         logging.info("%s is already trained; reporting its metrics", run_dir)
         return trajectory.read_metrics(run_dir)
+    if trajectory.is_legacy(run_dir):
+        raise UserError(f"{run_dir} is an unfinished run in the .npz format of an older "
+                        f"version, which cannot be resumed; train it again in a new "
+                        f"--output_dir")
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -151,38 +157,37 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     with strategy.scope():
         model = models.build(config.model, data.input_shape, data.num_classes,
                              variational=layers, dropout_rate=config.dropout_rate,
-                             l2=config.l2, seed=config.seed)
+                             l2=config.l2, seed=config.seed, normalizer=normalizer)
         # what the metrics evaluate: the model, or a variational model's posterior mean
         point = model if layers is None else models.build(
             config.model, data.input_shape, data.num_classes,
-            dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed)
+            dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed,
+            normalizer=normalizer)
         optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
-    latest = tf.train.latest_checkpoint(trajectory.state_dir(run_dir))
+    latest = tf.train.latest_checkpoint(trajectory.checkpoints_dir(run_dir))
     if latest:
         state.restore(latest).assert_existing_objects_matched()
-    if chief and int(done.numpy()) == 0:
-        files.write_npz(os.path.join(run_dir, trajectory.NORMALIZER), shift=normalizer[0],
-                        scale=normalizer[1])
-        trajectory.save_weights(model, run_dir, 0)
     # Every worker saves (the save is collective); only the chief's copy is kept, the
     # others write to a local scratch folder.
     scratch_dir = (contextlib.nullcontext() if chief
                    else tempfile.TemporaryDirectory(prefix="worker-state-"))
     with scratch_dir as scratch:
         manager = tf.train.CheckpointManager(
-            state, trajectory.state_dir(run_dir) if chief else scratch, max_to_keep=1)
-        _train_epochs(config, data, normalizer, model, point, optimizer, done, manager,
-                      run_dir, strategy, chief)
+            state, trajectory.checkpoints_dir(run_dir) if chief else scratch,
+            max_to_keep=None, checkpoint_name=trajectory.CHECKPOINT_NAME)
+        if not latest:
+            manager.save(checkpoint_number=0)  # the initialisation, "epoch 0"
+        _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
+                      strategy, chief)
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
     splits = [split for split in ("train", "validation", "test") if split in data.splits]
     for split in splits:
-        scores = _evaluate(_point_estimate(model, point), data, split, normalizer, config,
-                           strategy)
+        scores = _evaluate(_point_estimate(model, point), data, split, config, strategy)
         results.update(scores if layers is None else _as_posterior_mean(scores))
     if layers is not None:  # the predictive of the evaluation splits (not of train)
         predictive = variational.predictive(
@@ -199,33 +204,31 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     return results
 
 
-def _train_epochs(config, data, normalizer, model, point, optimizer, done, manager,
-                  run_dir, strategy, chief) -> None:
-    """The epochs not done yet; each ends with its weights, history and state saved."""
+def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir, strategy,
+                  chief) -> None:
+    """The epochs not done yet; each ends with its history and checkpoint saved."""
     start = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
     history = _read_history(run_dir)[:start]
     logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
                  "epoch %d of %d done", run_dir, config.model, data.name,
-                 model.count_params(), strategy.num_replicas_in_sync, steps,
+                 models.num_parameters(model), strategy.num_replicas_in_sync, steps,
                  config.batch_size, start, config.train_epochs)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "summaries")) if chief
               else tf.summary.create_noop_writer())
 
     def batches(epoch, input_context):
         return data.train_pipeline(
-            config.batch_size, steps, config.seed, epoch, normalizer,
+            config.batch_size, steps, config.seed, epoch,
             with_replacement=config.sample_with_replacement, augment=config.augment,
             input_context=input_context)
 
     def end_of_epoch(epoch, scalars):
         began = time.time()
         if "validation" in data.splits:
-            scores = _evaluate(_point_estimate(model, point), data, "validation",
-                               normalizer, config, strategy)
+            scores = _evaluate(_point_estimate(model, point), data, "validation", config,
+                               strategy)
             scalars.update(scores if point is model else _as_posterior_mean(scores))
-        if chief:
-            trajectory.save_weights(model, run_dir, epoch + 1)
         # + validation and checkpoint
         scalars["epoch_total_seconds"] = scalars["epoch_seconds"] + time.time() - began
         history.append(scalars)
@@ -338,9 +341,8 @@ def _as_posterior_mean(scores: dict) -> dict:
             name.replace("/", "/posterior_mean/", 1): value for name, value in scores.items()}
 
 
-def _evaluate(model, data, split, normalizer, config, strategy) -> dict:
-    logits = predictions.predict(model, data, split, normalizer, config.batch_size,
-                                 strategy)
+def _evaluate(model, data, split, config, strategy) -> dict:
+    logits = predictions.predict(model, data, split, config.batch_size, strategy)
     return _scores(logits, data.labels(split), split)
 
 

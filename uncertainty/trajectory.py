@@ -1,20 +1,31 @@
-"""Run directories: config, per-epoch weights, and flat weight vectors.
+"""Run directories: config, per-epoch checkpoints, and flat weight vectors.
 
 Layout of a run made by `baselines/train.py`:
-  config.json          the resolved flags (identity of the run)
-  normalizer.npz       the input preprocessing the model was trained with
-  checkpoints/init.npz the initial weights ("epoch 0")
-  checkpoints/epoch_NNN.npz   all model weights after epoch NNN (1-based); for a
-                       variational run, its deterministic twin's weights (the
-                       posterior means) and the kernels' posterior std (std_NNN)
-  checkpoints/state/   the latest full training state (optimizer, RNG) for resuming
+  config.json          the resolved flags (identity of the run), and the model's input
+                       shape and class count
+  checkpoints/ckpt-N   a standard `tf.train.Checkpoint` after epoch N (1-based; N = 0
+                       is the initialisation), every one kept (`CheckpointManager`):
+                       the model (its input preprocessing included, as the
+                       `normalizer` layer's weights; a variational run's posterior),
+                       the optimizer, the dropout and noise generators, and the
+                       number of epochs done (the input position: batches are a
+                       function of seed and epoch). Readable with
+                       `tf.train.load_checkpoint` / `tf.train.list_variables`.
   history.json         per-epoch training scalars; summaries/ the same for TensorBoard
   metrics.json         final metrics, written last: its presence marks a finished run
-A weight vector is the model's trainable weights, each flattened, concatenated in the
-model's `trainable_weights` order (kernels and biases of every layer), float32.
+Runs written before (legacy) hold checkpoints/init.npz and epoch_NNN.npz (all model
+weights; for a variational run its deterministic twin's and the kernels' std) and
+normalizer.npz; they are read the same way.
+
+The weights of a checkpoint are read as the run's deterministic network's
+`model.weights` (a variational run: its twin holding the posterior means); a weight
+vector is its trainable weights, each flattened, concatenated in `trainable_weights`
+order (kernels and biases of every layer), float32.
 """
 
+import functools
 import hashlib
+import json
 import os
 import re
 
@@ -27,50 +38,82 @@ from uncertainty.errors import UserError
 # Config fields that say where things are, not what the run is; they may change on resume.
 LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
                    "strategy", "tpu")
+# Config fields the dataset determines (recorded so a checkpoint can be read alone).
+DERIVED_FIELDS = ("input_shape", "num_classes")
 CONFIG, METRICS, HISTORY, NORMALIZER = "config.json", "metrics.json", "history.json", \
     "normalizer.npz"
+CHECKPOINT_NAME = "ckpt"  # checkpoints/ckpt-<epoch>
 
 
-def checkpoint_path(run_dir: str, epoch: int) -> str:
-    name = "init.npz" if epoch == 0 else f"epoch_{epoch:03d}.npz"
-    return os.path.join(run_dir, "checkpoints", name)
+def checkpoints_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, "checkpoints")
 
 
-def state_dir(run_dir: str) -> str:
-    return os.path.join(run_dir, "checkpoints", "state")
+def checkpoint_prefix(run_dir: str, epoch: int) -> str:
+    """The `tf.train.Checkpoint` of `epoch` (0 = initialisation)."""
+    return os.path.join(checkpoints_dir(run_dir), f"{CHECKPOINT_NAME}-{epoch}")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """A checkpoint's name in caches and logs: init, epoch_001, ..."""
+    return "init" if epoch == 0 else f"epoch_{epoch:03d}"
+
+
+def is_legacy(run_dir: str) -> bool:
+    """Whether the run was written with .npz weight files (before tf.train checkpoints)."""
+    return files.exists(_legacy_path(run_dir, 0))
+
+
+def _legacy_path(run_dir: str, epoch: int) -> str:
+    return os.path.join(checkpoints_dir(run_dir), f"{checkpoint_name(epoch)}.npz")
 
 
 def epochs(run_dir: str) -> list[int]:
-    """The epochs (1-based) that have a weights checkpoint, ascending."""
-    paths = files.glob(os.path.join(run_dir, "checkpoints", "epoch_*.npz"))
-    return sorted(int(re.search(r"epoch_(\d+)\.npz$", p).group(1)) for p in paths)
+    """The epochs (1-based) that have a checkpoint, ascending."""
+    if is_legacy(run_dir):
+        paths = files.glob(os.path.join(checkpoints_dir(run_dir), "epoch_*.npz"))
+        return sorted(int(re.search(r"epoch_(\d+)\.npz$", p).group(1)) for p in paths)
+    paths = files.glob(os.path.join(checkpoints_dir(run_dir), f"{CHECKPOINT_NAME}-*.index"))
+    found = (int(re.search(rf"{CHECKPOINT_NAME}-(\d+)\.index$", p).group(1)) for p in paths)
+    return sorted(epoch for epoch in found if epoch > 0)
+
+
+def _check_epoch(run_dir: str, epoch: int | None) -> int:
+    """`epoch` (the last if None) if the run has its checkpoint; else a UserError."""
+    available = epochs(run_dir)
+    if epoch is None:
+        if not available:
+            raise UserError(f"{run_dir} has no epoch checkpoints; train it with "
+                            f"baselines/train.py first")
+        return available[-1]
+    if epoch not in available and not (epoch == 0 and _has_init(run_dir)):
+        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
+                        f"{available}")
+    return epoch
+
+
+def _has_init(run_dir: str) -> bool:
+    return is_legacy(run_dir) or files.exists(checkpoint_prefix(run_dir, 0) + ".index")
 
 
 def checkpoint_digest(run_dir: str, epoch: int) -> str:
-    """SHA-1 of the checkpoint file of `epoch`: the identity of its weights."""
-    path = checkpoint_path(run_dir, epoch)
-    if not files.exists(path):
-        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
-                        f"{epochs(run_dir)}")
-    return hashlib.sha1(files.read_bytes(path)).hexdigest()
+    """SHA-1 of the files of the checkpoint of `epoch`: the identity of its weights."""
+    epoch = _check_epoch(run_dir, epoch)
+    if is_legacy(run_dir):
+        return hashlib.sha1(files.read_bytes(_legacy_path(run_dir, epoch))).hexdigest()
+    digest = hashlib.sha1()
+    for path in files.glob(checkpoint_prefix(run_dir, epoch) + ".*"):
+        digest.update(files.read_bytes(path))
+    return digest.hexdigest()
 
 
-def save_weights(model, run_dir: str, epoch: int) -> None:
-    """Writes all of `model`'s weights (trainable ones marked) for `epoch`, atomically;
-    a variational model as its deterministic twin's (`variational.twin_weights`)."""
-    from uncertainty.models import variational  # TFP: imported only when writing
-
-    if variational.is_variational(model):
-        weights = variational.twin_weights(model)
-    else:
-        trainable = {id(w) for w in model.trainable_weights}
-        weights = [(w.name, w.numpy(), None, id(w) in trainable) for w in model.weights]
-    arrays = {f"w{i:03d}": value for i, (_, value, _, _) in enumerate(weights)}
-    stds = {f"std{i:03d}": std for i, (_, _, std, _) in enumerate(weights)
-            if std is not None}
-    files.write_npz(checkpoint_path(run_dir, epoch),
-                    names=np.array([name for name, _, _, _ in weights]),
-                    trainable=np.array([t for _, _, _, t in weights]), **arrays, **stds)
+def model_shape(run_dir: str) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of the run's model."""
+    config = read_config(run_dir)
+    if "input_shape" in config:
+        return tuple(config["input_shape"]), config["num_classes"]
+    arrays, _, _ = _read_legacy(run_dir, 0)  # legacy: the normaliser's and logits' shapes
+    return arrays[0].shape, arrays[-1].shape[-1]
 
 
 def load_arrays(run_dir: str, epoch: int | None = None,
@@ -81,30 +124,69 @@ def load_arrays(run_dir: str, epoch: int | None = None,
     return [a for a, t in zip(arrays, trainable) if t or not trainable_only]
 
 
-def _existing_checkpoint(run_dir: str, epoch: int | None) -> str:
-    """The checkpoint file of `epoch` (the last if None); a UserError if missing."""
-    if epoch is None:
-        available = epochs(run_dir)
-        if not available:
-            raise UserError(f"{run_dir} has no epoch checkpoints; train it with "
-                            f"baselines/train.py first")
-        epoch = available[-1]
-    path = checkpoint_path(run_dir, epoch)
-    if not files.exists(path):
-        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
-                        f"{epochs(run_dir)}")
-    return path
-
-
 def _read_checkpoint(run_dir: str, epoch: int | None
-                     ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+                     ) -> tuple[list[np.ndarray], list[bool], list[np.ndarray | None]]:
     """All weight arrays of `epoch` (the last if None), which are trainable, and each
-    one's posterior std (None where the checkpoint has none)."""
-    with files.read_npz(_existing_checkpoint(run_dir, epoch)) as data:
+    one's posterior std (None where there is none)."""
+    epoch = _check_epoch(run_dir, epoch)
+    if is_legacy(run_dir):
+        return _read_legacy(run_dir, epoch)
+    from uncertainty.models import variational  # TFP: imported only when reading
+
+    model = restore(run_dir, epoch)
+    if variational.is_variational(model):
+        weights = variational.twin_weights(model)
+    else:
+        trainable = {id(w) for w in model.trainable_weights}
+        weights = [(w.name, w.numpy(), None, id(w) in trainable) for w in model.weights]
+    return ([value for _, value, _, _ in weights], [t for _, _, _, t in weights],
+            [std for _, _, std, _ in weights])
+
+
+def restore(run_dir: str, epoch: int | None = None):
+    """The run's model (a variational run's variational model) holding the weights of
+    the checkpoint of `epoch` (the last if None). The model object is shared by the
+    runs of one architecture: each call restores into it."""
+    epoch = _check_epoch(run_dir, epoch)
+    if is_legacy(run_dir):
+        raise UserError(f"{run_dir} holds .npz checkpoints of an older version; read its "
+                        f"weights with trajectory.load_arrays")
+    config = read_config(run_dir)
+    model = _reader(json.dumps({k: config.get(k) for k in (
+        "model", "method", "prior_stddev", "posterior_init_stddev", "seed",
+        *DERIVED_FIELDS)}, sort_keys=True))
+    tf.train.Checkpoint(model=model).read(checkpoint_prefix(run_dir, epoch)).expect_partial()
+    return model
+
+
+@functools.lru_cache(maxsize=8)
+def _reader(architecture: str):
+    """A model to restore checkpoints of runs of one `architecture` (JSON of the
+    config fields that shape the model) into."""
+    from uncertainty import models
+
+    spec = json.loads(architecture)
+    layers = None
+    if spec["method"] == "variational":
+        layers = models.Variational(spec["prior_stddev"], spec["posterior_init_stddev"],
+                                    num_train_examples=1, seed=spec["seed"])
+    return models.build(spec["model"], spec["input_shape"], spec["num_classes"],
+                        variational=layers)
+
+
+def _read_legacy(run_dir: str, epoch: int
+                 ) -> tuple[list[np.ndarray], list[bool], list[np.ndarray | None]]:
+    """A legacy .npz checkpoint, with the normaliser's (shift, scale) first, where the
+    model now holds them (its `normalizer` layer)."""
+    with files.read_npz(_legacy_path(run_dir, epoch)) as data:
         count = len(data["names"])
-        return ([data[f"w{i:03d}"] for i in range(count)], data["trainable"],
-                [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
-                 for i in range(count)])
+        arrays = [data[f"w{i:03d}"] for i in range(count)]
+        stds = [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
+                for i in range(count)]
+        trainable = [bool(t) for t in data["trainable"]]
+    with files.read_npz(os.path.join(run_dir, NORMALIZER)) as saved:
+        shift, scale = saved["shift"], saved["scale"]
+    return [shift, scale, *arrays], [False, False, *trainable], [None, None, *stds]
 
 
 def load_posterior(run_dir: str, epoch: int | None = None
@@ -150,9 +232,10 @@ def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
 
 
 def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (shift, scale) the run's inputs were normalised with."""
-    with files.read_npz(os.path.join(run_dir, NORMALIZER)) as saved:
-        return saved["shift"], saved["scale"]
+    """The (shift, scale) the run's inputs are normalised with (its model's first
+    weights, the `normalizer` layer's)."""
+    shift, scale = load_arrays(run_dir, 0)[:2]
+    return shift, scale
 
 
 def read_config(run_dir: str) -> dict:
@@ -176,7 +259,8 @@ def identity(run_dir: str) -> str:
     """A digest of what the run is (its config without locations): the same for a run
     moved to another folder, different for runs of other seeds or settings. Random
     streams that concern a run derive from it (`seeding`)."""
-    config = {k: v for k, v in read_config(run_dir).items() if k not in LOCATION_FIELDS}
+    config = {k: v for k, v in read_config(run_dir).items()
+              if k not in LOCATION_FIELDS + DERIVED_FIELDS}
     return files.digest(config)
 
 

@@ -126,10 +126,12 @@ class Dataset:
         return (total / self.num_examples("train")).astype(np.float32), scale
 
     def train_pipeline(self, global_batch: int, steps: int, seed: int, epoch: int,
-                       normalizer, with_replacement: bool = True, augment: bool = False,
+                       normalizer=None, with_replacement: bool = True, augment: bool = False,
                        input_context: tf.distribute.InputContext | None = None
                        ) -> tf.data.Dataset:
-        """One epoch of `steps` training batches of (inputs, labels).
+        """One epoch of `steps` training batches of (inputs, labels), inputs as float32
+        raw values, or (raw - shift) / scale with `normalizer` (models carry their own:
+        `models.layers.Normalizer`).
 
         With replacement (the paper's CNN recipe) each batch is drawn uniformly from the
         whole training split; without, the epoch is a fresh permutation. Everything
@@ -148,7 +150,7 @@ class Dataset:
             draws["flip"] = rng.integers(0, 2, size=(steps, global_batch)).astype(bool)
         per_replica, draws = _shard(draws, input_context)
         read = self._reader("train")
-        shift, scale = normalizer
+        shift, scale = normalizer or (0.0, 1.0)
 
         def load(d):
             x, y = read(d["index"])
@@ -162,10 +164,11 @@ class Dataset:
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
 
-    def eval_pipeline(self, split: str, global_batch: int, normalizer,
+    def eval_pipeline(self, split: str, global_batch: int, normalizer=None,
                       input_context: tf.distribute.InputContext | None = None
                       ) -> tf.data.Dataset:
-        """Every example of `split` once as (inputs, labels, mask); padding has mask 0."""
+        """Every example of `split` once as (inputs, labels, mask); padding has mask 0.
+        Inputs as in `train_pipeline`."""
         n = self.num_examples(split)
         padded = math.ceil(n / global_batch) * global_batch
         position = np.arange(padded).reshape(-1, global_batch)
@@ -173,7 +176,7 @@ class Dataset:
                                      "mask": (position < n).astype(np.float32)},
                                     input_context)
         read = self._reader(split)
-        shift, scale = normalizer
+        shift, scale = normalizer or (0.0, 1.0)
 
         def load(d):
             x, y = read(d["index"])

@@ -8,6 +8,7 @@ import tf_keras as keras
 
 from uncertainty.errors import UserError
 from uncertainty.models.cnn import cnn1d, medium_cnn, small_cnn
+from uncertainty.models.layers import Normalizer
 from uncertainty.models.resnet import resnet20_v1
 from uncertainty.models.variational import Variational
 
@@ -59,6 +60,14 @@ def build(name: str, input_shape: Sequence[int], num_classes: int,
     if variational is not None:
         kwargs["layers"] = variational
     return _MODELS[name].builder(input_shape, num_classes, **kwargs)
+
+
+def num_parameters(model: keras.Model) -> int:
+    """The network's parameter count as papers give it: every weight (batch-norm
+    statistics included, as Keras counts) except the input normaliser's."""
+    normalizer = sum(w.shape.num_elements() for layer in model.submodules
+                     if isinstance(layer, Normalizer) for w in layer.weights)
+    return model.count_params() - normalizer
 
 
 def has_dropout(name: str) -> bool:

@@ -10,21 +10,21 @@ from typing import Sequence
 import tf_keras as keras
 
 from uncertainty import seeding
-from uncertainty.models.layers import Deterministic, Dropout, glorot_bias
+from uncertainty.models.layers import Deterministic, Dropout, Normalizer, glorot_bias
 
 
 def conv_net(input_shape: Sequence[int], num_classes: int, channels: Sequence[int],
              kernel_size: int = 3, dropout_rate: float = 0.1, l2: float = 0.0,
              seed: int = 0, name: str = "cnn", layers=Deterministic(),
-             mc_dropout: bool = False) -> keras.Model:
+             mc_dropout: bool = False, normalizer=None) -> keras.Model:
     """Stack of conv blocks; 2-D for (H, W, C) inputs, 1-D for (L, C) inputs. `layers`
     makes the conv and dense layers (`models.layers`); `mc_dropout` keeps dropout on at
-    inference."""
+    inference; `normalizer` (shift, scale) is the input preprocessing (`Normalizer`)."""
     rank = len(input_shape) - 1
     pool = {1: keras.layers.MaxPool1D, 2: keras.layers.MaxPool2D}[rank]
 
     inputs = keras.Input(tuple(input_shape))
-    x = inputs
+    x = Normalizer(*(normalizer or (None, None)), name="normalizer")(inputs)
     for i, units in enumerate(channels):
         x = layers.conv(rank, units, kernel_size, name=f"conv{i}",
                         bias_initializer=glorot_bias(units), l2=l2)(x)

@@ -8,7 +8,35 @@ architecture and its variational twin, layer for layer under the same names.
 import dataclasses
 import math
 
+import numpy as np
+import tensorflow as tf
 import tf_keras as keras
+
+
+class Normalizer(keras.layers.Layer):
+    """The run's input preprocessing inside the model: (raw - shift) / scale in float32.
+
+    `shift` and `scale` (`Dataset.normalizer`) are non-trainable weights, so a
+    checkpoint or an exported model takes raw inputs (pixels 0..255, signals) and
+    carries its own preprocessing; left None they start at 0 and 1 (to be restored).
+    """
+
+    def __init__(self, shift: np.ndarray | None = None, scale: np.ndarray | None = None,
+                 **kwargs):
+        super().__init__(dtype="float32", **kwargs)  # full precision under mixed policies
+        self._values = (shift, scale)
+
+    def build(self, input_shape):
+        shift, scale = self._values
+        self.shift = self.add_weight(
+            "shift", tuple(input_shape[1:]), trainable=False,
+            initializer="zeros" if shift is None else keras.initializers.Constant(shift))
+        self.scale = self.add_weight(
+            "scale", tuple(input_shape[1:]), trainable=False,
+            initializer="ones" if scale is None else keras.initializers.Constant(scale))
+
+    def call(self, inputs):
+        return (tf.cast(inputs, tf.float32) - self.shift) / self.scale
 
 
 class Dropout(keras.layers.Dropout):

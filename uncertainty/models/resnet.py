@@ -9,7 +9,7 @@ from typing import Sequence
 
 import tf_keras as keras
 
-from uncertainty.models.layers import Deterministic
+from uncertainty.models.layers import Deterministic, Normalizer
 
 
 def _conv_bn(x, filters: int, kernel_size: int = 3, strides: int = 1,
@@ -25,15 +25,17 @@ def _conv_bn(x, filters: int, kernel_size: int = 3, strides: int = 1,
 
 
 def resnet_v1(input_shape: Sequence[int], num_classes: int, depth: int = 20,
-              l2: float = 1e-4, name: str = "resnet_v1", layers=Deterministic()
-              ) -> keras.Model:
+              l2: float = 1e-4, name: str = "resnet_v1", layers=Deterministic(),
+              normalizer=None) -> keras.Model:
     """ResNet v1 of `depth` = 6n + 2 layers: three stages of n blocks, 16/32/64 filters;
-    `layers` makes the conv and dense layers (`models.layers`)."""
+    `layers` makes the conv and dense layers (`models.layers`); `normalizer` (shift,
+    scale) is the input preprocessing (`Normalizer`)."""
     if (depth - 2) % 6:
         raise ValueError(f"ResNet v1 depth must be 6n + 2, got {depth}")
     blocks = (depth - 2) // 6
     inputs = keras.Input(tuple(input_shape))
-    x = _conv_bn(inputs, 16, l2=l2, name="stem_", layers=layers)
+    x = Normalizer(*(normalizer or (None, None)), name="normalizer")(inputs)
+    x = _conv_bn(x, 16, l2=l2, name="stem_", layers=layers)
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
             prefix = f"stage{stage}_block{block}_"
@@ -54,9 +56,9 @@ def resnet_v1(input_shape: Sequence[int], num_classes: int, depth: int = 20,
 
 
 def resnet20_v1(input_shape, num_classes, l2: float = 1e-4, dropout_rate: float = 0.0,
-                seed: int = 0, layers=Deterministic(), mc_dropout: bool = False
-                ) -> keras.Model:
+                seed: int = 0, layers=Deterministic(), mc_dropout: bool = False,
+                normalizer=None) -> keras.Model:
     """ResNet20v1 (n = 3), ~0.27M parameters. It has no dropout (`models.check` refuses
     a rate and MC dropout); `seed` is unused (initialisation follows the global seed)."""
     return resnet_v1(input_shape, num_classes, depth=20, l2=l2, name="resnet20_v1",
-                     layers=layers)
+                     layers=layers, normalizer=normalizer)
