@@ -41,11 +41,7 @@ flags.DEFINE_integer("max_ensemble_size", None, "Largest ensemble (default: the 
 flags.DEFINE_integer("max_subsets", shift.Options.max_subsets,
                      "Subsets per ensemble size; distinct random "
                      "ones (from --seed) when there are more.")
-flags.DEFINE_list("corruptions", ["all"], "Corruption types of the dataset's corrupted "
-                  "test sets: all, a list, or none (clean test set only).")
-flags.DEFINE_list("intensities", [str(i) for i in shift.Options.intensities],
-                  "Corruption intensities "
-                  "(the clean test set is intensity 0 and always included).")
+cli.define_shift_flags()
 cli.define_batchnorm_flag()
 flags.DEFINE_bool("compare_published", False, "Print and write a table of these numbers "
                   "next to the published ones (published.txt, in ensemble.json).")
@@ -62,17 +58,7 @@ def options() -> shift.Options:
         value = getattr(FLAGS, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be positive, got {value}")
-    try:
-        intensities = tuple(sorted({int(i) for i in FLAGS.intensities}))
-    except ValueError:
-        intensities = ()
-    if not intensities or not set(intensities) <= {1, 2, 3, 4, 5}:
-        raise UserError(f"--intensities are integers 1..5, got "
-                        f"{','.join(FLAGS.intensities)}")
-    kinds = FLAGS.corruptions
-    if not kinds or len(kinds) > 1 and {"all", "none"} & set(kinds):
-        raise UserError("--corruptions is all, none, or a list of corruption types")
-    corruptions = None if kinds == ["all"] else () if kinds == ["none"] else tuple(kinds)
+    corruptions, intensities = cli.shift_sets()
     methods = None if FLAGS["methods"].using_default_value else tuple(FLAGS.methods)
     return shift.Options(corruptions=corruptions, intensities=intensities, methods=methods,
                          max_ensemble_size=FLAGS.max_ensemble_size,

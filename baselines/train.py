@@ -9,15 +9,22 @@ command resumes from the last complete epoch; a finished run only reports its me
 --method=variational trains the model's variational twin (mean-field Gaussian weights,
 Flipout; uncertainty/models/variational.py) on NLL + KL / N with the KL term annealed,
 and reports its posterior predictive (test/accuracy, ...) and posterior mean
-(test/posterior_mean/accuracy, ...); its checkpoints hold the posterior means as the
-deterministic model's weights, so every analysis takes the run.
+(test/posterior_mean/accuracy, ...); every analysis reads its checkpoints as the
+deterministic model holding the posterior means.
+
+--eval_only evaluates an existing run's checkpoints (--eval_epochs, default the last)
+on its clean, corrupted and out-of-distribution test sets and writes eval.json:
+
+  python baselines/train.py --eval_only --output_dir=runs/small_cnn/seed0 \
+      --corruptions=all --eval_epochs=1,10
 """
 
 import json
+import os
 
 from absl import flags
 
-from uncertainty import UserError, cli, datasets, models, recipes
+from uncertainty import UserError, cli, datasets, evaluation, files, models, recipes, trajectory
 from uncertainty.datasets import PREPROCESSING
 from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
 
@@ -51,6 +58,13 @@ flags.DEFINE_float("posterior_init_stddev", None, "Variational: the posterior st
 flags.DEFINE_integer("kl_annealing_epochs", None, "Variational: epochs over which the KL "
                      "term's weight rises linearly to 1 (recipe: 80% of the epochs).")
 cli.define_posterior_samples_flag()
+flags.DEFINE_bool("eval_only", False, "Train nothing: evaluate the run in --output_dir "
+                  "on its clean and corrupted test sets (--corruptions, --intensities) "
+                  "and its out-of-distribution set, and write eval.json there.")
+flags.DEFINE_list("eval_epochs", None, "--eval_only: the epochs whose checkpoints to "
+                  "evaluate (default: the last; 0 = initialisation).")
+cli.define_shift_flags()
+cli.define_analysis_flags(split=False)
 FLAGS = flags.FLAGS
 
 
@@ -102,9 +116,31 @@ def resolve_config() -> TrainConfig:
     return config
 
 
+def evaluate_only() -> None:
+    """--eval_only: score the checkpoints of the run in --output_dir."""
+    run_dir = FLAGS.output_dir
+    if not run_dir:
+        raise UserError("--output_dir is required: the run directory to evaluate")
+    config = trajectory.read_config(run_dir)
+    try:
+        epochs = [int(e) for e in FLAGS.eval_epochs or []]
+    except ValueError:
+        raise UserError(f"--eval_epochs are integers, got {','.join(FLAGS.eval_epochs)}")
+    corruptions, intensities = cli.shift_sets()
+    results = evaluation.evaluate(
+        run_dir, lambda name: cli.load_dataset(name, config["validation_examples"]),
+        epochs, corruptions, intensities, batch_size=FLAGS.prediction_batch_size,
+        strategy=cli.strategy())
+    report = {trajectory.checkpoint_name(epoch): scores for epoch, scores in results.items()}
+    files.write_json(os.path.join(run_dir, "eval.json"), report)
+    print(json.dumps(report, indent=2, sort_keys=True))
+
+
 def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
+    if FLAGS.eval_only:
+        return evaluate_only()
     config = resolve_config()
     datasets.check(FLAGS.dataset)
     strategy = cli.strategy()

@@ -90,6 +90,31 @@ def define_analysis_flags(split: bool = True) -> None:
     _once(flags.DEFINE_integer, "prediction_batch_size", 500, "Batch size for predictions.")
 
 
+def define_shift_flags() -> None:
+    """--corruptions and --intensities: the corrupted test sets to evaluate."""
+    _once(flags.DEFINE_list, "corruptions", ["all"], "Corruption types of the dataset's "
+          "corrupted test sets: all, a list, or none (clean test set only).")
+    _once(flags.DEFINE_list, "intensities", ["1", "2", "3", "4", "5"],
+          "Corruption intensities (the clean test set is intensity 0 and always "
+          "included).")
+
+
+def shift_sets() -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
+    """(corruptions: None for all, () for none; intensities) from the shift flags."""
+    try:
+        intensities = tuple(sorted({int(i) for i in FLAGS.intensities}))
+    except ValueError:
+        intensities = ()
+    if not intensities or not set(intensities) <= {1, 2, 3, 4, 5}:
+        raise UserError(f"--intensities are integers 1..5, got "
+                        f"{','.join(FLAGS.intensities)}")
+    kinds = FLAGS.corruptions
+    if not kinds or len(kinds) > 1 and {"all", "none"} & set(kinds):
+        raise UserError("--corruptions is all, none, or a list of corruption types")
+    return (None if kinds == ["all"] else () if kinds == ["none"] else tuple(kinds),
+            intensities)
+
+
 def define_batchnorm_flag() -> None:
     _once(flags.DEFINE_bool, "reestimate_bn", True,
           "Re-estimate the batch-norm statistics of every function analysed (base, "

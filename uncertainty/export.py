@@ -6,8 +6,10 @@ feeds the dataset's raw values (pixels 0..255, signals) and needs nothing from t
 project to use it:
 
     model = tf.saved_model.load(path)
-    logits = model.serve(raw_inputs)   # or model.signatures["serving_default"]
+    logits = model.serve(raw_inputs)["logits"]  # or model.signatures["serving_default"]
 """
+
+import os
 
 import tensorflow as tf
 
@@ -19,10 +21,12 @@ def export(run_dir: str, path: str, epoch: int | None = None) -> dict:
     `run_dir` as a SavedModel at `path`; returns what was exported."""
     config = trajectory.read_config(run_dir)
     input_shape, num_classes = trajectory.model_shape(run_dir)
-    epoch = trajectory.epochs(run_dir)[-1] if epoch is None else epoch
+    if epoch is None:
+        epoch = trajectory.epochs(run_dir)[-1]
+    weights = trajectory.load_arrays(run_dir, epoch)  # a clear error for a missing epoch
     model = models.build(config["model"], input_shape, num_classes,
                          dropout_rate=config.get("dropout_rate", 0.0))
-    model.set_weights(trajectory.load_arrays(run_dir, epoch))
+    model.set_weights(weights)
 
     module = tf.Module()
     module.model = model
@@ -36,5 +40,5 @@ def export(run_dir: str, path: str, epoch: int | None = None) -> dict:
     tf.saved_model.save(module, path, signatures={"serving_default": serve})
     exported = {"run_dir": run_dir, "epoch": epoch, "path": path, "model": config["model"],
                 "input_shape": list(input_shape), "num_classes": num_classes}
-    files.write_json(f"{path.rstrip('/')}/export.json", exported)
+    files.write_json(os.path.join(path, "export.json"), exported)
     return exported

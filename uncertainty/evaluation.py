@@ -1,0 +1,80 @@
+"""Scores of a trained run's checkpoints on its clean, corrupted and out-of-distribution
+test sets, without training (`train.py --eval_only`).
+
+Names follow uncertainty-baselines (and `shift`): test/accuracy,
+test/negative_log_likelihood, test/ece, test/brier on the clean test set;
+test/<m>_<type>_<intensity> per corrupted set and the corrupted means
+test/<m>_mean_corrupted(_all); and, on the paired out-of-distribution set (CIFAR ->
+SVHN), ood/auroc of the maximum softmax probability with the in-distribution test
+examples as positives. Predictions go through the run's cache (`RunPredictions`).
+"""
+
+from typing import Callable
+
+import numpy as np
+from absl import logging
+
+from uncertainty import datasets, metrics, shift, trajectory
+from uncertainty.datasets import Dataset
+from uncertainty.errors import UserError
+from uncertainty.predictions import RunPredictions
+
+_SCORES = {"accuracy": metrics.accuracy, "nll": metrics.nll, "ece": metrics.ece,
+           "brier": metrics.brier}
+
+
+def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | None = None,
+             corruptions: tuple[str, ...] | None = (), intensities=(1, 2, 3, 4, 5),
+             ood: bool = True, batch_size: int = 500, strategy=None) -> dict:
+    """{epoch: scores} of the checkpoints of `epochs` (None: the last) of `run_dir`.
+
+    `load(name)` loads a dataset with the run's validation split; `corruptions`:
+    corruption types to evaluate (None: all, (): none); `ood`: also score the
+    out-of-distribution set paired with the run's dataset, if it has one."""
+    config = trajectory.read_config(run_dir)
+    available = trajectory.epochs(run_dir)
+    epochs = epochs or available[-1:]
+    missing = sorted(set(epochs) - set(available) - {0})
+    if missing:
+        raise UserError(f"{run_dir} has no checkpoints for epochs {missing}; it has "
+                        f"{available}")
+    clean = load(config["dataset"])
+    trajectory.check_source(run_dir, clean)
+    sets = shift.evaluation_sets(config["dataset"], corruptions, intensities) \
+        if corruptions != () else [(0, None, config["dataset"])]
+    shifted = {name: clean if intensity == 0 else load(name)
+               for intensity, _, name in sets}
+    outlier = datasets.OUT_OF_DISTRIBUTION.get(config["dataset"]) if ood else None
+    predictor = RunPredictions(run_dir, batch_size, strategy)
+    results = {}
+    for epoch in epochs:
+        logging.info("evaluating %s epoch %d on %d sets", run_dir, epoch, len(sets))
+        scores = {}
+        for intensity, kind, name in sets:
+            data = shifted[name]
+            logits = predictor.checkpoint(data, "test", epoch)
+            for metric, score in _SCORES.items():
+                scores[shift.metric_key(metric, kind, intensity)] = score(
+                    logits, data.labels("test"))
+        kinds = sorted({kind for _, kind, _ in sets if kind})
+        levels = sorted({intensity for intensity, _, _ in sets if intensity})
+        for metric in _SCORES:
+            scores.update(shift.aggregate_corrupted(scores, metric, kinds, levels))
+        if outlier:
+            inside = predictor.checkpoint(clean, "test", epoch)
+            outside = predictor.checkpoint(load(outlier), "test", epoch)
+            scores["ood/dataset"] = outlier
+            scores["ood/auroc"] = auroc_max_probability(inside, outside)
+        results[epoch] = scores
+    return results
+
+
+def auroc_max_probability(inside: np.ndarray, outside: np.ndarray) -> float:
+    """AUROC of the maximum softmax probability separating in-distribution (positive)
+    from out-of-distribution (negative) examples."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.concatenate([metrics.softmax(inside).max(-1),
+                             metrics.softmax(outside).max(-1)])
+    labels = np.concatenate([np.ones(len(inside)), np.zeros(len(outside))])
+    return float(roc_auc_score(labels, scores))
