@@ -38,8 +38,8 @@ def keras_logits(run_dir, epoch, data):
 
 def final_variables(run_dir):
     """The run's final trainable weights as TensorFlow's checkpoint reader sees them in
-    its training state (sorted by name: cosine does not depend on the order)."""
-    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints", "state"))
+    its last checkpoint (sorted by name: cosine does not depend on the order)."""
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))  # the latest
     names = sorted(n for n in reader.get_variable_to_shape_map()
                    if n.startswith("model/") and "/.OPTIMIZER_SLOT" not in n
                    and n.split("/")[2] in ("kernel", "bias"))
@@ -165,7 +165,8 @@ def test_incompatible_runs(runs, tmp_path, field, value):
 
 def test_missing_checkpoints_and_paths(runs, tmp_path):
     other = _copy_run(runs, tmp_path)
-    os.remove(other / "checkpoints" / "epoch_002.npz")
+    for part in (other / "checkpoints").glob("ckpt-2.*"):
+        os.remove(part)
     with flagsaver.flagsaver(runs=[os.path.join(runs, "seed1"), str(other)],
                              output_dir=str(tmp_path / "out")):
         with pytest.raises(UserError, match="missing checkpoints"):
