@@ -26,6 +26,7 @@ from absl import flags
 
 from uncertainty import UserError, cli, datasets, evaluation, files, models, recipes, trajectory
 from uncertainty.datasets import PREPROCESSING
+from uncertainty import training
 from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
 
 cli.define_data_flags()
@@ -49,6 +50,13 @@ flags.DEFINE_bool("sample_with_replacement", None,
 flags.DEFINE_integer("train_examples", None, "Use only the first N training examples (0=all).")
 flags.DEFINE_bool("deterministic", None,
                   "Deterministic ops: the same seed gives bit-identical weights.")
+flags.DEFINE_enum("dtype", None, list(recipes.DTYPES),
+                  "Precision policy: float32 (recipe), mixed_bfloat16 (TPU, recent CPUs) or "
+                  "mixed_float16 (GPU, with loss scaling); weights stay float32.")
+flags.DEFINE_integer("steps_per_loop", training.STEPS_PER_LOOP,
+                     "Training steps per host call, run on the device inside one "
+                     "tf.function (an execution setting: the weights do not depend on "
+                     "it, and it may change on resume).")
 flags.DEFINE_enum("method", None, list(recipes.METHODS),
                   "deterministic (default) or variational (TFP Flipout, mean-field).")
 flags.DEFINE_float("prior_stddev", None, "Variational: std of the N(0, s^2) weight prior "
@@ -109,6 +117,8 @@ def resolve_config() -> TrainConfig:
         (config.num_posterior_samples > 0, f"--num_posterior_samples must be positive, "
                                            f"got {config.num_posterior_samples}"),
         (FLAGS.output_dir, "--output_dir is required: the run directory to write"),
+        (FLAGS.steps_per_loop > 0, f"--steps_per_loop must be positive, got "
+                                   f"{FLAGS.steps_per_loop}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -146,7 +156,8 @@ def main(argv):
     strategy = cli.strategy()
     data = cli.load_dataset(FLAGS.dataset, config.validation_examples)
     locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
-    results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations)
+    results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
+                    steps_per_loop=FLAGS.steps_per_loop)
     print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))
 

@@ -101,11 +101,15 @@ def test_run_dir_with_other_flags_is_refused_untouched(small_run):
     (dict(output_dir=None), "--output_dir is required"),
     (dict(strategy="tpu"), "no TPU found"),
     (dict(model="resnet20_v1", dropout_rate=0.1), "resnet20_v1 has no dropout"),
+    (dict(dtype="mixed_bfloat16", method="variational"),
+     "--dtype=mixed_bfloat16 is for deterministic networks"),
+    (dict(steps_per_loop=0), "--steps_per_loop must be positive"),
 ])
 def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message):
     run_dir = tmp_path / "run"
-    values = {**SMALL, "output_dir": str(run_dir), "data_dir": str(tmp_path / "tfds"),
-              "train_epochs": 1, **overrides}
+    values = {**SMALL, "output_dir": str(run_dir), "train_epochs": 1, **overrides}
+    if "download" in overrides:  # an empty data directory
+        values["data_dir"] = str(tmp_path / "tfds")
     with flagsaver.flagsaver(**values):
         with pytest.raises(UserError, match=message):
             train_binary.main(["train.py"])
@@ -169,7 +173,9 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
     process.stderr.close()
     assert not trajectory.is_complete(killed) and trajectory.epochs(killed)[-1] < 4
 
-    assert run_binary("train", *args, f"--output_dir={killed}").returncode == 0
+    # resumed with another number of steps per host call: the same weights
+    assert run_binary("train", *args, f"--output_dir={killed}",
+                      "--steps_per_loop=7").returncode == 0
     assert trajectory.epochs(killed) == [1, 2, 3, 4]
     for epoch in (0, 1, 2, 3, 4):
         np.testing.assert_array_equal(trajectory.load_weights(straight, epoch),
@@ -179,3 +185,43 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
                                           trajectory.load_posterior(killed, epoch)[1])
     assert (files.read_json(os.path.join(straight, "metrics.json"))["test/accuracy"] ==
             files.read_json(os.path.join(killed, "metrics.json"))["test/accuracy"])
+
+
+def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
+    from uncertainty.training import TrainConfig, train
+
+    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 5, train_epochs=2, deterministic=True)
+    for steps_per_loop in (1, 4, 1000):  # 27 steps an epoch: loops of 1, 4 + 3, all
+        train(config, mnist1d, str(tmp_path / str(steps_per_loop)),
+              steps_per_loop=steps_per_loop)
+    for epoch in (1, 2):
+        for steps_per_loop in (4, 1000):
+            np.testing.assert_array_equal(
+                trajectory.load_weights(str(tmp_path / "1"), epoch),
+                trajectory.load_weights(str(tmp_path / str(steps_per_loop)), epoch))
+    history = [files.read_json(str(tmp_path / n / "history.json")) for n in ("1", "4")]
+    assert history[0][-1]["train/loss"] == pytest.approx(history[1][-1]["train/loss"],
+                                                         rel=1e-12)
+
+
+def test_mixed_bfloat16_trains_on_cpu_and_its_checkpoints_load_in_float32(tmp_path,
+                                                                          mnist1d):
+    from uncertainty.training import TrainConfig, train
+
+    run_dir = str(tmp_path / "bf16")
+    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3,
+                                     dtype="mixed_bfloat16")
+    results = train(config, mnist1d, run_dir)
+    losses = [h["train/loss"] for h in files.read_json(os.path.join(run_dir,
+                                                                    "history.json"))]
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+    assert results["test/accuracy"] > 0.5  # chance is 0.1
+    assert trajectory.read_config(run_dir)["dtype"] == "mixed_bfloat16"
+    trained = trajectory.restore(run_dir)
+    assert all(w.dtype == tf.float32 for w in trained.weights)
+    # a float32 model holding the bf16 run's weights agrees on most examples
+    model = models.build("cnn1d", (40, 1), 10)
+    model.set_weights(trajectory.load_arrays(run_dir))
+    logits = model.predict(mnist1d.read("test")[0], verbose=0)
+    assert np.mean(logits.argmax(1) == mnist1d.labels("test")) == pytest.approx(
+        results["test/accuracy"], abs=0.03)

@@ -18,11 +18,13 @@ posterior draws for the posterior predictive the run reports (`num_posterior_sam
 # split), the notebook's halving period, SGD's momentum, the whole training split, and
 # the variational settings (used by --method=variational only).
 COMMON = dict(validation_examples=500, lr_halving_epochs=10, momentum=0.9,
-              train_examples=0, deterministic=False, method="deterministic",
+              train_examples=0, deterministic=False, dtype="float32", method="deterministic",
               prior_stddev=0.1, posterior_init_stddev=1e-3, num_posterior_samples=10,
               kl_annealing_epochs=None)  # None: KL_ANNEALING_FRACTION of the epochs
 KL_ANNEALING_FRACTION = 0.8
 METHODS = ("deterministic", "variational")
+# Keras precision policies: variables stay float32, mixed ones compute in 16 bits.
+DTYPES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Config fields that only variational runs use (and record).
 VARIATIONAL_FIELDS = ("prior_stddev", "posterior_init_stddev", "kl_annealing_epochs",
                       "num_posterior_samples")

@@ -36,6 +36,8 @@ from uncertainty.errors import UserError
 
 # Config fields that say where things are, not what the run is; they may change on resume.
 LOCATION_FIELDS = trajectory.LOCATION_FIELDS
+# Training steps per host call (`fit`); measured below in benchmarks/train_vs_fit.py.
+STEPS_PER_LOOP = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,7 @@ class TrainConfig:
     momentum: float  # for sgd
     train_examples: int  # 0 = the whole training split
     deterministic: bool
+    dtype: str  # Keras precision policy (recipes.DTYPES)
     method: str  # deterministic, or variational: the fields below are its settings
     prior_stddev: float
     posterior_init_stddev: float
@@ -69,11 +72,14 @@ class TrainConfig:
 
     def record(self) -> dict:
         """The fields that define the run, for config.json: a deterministic run's
-        omit the variational settings (so runs made before they existed still match)."""
+        omit the variational settings, a float32 run its dtype (so runs made before
+        they existed still match, with the same identity)."""
         fields = dataclasses.asdict(self)
         if self.method == "deterministic":
             for name in ("method",) + recipes.VARIATIONAL_FIELDS:
                 del fields[name]
+        if self.dtype == "float32":
+            del fields["dtype"]
         return fields
 
     @classmethod
@@ -106,6 +112,9 @@ def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
     if config.batch_size > data.num_examples("train"):
         raise UserError(f"--batch_size {config.batch_size} exceeds the "
                         f"{data.num_examples('train')} training examples; lower it")
+    if config.method == "variational" and config.dtype != "float32":
+        raise UserError(f"--dtype={config.dtype} is for deterministic networks; train "
+                        f"--method=variational in float32")
     if config.batch_size % replicas:
         raise UserError(f"--batch_size {config.batch_size} must be divisible by the "
                         f"{replicas} replicas")
@@ -120,8 +129,8 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9
 
 
 def train(config: TrainConfig, data: Dataset, run_dir: str,
-          strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None
-          ) -> dict:
+          strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None,
+          steps_per_loop: int = STEPS_PER_LOOP) -> dict:
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
@@ -157,13 +166,16 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     with strategy.scope():
         model = models.build(config.model, data.input_shape, data.num_classes,
                              variational=layers, dropout_rate=config.dropout_rate,
-                             l2=config.l2, seed=config.seed, normalizer=normalizer)
+                             l2=config.l2, seed=config.seed, normalizer=normalizer,
+                             dtype=config.dtype)
         # what the metrics evaluate: the model, or a variational model's posterior mean
         point = model if layers is None else models.build(
             config.model, data.input_shape, data.num_classes,
             dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed,
             normalizer=normalizer)
         optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
+        if config.dtype == "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
@@ -181,7 +193,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         if not latest:
             manager.save(checkpoint_number=0)  # the initialisation, "epoch 0"
         _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
-                      strategy, chief)
+                      strategy, chief, steps_per_loop)
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
@@ -205,7 +217,7 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
 
 
 def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir, strategy,
-                  chief) -> None:
+                  chief, steps_per_loop) -> None:
     """The epochs not done yet; each ends with its history and checkpoint saved."""
     start = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
@@ -243,13 +255,15 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         logging.info("epoch %d/%d  %s", epoch + 1, config.train_epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
 
-    fit(config, model, optimizer, batches, steps, strategy, start, end_of_epoch)
+    fit(config, model, optimizer, batches, steps, strategy, start, end_of_epoch,
+        steps_per_loop)
 
 
 def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Optimizer,
         batches: Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset],
         steps: int, strategy: tf.distribute.Strategy | None = None, start: int = 0,
-        end_of_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+        end_of_epoch: Callable[[int, dict], None] | None = None,
+        steps_per_loop: int = STEPS_PER_LOOP) -> list[dict]:
     """The one loop: epochs `start` .. `config.train_epochs` - 1 (0-based) of `steps`
     steps each, minimising the cross-entropy of `model`'s logits (plus `model.losses`)
     over `model.trainable_variables` with `optimizer`, at the learning rate of
@@ -259,6 +273,10 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     min(1, step / (`config.kl_annealing_epochs` x `steps`)) (linear annealing, step
     1-based, as uncertainty-baselines).
 
+    The steps run on the device `steps_per_loop` at a time, inside one `tf.function`
+    (the host is called once per loop: what a TPU needs), with the loss and accuracy
+    summed there; the weights are the same for any `steps_per_loop`.
+
     `batches(epoch, input_context)` gives an epoch's per-replica pipeline of
     (inputs, labels), with `config.batch_size` examples per global batch; `inputs` is
     whatever `model` takes. After every epoch `end_of_epoch(epoch, scalars)` may add to
@@ -267,7 +285,7 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     """
     strategy = strategy or tf.distribute.get_strategy()
     annealing_steps = config.kl_annealing_epochs * steps if is_variational(model) else 0
-    train_step = _make_train_step(model, optimizer, strategy, config.batch_size,
+    train_loop = _make_train_loop(model, optimizer, strategy, config.batch_size,
                                   annealing_steps)
     examples = steps * config.batch_size
     history = []
@@ -278,52 +296,72 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
         iterator = iter(strategy.distribute_datasets_from_function(
             lambda ctx, e=epoch: batches(e, ctx)))
         began = time.time()
-        sums = np.sum([[float(v) for v in train_step(next(iterator))]
-                       for _ in range(steps)], axis=0)
+        sums, done = np.zeros(3), 0
+        while done < steps:
+            n = min(steps_per_loop, steps - done)
+            sums += [float(v) for v in train_loop(iterator, tf.constant(n))]
+            done += n
         scalars = {"epoch": epoch + 1, "learning_rate": lr,
                    "epoch_seconds": time.time() - began,
                    "train/loss": sums[0] / examples,
                    "train/running_accuracy": sums[1] / examples,
                    "train/regularization_loss": sums[2] / steps}
+        if not np.isfinite(scalars["train/loss"]):
+            raise UserError(f"the training loss became {scalars['train/loss']} in epoch "
+                            f"{epoch + 1}; lower --learning_rate (the last good checkpoint "
+                            f"is kept)")
         if end_of_epoch is not None:
             end_of_epoch(epoch, scalars)
         history.append(scalars)
     return history
 
 
-def _make_train_step(model, optimizer, strategy, global_batch: int,
+def _make_train_loop(model, optimizer, strategy, global_batch: int,
                      annealing_steps: int = 0):
-    """A tf.function running one distributed step on a batch (inputs, labels);
-    returns (sum of the examples' cross-entropies, number correct, the regularisation
-    term). With `annealing_steps` the regularisation (KL) term is annealed."""
+    """A tf.function running `n` distributed steps on batches (inputs, labels) from a
+    distributed iterator; returns the sums over them of the examples'
+    cross-entropies, the number correct, and the regularisation term (float64). With
+    `annealing_steps` the regularisation (KL) term is annealed; under a mixed-float16
+    policy the loss is scaled (`keras.mixed_precision.LossScaleOptimizer`)."""
+    scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
     def step(inputs, labels):
         with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
+            logits = tf.cast(model(inputs, training=True), tf.float32)
             per_example = keras.losses.sparse_categorical_crossentropy(
                 labels, logits, from_logits=True)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             regularization = tf.constant(0.0)
             if model.losses:
-                regularization = tf.add_n(model.losses)
+                regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses])
                 if annealing_steps:
                     regularization *= tf.minimum(1.0, tf.cast(
                         optimizer.iterations + 1, tf.float32) / annealing_steps)
                 loss += tf.nn.scale_regularization_loss(regularization)
+            if scaled:
+                loss = optimizer.get_scaled_loss(loss)
         grads = tape.gradient(loss, model.trainable_variables)
+        if scaled:
+            grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.equal(tf.argmax(logits, -1, output_type=labels.dtype), labels)
         return (tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
                 regularization)
 
-    @tf.function
-    def train_step(batch):
+    def reduced(batch):
         loss, correct, regularization = strategy.run(step, args=batch)
-        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.MEAN, regularization, axis=None))
+        return [tf.cast(strategy.reduce(op, value, axis=None), tf.float64) for op, value in
+                ((tf.distribute.ReduceOp.SUM, loss), (tf.distribute.ReduceOp.SUM, correct),
+                 (tf.distribute.ReduceOp.MEAN, regularization))]
 
-    return train_step
+    @tf.function
+    def train_loop(iterator, n):
+        sums = reduced(next(iterator))
+        for _ in tf.range(n - 1):
+            sums = [a + b for a, b in zip(sums, reduced(next(iterator)))]
+        return sums
+
+    return train_loop
 
 
 def _point_estimate(model, point):

@@ -53,13 +53,21 @@ def check(name: str, input_shape: Sequence[int] | None = None,
 
 
 def build(name: str, input_shape: Sequence[int], num_classes: int,
-          variational: Variational | None = None, **kwargs) -> keras.Model:
+          variational: Variational | None = None, dtype: str = "float32",
+          **kwargs) -> keras.Model:
     """Builds the named architecture, or with `variational` its variational twin; it
-    returns logits. `mc_dropout=True` keeps its dropout on at inference."""
+    returns logits. `mc_dropout=True` keeps its dropout on at inference. `dtype` is a
+    Keras precision policy: under mixed_bfloat16 / mixed_float16 the layers compute in
+    16 bits and keep float32 variables (so checkpoints load into a float32 model)."""
     check(name, input_shape, variational=variational is not None)
     if variational is not None:
         kwargs["layers"] = variational
-    return _MODELS[name].builder(input_shape, num_classes, **kwargs)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(dtype)  # restored below: not left global
+    try:
+        return _MODELS[name].builder(input_shape, num_classes, **kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def num_parameters(model: keras.Model) -> int:
