@@ -198,3 +198,28 @@ def test_training_batches_read_only_their_own_examples(fashion):
     raw = fashion_mnist.read_idx(os.path.join(fashion_mnist.DEFAULT_DIR,
                                               fashion_mnist.FILES["train"][0]))
     np.testing.assert_array_equal(np.stack([x for x, _ in batches])[..., 0], raw[drawn])
+
+
+@pytest.mark.parametrize("budget,reads", [(1 << 30, 1), (100, 2)])
+def test_an_evaluation_split_is_cached_by_tf_data_only_within_the_budget(
+        mnist1d, monkeypatch, budget, reads):
+    from uncertainty.datasets import base
+
+    source, keys = mnist1d.sources["test"], []
+
+    class Counting:
+        def __len__(self):
+            return len(source)
+
+        def __getitems__(self, indices):
+            keys.extend(indices)
+            return source.__getitems__(indices)
+
+    monkeypatch.setattr(base, "EVAL_CACHE_BYTES", budget)
+    data = dataclasses.replace(mnist1d, sources={**mnist1d.sources, "test": Counting()},
+                               _labels={}, _pipelines={})
+    first, second = (_collect(data.eval_pipeline("test", 300)) for _ in range(2))
+    assert len(keys) == reads * 1200  # 1,000 examples padded to 4 batches of 300
+    for a, b in zip(first, second):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)

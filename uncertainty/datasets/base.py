@@ -23,6 +23,7 @@ from uncertainty.errors import UserError
 
 PREPROCESSING = ("raw", "unit", "pixel_mean")
 _READ_BATCH = 1024  # examples per read when a whole split is scanned (labels, means)
+EVAL_CACHE_BYTES = 1 << 30  # evaluation splits up to this size are cached by tf.data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Dataset:
     train_examples: int = 0  # the training split cut to its first N (0 = not cut)
     keys: tuple[str, str] = ("image", "label")  # the TFDS features: inputs, label
     _labels: dict = dataclasses.field(default_factory=dict, repr=False)
+    _pipelines: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -102,7 +104,7 @@ class Dataset:
         cut = {"train_examples": n} if split == "train" else {}
         return dataclasses.replace(
             self, splits={**self.splits, split: dataclasses.replace(
-                part, stop=part.start + n)}, _labels={}, **cut)
+                part, stop=part.start + n)}, _labels={}, _pipelines={}, **cut)
 
     def normalizer(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) so that a model sees (raw - shift) / scale.
@@ -168,7 +170,22 @@ class Dataset:
                       input_context: tf.distribute.InputContext | None = None
                       ) -> tf.data.Dataset:
         """Every example of `split` once as (inputs, labels, mask); padding has mask 0.
-        Inputs as in `train_pipeline`."""
+        Inputs as in `train_pipeline`.
+
+        An evaluation split (not "train") of at most EVAL_CACHE_BYTES is read once and
+        then kept by `tf.data`'s cache, in this same pipeline (the analyses predict
+        many functions on one split); a larger one is streamed every time."""
+        if normalizer is not None:
+            return self._eval_pipeline(split, global_batch, normalizer, input_context)
+        key = (split, global_batch, None if input_context is None else (
+            input_context.input_pipeline_id, input_context.num_input_pipelines,
+            input_context.num_replicas_in_sync))
+        if key not in self._pipelines:
+            self._pipelines[key] = self._eval_pipeline(split, global_batch, normalizer,
+                                                       input_context)
+        return self._pipelines[key]
+
+    def _eval_pipeline(self, split, global_batch, normalizer, input_context):
         n = self.num_examples(split)
         padded = math.ceil(n / global_batch) * global_batch
         position = np.arange(padded).reshape(-1, global_batch)
@@ -177,14 +194,16 @@ class Dataset:
                                     input_context)
         read = self._reader(split)
         shift, scale = normalizer or (0.0, 1.0)
-
-        def load(d):
-            x, y = read(d["index"])
-            return (tf.cast(x, tf.float32) - shift) / scale, y, d["mask"]
-
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(lambda d: (*read(d["index"]), d["mask"]),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        feature = self.builder.info.features[self.keys[0]]
+        size = n * int(np.prod(feature.shape)) * np.dtype(feature.np_dtype).itemsize
+        if split != "train" and normalizer is None and size <= EVAL_CACHE_BYTES:
+            ds = ds.cache()  # raw values: a uint8 image costs 1 byte a pixel
+        return ds.map(lambda x, y, mask: ((tf.cast(x, tf.float32) - shift) / scale, y, mask),
+                      num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
 
     def _reader(self, split: str):
