@@ -177,8 +177,8 @@ def test_augmentation_is_a_padded_shift_or_its_mirror(fashion):
 
 
 def test_training_batches_read_only_their_own_examples(fashion):
-    """Streaming: an epoch's batches read exactly the drawn examples from the TFDS data
-    source (never the whole split), and they are the IDX files' examples."""
+    """Streaming (no cache): an epoch's batches read exactly the drawn examples from the
+    TFDS data source (never the whole split), and they are the IDX files' examples."""
     source, reads = fashion.sources["train"], []
 
     class Counting:
@@ -190,7 +190,7 @@ def test_training_batches_read_only_their_own_examples(fashion):
             return source.__getitems__(keys)
 
     data = dataclasses.replace(fashion, sources={**fashion.sources, "train": Counting()},
-                               _labels={})
+                               cache_bytes=0, _labels={}, _cache={})
     batches = _collect(data.train_pipeline(16, 3, seed=4, epoch=1,
                                            normalizer=data.normalizer("raw")))
     drawn = np.random.default_rng([4, 1]).integers(0, 59500, size=(3, 16))
@@ -200,11 +200,11 @@ def test_training_batches_read_only_their_own_examples(fashion):
     np.testing.assert_array_equal(np.stack([x for x, _ in batches])[..., 0], raw[drawn])
 
 
-@pytest.mark.parametrize("budget,reads", [(1 << 30, 1), (100, 2)])
-def test_an_evaluation_split_is_cached_by_tf_data_only_within_the_budget(
-        mnist1d, monkeypatch, budget, reads):
-    from uncertainty.datasets import base
-
+@pytest.mark.parametrize("budget,reads", [(1 << 30, 1000), (0, 2 * 1200)])
+def test_a_split_within_the_cache_budget_is_read_once(mnist1d, budget, reads):
+    """Within `cache_bytes` a split is read once through the data source, then gathered
+    from host memory; with 0 every pass streams it again (1,000 examples padded to 4
+    evaluation batches of 300)."""
     source, keys = mnist1d.sources["test"], []
 
     class Counting:
@@ -215,11 +215,10 @@ def test_an_evaluation_split_is_cached_by_tf_data_only_within_the_budget(
             keys.extend(indices)
             return source.__getitems__(indices)
 
-    monkeypatch.setattr(base, "EVAL_CACHE_BYTES", budget)
     data = dataclasses.replace(mnist1d, sources={**mnist1d.sources, "test": Counting()},
-                               _labels={}, _pipelines={})
+                               cache_bytes=budget, _labels={}, _cache={})
     first, second = (_collect(data.eval_pipeline("test", 300)) for _ in range(2))
-    assert len(keys) == reads * 1200  # 1,000 examples padded to 4 batches of 300
+    assert len(keys) == reads
     for a, b in zip(first, second):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)

@@ -71,6 +71,10 @@ def define_data_flags(dataset: bool = True) -> None:
           "Folder with Fashion-MNIST IDX files (default: the Debian package's "
           "/usr/share/datasets/fashion-mnist).")
     _once(flags.DEFINE_bool, "download", True, "Let TFDS download data that is not prepared.")
+    _once(flags.DEFINE_integer, "cache_data_mb", 1024,
+          "Splits whose raw inputs take at most this many MB are read once into host "
+          "memory (through the same TFDS reader) and gathered from there; larger ones "
+          "stream from disk at every pass; 0 streams everything.")
 
 
 def define_output_flags() -> None:
@@ -156,9 +160,12 @@ def define_strategy_flags() -> None:
 
 def load_dataset(name: str, validation_examples: int) -> datasets.Dataset:
     """The dataset `name` with the data-location flags."""
+    if FLAGS.cache_data_mb < 0:
+        raise UserError(f"--cache_data_mb must be >= 0, got {FLAGS.cache_data_mb}")
     return datasets.load(name, validation_examples=validation_examples,
                          data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                         fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download)
+                         fashion_mnist_dir=FLAGS.fashion_mnist_dir, download=FLAGS.download,
+                         cache_bytes=FLAGS.cache_data_mb << 20)
 
 
 def load_run_data(shared: dict) -> datasets.Dataset:

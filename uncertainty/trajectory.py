@@ -38,7 +38,7 @@ from uncertainty.errors import UserError
 # Config fields that say where things are, not what the run is; they may change on resume.
 # (and how it runs: steps per host call)
 LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
-                   "strategy", "tpu", "steps_per_loop")
+                   "strategy", "tpu", "steps_per_loop", "cache_data_mb")
 # Config fields the dataset determines (recorded so a checkpoint can be read alone).
 DERIVED_FIELDS = ("input_shape", "num_classes")
 CONFIG, METRICS, HISTORY, NORMALIZER = "config.json", "metrics.json", "history.json", \

@@ -19,7 +19,8 @@ import tensorflow_datasets as tfds
 from array_record.python import array_record_data_source  # noqa: F401
 
 from uncertainty.datasets import builders, corrupted, fashion_mnist, tfds_loader
-from uncertainty.datasets.base import PREPROCESSING, Dataset, Split, split_validation
+from uncertainty.datasets.base import (CACHE_BYTES, PREPROCESSING, Dataset, Split,
+                                       split_validation)
 from uncertainty.errors import UserError
 
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
@@ -97,12 +98,20 @@ def check(name: str) -> None:
 
 def load(name: str, validation_examples: int = 500, data_dir: str | None = None,
          manual_dir: str | None = None, fashion_mnist_dir: str | None = None,
-         download: bool = True) -> Dataset:
+         download: bool = True, cache_bytes: int = CACHE_BYTES) -> Dataset:
     """Loads a dataset; the last `validation_examples` training examples validate (for
     TFDS data, the last of TFDS's train split, as the authors' notebook takes them).
 
-    `data_dir`, `manual_dir` and `download` go to TFDS (see `tfds_loader`).
+    `data_dir`, `manual_dir` and `download` go to TFDS (see `tfds_loader`); splits up to
+    `cache_bytes` are kept in host memory once read (`Dataset.cache_bytes`).
     """
+    data = _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir,
+                 download)
+    data.cache_bytes = cache_bytes
+    return data
+
+
+def _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir, download):
     options = {"data_dir": data_dir, "manual_dir": manual_dir, "download": download}
     check(name)
     family, _, config = name.partition("/")

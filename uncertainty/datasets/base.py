@@ -3,8 +3,10 @@ evaluates on.
 
 A `Dataset` names a prepared TFDS builder (ArrayRecord files) and, per split, the range
 of a TFDS split it covers. Its pipelines read examples by index through TFDS's
-random-access data source, batch by batch, so no split is ever held in memory (an
-ImageNet run needs no more host RAM than a Fashion-MNIST one):
+random-access data source, batch by batch, so a split larger than `cache_bytes` is
+never held in memory (an ImageNet run needs no more host RAM than a small one); a
+split within it is read once through the same reader into host memory and gathered
+from there (small data then train as fast as from numpy arrays):
 - training: one epoch of index batches drawn from (seed, epoch) alone, so an epoch's
   data are the same whether or not the run was interrupted before it (the input
   position is the epoch: nothing to checkpoint);
@@ -23,7 +25,7 @@ from uncertainty.errors import UserError
 
 PREPROCESSING = ("raw", "unit", "pixel_mean")
 _READ_BATCH = 1024  # examples per read when a whole split is scanned (labels, means)
-EVAL_CACHE_BYTES = 1 << 30  # evaluation splits up to this size are cached by tf.data
+CACHE_BYTES = 1 << 30  # default `Dataset.cache_bytes`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +55,12 @@ class Dataset:
     validation_examples: int = 0  # how many of the training examples validate
     train_examples: int = 0  # the training split cut to its first N (0 = not cut)
     keys: tuple[str, str] = ("image", "label")  # the TFDS features: inputs, label
+    # A split whose raw inputs take at most this many bytes is read once (through the
+    # same reader) into host memory and gathered from there; larger ones stream from
+    # the data source at every pass; 0 streams everything.
+    cache_bytes: int = CACHE_BYTES
     _labels: dict = dataclasses.field(default_factory=dict, repr=False)
-    _pipelines: dict = dataclasses.field(default_factory=dict, repr=False)
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -104,7 +110,7 @@ class Dataset:
         cut = {"train_examples": n} if split == "train" else {}
         return dataclasses.replace(
             self, splits={**self.splits, split: dataclasses.replace(
-                part, stop=part.start + n)}, _labels={}, _pipelines={}, **cut)
+                part, stop=part.start + n)}, _labels={}, _cache={}, **cut)
 
     def normalizer(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) so that a model sees (raw - shift) / scale.
@@ -170,22 +176,7 @@ class Dataset:
                       input_context: tf.distribute.InputContext | None = None
                       ) -> tf.data.Dataset:
         """Every example of `split` once as (inputs, labels, mask); padding has mask 0.
-        Inputs as in `train_pipeline`.
-
-        An evaluation split (not "train") of at most EVAL_CACHE_BYTES is read once and
-        then kept by `tf.data`'s cache, in this same pipeline (the analyses predict
-        many functions on one split); a larger one is streamed every time."""
-        if normalizer is not None:
-            return self._eval_pipeline(split, global_batch, normalizer, input_context)
-        key = (split, global_batch, None if input_context is None else (
-            input_context.input_pipeline_id, input_context.num_input_pipelines,
-            input_context.num_replicas_in_sync))
-        if key not in self._pipelines:
-            self._pipelines[key] = self._eval_pipeline(split, global_batch, normalizer,
-                                                       input_context)
-        return self._pipelines[key]
-
-    def _eval_pipeline(self, split, global_batch, normalizer, input_context):
+        Inputs as in `train_pipeline`."""
         n = self.num_examples(split)
         padded = math.ceil(n / global_batch) * global_batch
         position = np.arange(padded).reshape(-1, global_batch)
@@ -194,23 +185,41 @@ class Dataset:
                                     input_context)
         read = self._reader(split)
         shift, scale = normalizer or (0.0, 1.0)
+
+        def load(d):
+            x, y = read(d["index"])
+            return (tf.cast(x, tf.float32) - shift) / scale, y, d["mask"]
+
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
-        ds = ds.map(lambda d: (*read(d["index"]), d["mask"]),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        feature = self.builder.info.features[self.keys[0]]
-        size = n * int(np.prod(feature.shape)) * np.dtype(feature.np_dtype).itemsize
-        if split != "train" and normalizer is None and size <= EVAL_CACHE_BYTES:
-            ds = ds.cache()  # raw values: a uint8 image costs 1 byte a pixel
-        return ds.map(lambda x, y, mask: ((tf.cast(x, tf.float32) - shift) / scale, y, mask),
-                      num_parallel_calls=tf.data.AUTOTUNE,
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+    def cached_bytes(self, split: str) -> int:
+        """The host memory `split` takes when cached: its raw inputs' size (a uint8
+        pixel is a byte)."""
+        feature = self.builder.info.features[self.keys[0]]
+        return (self.num_examples(split) * int(np.prod(feature.shape)) *
+                np.dtype(feature.np_dtype).itemsize)
 
     def _reader(self, split: str):
         """A function from indices [k] into `split` to its examples (inputs, int32
-        labels) as tensors, for tf.data: the examples are read by index, as a batch,
-        through the TFDS data source (decoded by TFDS)."""
+        labels) as tensors, for tf.data: gathered from the host cache when the split
+        fits `cache_bytes` (filled once by `_stream`), else `_stream`ed."""
         self._check_split(split)
+        if self.cached_bytes(split) > self.cache_bytes:
+            return self._stream(split)
+        if split not in self._cache:
+            batches = list(self._scan(split, read=self._stream(split)))
+            with tf.device("/cpu:0"):
+                self._cache[split] = tuple(tf.constant(np.concatenate(parts)) for parts in
+                                           zip(*batches))
+        x, y = self._cache[split]
+        return lambda indices: (tf.gather(x, indices), tf.gather(y, indices))
+
+    def _stream(self, split: str):
+        """`_reader` from disk: the examples are read by index, as a batch, through the
+        TFDS data source (decoded by TFDS)."""
         part = self.splits[split]
         records = self.sources[part.tfds_split]
         inputs, label = self.keys
@@ -230,10 +239,11 @@ class Dataset:
 
         return read
 
-    def _scan(self, split: str, stop: int | None = None):
-        """(inputs, labels) numpy batches of the first `stop` examples of `split`."""
+    def _scan(self, split: str, stop: int | None = None, read=None):
+        """(inputs, labels) numpy batches of the first `stop` examples of `split`,
+        through `read` (default `_reader`)."""
         n = self.num_examples(split) if stop is None else stop
-        read = self._reader(split)
+        read = read or self._reader(split)
         batches = tf.data.Dataset.range(n).batch(_READ_BATCH).map(
             read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         for x, y in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
