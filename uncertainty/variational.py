@@ -1,8 +1,9 @@
 """A variational run's posterior as functions the analyses use like any other.
 
-A run trained with `--method=variational` stores, per epoch, its deterministic twin's
-weights set to the posterior means, and the posterior standard deviations beside them
-(`trajectory`). `posterior(run_dir, epoch)` returns both as flat vectors in the twin's
+A run trained with `--method=variational` checkpoints its variational model every
+epoch; `trajectory` reads a checkpoint as the deterministic twin's weights set to the
+posterior means, with the posterior standard deviations beside them.
+`posterior(run_dir, epoch)` returns both as flat vectors in the twin's
 `trajectory.load_weights` order; a draw of weights, mean + std * eps, is a weight
 vector of the twin, evaluated by the predictions path (and cached by the analyses)
 like a subspace sample: `subspace` method "variational", whose records make the
