@@ -219,9 +219,8 @@ def test_mixed_bfloat16_trains_on_cpu_and_its_checkpoints_load_in_float32(tmp_pa
     assert trajectory.read_config(run_dir)["dtype"] == "mixed_bfloat16"
     trained = trajectory.restore(run_dir)
     assert all(w.dtype == tf.float32 for w in trained.weights)
-    # a float32 model holding the bf16 run's weights agrees on most examples
+    # its metrics are the float32 network's holding its weights, as analyses see it
     model = models.build("cnn1d", (40, 1), 10)
     model.set_weights(trajectory.load_arrays(run_dir))
     logits = model.predict(mnist1d.read("test")[0], verbose=0)
-    assert np.mean(logits.argmax(1) == mnist1d.labels("test")) == pytest.approx(
-        results["test/accuracy"], abs=0.03)
+    assert np.mean(logits.argmax(1) == mnist1d.labels("test")) == results["test/accuracy"]

@@ -168,8 +168,10 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                              variational=layers, dropout_rate=config.dropout_rate,
                              l2=config.l2, seed=config.seed, normalizer=normalizer,
                              dtype=config.dtype)
-        # what the metrics evaluate: the model, or a variational model's posterior mean
-        point = model if layers is None else models.build(
+        # what the metrics evaluate, as every analysis reads the checkpoints: the model,
+        # or a float32 copy of a mixed-precision model, or a variational model's
+        # posterior mean
+        point = model if layers is None and config.dtype == "float32" else models.build(
             config.model, data.input_shape, data.num_classes,
             dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed,
             normalizer=normalizer)
@@ -240,7 +242,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         if "validation" in data.splits:
             scores = _evaluate(_point_estimate(model, point), data, "validation", config,
                                strategy)
-            scalars.update(scores if point is model else _as_posterior_mean(scores))
+            scalars.update(_as_posterior_mean(scores) if is_variational(model) else scores)
         # + validation and checkpoint
         scalars["epoch_total_seconds"] = scalars["epoch_seconds"] + time.time() - began
         history.append(scalars)
@@ -365,10 +367,12 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
 
 
 def _point_estimate(model, point):
-    """The network a run's metrics evaluate: the model itself, or for a variational
-    model its deterministic twin `point` holding the posterior means."""
+    """The network a run's metrics evaluate: the model itself, or its float32 copy
+    `point` (a mixed-precision model's weights; a variational model's deterministic
+    twin holding the posterior means)."""
     if point is not model:
-        point.set_weights([value for _, value, _, _ in twin_weights(model)])
+        point.set_weights([value for _, value, _, _ in twin_weights(model)]
+                          if is_variational(model) else model.get_weights())
     return point
 
 
