@@ -204,19 +204,19 @@ def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
                                                          rel=1e-12)
 
 
-def test_mixed_bfloat16_trains_on_cpu_and_its_checkpoints_load_in_float32(tmp_path,
-                                                                          mnist1d):
+@pytest.mark.parametrize("dtype", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_on_cpu_and_its_checkpoints_load_in_float32(
+        tmp_path, mnist1d, dtype):
     from uncertainty.training import TrainConfig, train
 
-    run_dir = str(tmp_path / "bf16")
-    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3,
-                                     dtype="mixed_bfloat16")
+    run_dir = str(tmp_path / dtype)
+    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3, dtype=dtype)
     results = train(config, mnist1d, run_dir)
     losses = [h["train/loss"] for h in files.read_json(os.path.join(run_dir,
                                                                     "history.json"))]
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
     assert results["test/accuracy"] > 0.5  # chance is 0.1
-    assert trajectory.read_config(run_dir)["dtype"] == "mixed_bfloat16"
+    assert trajectory.read_config(run_dir)["dtype"] == dtype
     trained = trajectory.restore(run_dir)
     assert all(w.dtype == tf.float32 for w in trained.weights)
     # its metrics are the float32 network's holding its weights, as analyses see it
