@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from conftest import mock_tfds
 from uncertainty import UserError, datasets

@@ -10,7 +10,6 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 from scipy.stats import entropy

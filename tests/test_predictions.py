@@ -2,7 +2,6 @@
 truncated or unreadable file is recomputed, never trusted."""
 
 import logging
-import os
 
 import numpy as np
 import tensorflow as tf

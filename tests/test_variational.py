@@ -115,7 +115,6 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
     np.testing.assert_allclose(start.std[start.std > 0], 1e-3, rtol=1e-3)
     np.testing.assert_array_equal(start.mean, trajectory.load_weights(run, 0))
     assert np.count_nonzero(posterior.std) == np.count_nonzero(start.std)
-    predictor = RunPredictions(run)
     twin = models.build("cnn1d", mnist1d.input_shape, 10)
     space, records = subspace.draw_model_samples(
         run, subspace.SamplerSpec("variational", 1.0), 3, variational.PREDICTIVE_SEED)
