@@ -221,3 +221,14 @@ def test_a_split_within_the_cache_budget_is_read_once(mnist1d, budget, reads):
     for a, b in zip(first, second):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+def test_mean_std_normalizer_is_imagenets_per_channel_statistics(fashion):
+    with mock_tfds(20):
+        cifar = datasets.load("cifar10", validation_examples=5)
+    shift, scale = cifar.normalizer("mean_std")
+    assert shift.shape == scale.shape == (32, 32, 3)
+    np.testing.assert_allclose(shift[7, 3], [123.675, 116.28, 103.53], rtol=1e-6)
+    np.testing.assert_allclose(scale[0, 0], [58.395, 57.12, 57.375], rtol=1e-6)
+    with pytest.raises(UserError, match="mean_std is for RGB images"):
+        fashion.normalizer("mean_std")

@@ -99,3 +99,28 @@ def test_runs_with_nearby_seeds_share_no_dropout_stream():
     assert not set(seeds[0]) & set(seeds[1])
     everything = [s for layer_seeds in seeds.values() for s in layer_seeds]
     assert len(set(everything)) == len(everything)
+
+
+def test_resnet50_v15_parameter_count():
+    """ResNet-50's published 25,557,032 trainable parameters (He et al.'s network as
+    torchvision counts it, 1,000 classes), and the same by hand."""
+    model = models.build("resnet50", (224, 224, 3), 1000)
+    trainable = sum(w.shape.num_elements() for w in model.trainable_weights)
+
+    def conv_bn(inputs, outputs, size):  # conv without bias, BN's gamma and beta
+        return size * size * inputs * outputs + 2 * outputs
+
+    by_hand, channels = conv_bn(3, 64, 7), 64
+    for stage, (width, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)]):
+        for block in range(blocks):
+            by_hand += (conv_bn(channels, width, 1) + conv_bn(width, width, 3) +
+                        conv_bn(width, 4 * width, 1))
+            if block == 0:
+                by_hand += conv_bn(channels, 4 * width, 1)  # projection shortcut
+            channels = 4 * width
+    by_hand += 2048 * 1000 + 1000
+    assert trainable == by_hand == 25_557_032
+    # v1.5: the stride of a down-sampling block is in its 3x3 conv, not its first 1x1
+    assert model.get_layer("stage1_block0_1_conv").strides == (1, 1)
+    assert model.get_layer("stage1_block0_2_conv").strides == (2, 2)
+    assert model.output_shape == (None, 1000)

@@ -61,3 +61,17 @@ def test_variational_recipe_changes_and_annealing_follow_the_epochs():
     # a deterministic run's config.json is what it was before variational runs existed
     assert not {"method", *recipes.VARIATIONAL_FIELDS} & set(deterministic.record())
     assert config.record()["method"] == "variational"
+
+
+def test_imagenet_schedule_warms_up_then_decays_at_scaled_epochs():
+    base = 0.4
+    assert [recipes.learning_rate("imagenet_step", base, e) for e in range(5)] == \
+        pytest.approx([0.08, 0.16, 0.24, 0.32, 0.4])
+    for epoch, rate in ((5, 0.4), (29, 0.4), (30, 0.04), (59, 0.04), (60, 0.004),
+                        (80, 4e-4), (89, 4e-4)):
+        assert recipes.learning_rate("imagenet_step", base, epoch) == pytest.approx(rate)
+    # 45 epochs: decays at 15, 30 and 40, as uncertainty-baselines scales them
+    assert recipes.learning_rate("imagenet_step", base, 15, train_epochs=45) == \
+        pytest.approx(0.04)
+    assert recipes.learning_rate("imagenet_step", base, 40, train_epochs=45) == \
+        pytest.approx(4e-4)

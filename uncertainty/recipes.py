@@ -44,6 +44,16 @@ _MODEL_RECIPES = {
                         lr_schedule="resnet_step", optimizer="adam", l2=1e-4,
                         dropout_rate=0.0, augment=True, preprocessing="pixel_mean",
                         sample_with_replacement=False),
+    # uncertainty-baselines' ImageNet ResNet-50 (baselines/imagenet/deterministic.py):
+    # 90 epochs, 128 images per accelerator, SGD with Nesterov momentum 0.9 at 0.1 per
+    # 256 images of global batch (here 8 accelerators: 1,024 and 0.4; scale both
+    # together), 5 warm-up epochs then x0.1 at 30, 60, 80, L2 1e-4 (there on kernels
+    # and biases), per-channel mean/std inputs, no label smoothing, each image once an
+    # epoch.
+    "resnet50": dict(train_epochs=90, batch_size=1024, learning_rate=0.4,
+                     lr_schedule="imagenet_step", optimizer="sgd_nesterov", l2=1e-4,
+                     dropout_rate=0.0, augment=True, preprocessing="mean_std",
+                     sample_with_replacement=False),
     # MNIST-1D: the CNN recipe of the paper, scaled to 3,500 training signals.
     "cnn1d": dict(train_epochs=30, batch_size=128, learning_rate=3e-3,
                   lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
@@ -51,8 +61,9 @@ _MODEL_RECIPES = {
 }
 RECIPES = {model: {**COMMON, **recipe} for model, recipe in _MODEL_RECIPES.items()}
 
-LR_SCHEDULES = ("halving", "resnet_step", "constant")
-OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("halving", "resnet_step", "imagenet_step", "constant")
+OPTIMIZERS = ("adam", "sgd", "sgd_nesterov")
+IMAGENET_WARMUP_EPOCHS = 5
 
 
 _METHOD_CHANGES = {"variational": dict(dropout_rate=0.0)}
@@ -74,13 +85,22 @@ def resolve(model: str, **overrides) -> dict:
     return resolved
 
 
-def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10) -> float:
+def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10,
+                  train_epochs: int = 90) -> float:
     """Learning rate of (0-based) `epoch`.
 
     halving: base / 2 ** (epoch // halving_epochs) (the notebook);
     resnet_step: the Keras example's x0.1 after epoch 80, x0.01 after 120, x0.001
-    after 160, x0.0005 after 180; constant: base.
+    after 160, x0.0005 after 180; imagenet_step: uncertainty-baselines' ImageNet
+    schedule, a linear warm-up over the first 5 epochs (here per epoch: base x
+    (epoch + 1) / 5; per step there) then x0.1 from epoch 30, x0.01 from 60, x0.001
+    from 80, those epochs scaled by `train_epochs` / 90 as there; constant: base.
     """
+    if schedule == "imagenet_step":
+        if epoch < IMAGENET_WARMUP_EPOCHS:
+            return base * (epoch + 1) / IMAGENET_WARMUP_EPOCHS
+        decays = [(train_epochs * start) // 90 for start in (30, 60, 80)]
+        return base * 0.1 ** sum(epoch >= start for start in decays)
     if schedule == "halving":
         return base * 0.5 ** (epoch // halving_epochs)
     if schedule == "resnet_step":

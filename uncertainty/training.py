@@ -122,10 +122,11 @@ def _check(config: TrainConfig, data: Dataset, replicas: int) -> None:
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9
                    ) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer: adam, or sgd with momentum."""
+    """The recipe's optimizer: adam, or sgd with (Nesterov) momentum."""
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
-    return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    return keras.optimizers.SGD(learning_rate, momentum=momentum,
+                                nesterov=name == "sgd_nesterov")
 
 
 def train(config: TrainConfig, data: Dataset, run_dir: str,
@@ -293,7 +294,7 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     history = []
     for epoch in range(start, config.train_epochs):
         lr = recipes.learning_rate(config.lr_schedule, config.learning_rate, epoch,
-                                   config.lr_halving_epochs)
+                                   config.lr_halving_epochs, config.train_epochs)
         optimizer.learning_rate.assign(lr)
         iterator = iter(strategy.distribute_datasets_from_function(
             lambda ctx, e=epoch: batches(e, ctx)))

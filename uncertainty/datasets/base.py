@@ -23,7 +23,9 @@ import tensorflow as tf
 
 from uncertainty.errors import UserError
 
-PREPROCESSING = ("raw", "unit", "pixel_mean")
+PREPROCESSING = ("raw", "unit", "pixel_mean", "mean_std")
+# ImageNet's per-channel RGB mean and standard deviation, for pixels in [0, 1].
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _READ_BATCH = 1024  # examples per read when a whole split is scanned (labels, means)
 CACHE_BYTES = 1 << 30  # default `Dataset.cache_bytes`
 
@@ -117,7 +119,9 @@ class Dataset:
 
         raw: the stored values (the notebook feeds CIFAR pixels as 0..255);
         unit: divided by the maximum raw value; pixel_mean: unit minus the training
-        split's per-pixel mean (the Keras CIFAR ResNet example), streamed over the split.
+        split's per-pixel mean (the Keras CIFAR ResNet example), streamed over the split;
+        mean_std: unit minus ImageNet's per-channel mean, divided by its standard
+        deviation (uncertainty-baselines' ImageNet input; RGB images only).
         """
         if mode not in PREPROCESSING:
             raise UserError(f"unknown preprocessing {mode!r}; choose one of "
@@ -128,6 +132,14 @@ class Dataset:
         scale = np.full(shape, self.max_value, np.float32)
         if mode == "unit":
             return np.zeros(shape, np.float32), scale
+        if mode == "mean_std":
+            if shape[-1] != 3:
+                raise UserError(f"--preprocessing=mean_std is for RGB images; {self.name} "
+                                f"has inputs of shape {shape}")
+            return (np.broadcast_to(np.multiply(IMAGENET_MEAN, self.max_value), shape)
+                    .astype(np.float32),
+                    np.broadcast_to(np.multiply(IMAGENET_STD, self.max_value), shape)
+                    .astype(np.float32))
         total = np.zeros(shape, np.float64)
         for x, _ in self._scan("train"):
             total += x.astype(np.float64).sum(axis=0)

@@ -10,6 +10,7 @@ from uncertainty.errors import UserError
 from uncertainty.models.cnn import cnn1d, medium_cnn, small_cnn
 from uncertainty.models.layers import Normalizer
 from uncertainty.models.resnet import resnet20_v1
+from uncertainty.models.resnet50 import resnet50
 from uncertainty.models.variational import Variational
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,7 @@ _MODELS = {
     "medium_cnn": _Spec(medium_cnn, 2, dropout=True, batchnorm=False),
     "resnet20_v1": _Spec(resnet20_v1, 2, dropout=False, batchnorm=True),
     "cnn1d": _Spec(cnn1d, 1, dropout=True, batchnorm=False),
+    "resnet50": _Spec(resnet50, 2, dropout=False, batchnorm=True, variational=False),
 }
 NAMES = tuple(_MODELS)
 
