@@ -40,3 +40,21 @@ def test_uncertainty_baselines_bayesian_rows_are_the_readme_s():
                                                      "ece": 0.181}
     assert rows["independent", "mean_corrupted"] == {"nll": 1.05, "accuracy": 0.761,
                                                      "ece": 0.153}
+
+
+def test_uncertainty_baselines_imagenet_rows_are_the_readme_s():
+    """baselines/imagenet/README.md, ResNet-50: ImageNet and ImageNet-C NLL / accuracy /
+    ECE of Deterministic, Ensemble (size=4) and Monte Carlo Dropout (size=10)."""
+    rows = {}
+    for e in published.entries(source="uncertainty_baselines_imagenet"):
+        assert (e["model"], e["dataset"]) == ("resnet50", "imagenet2012")
+        rows.setdefault((e["method"], e["ensemble_size"], e["intensity"]), {})[
+            e["metric"]] = e["value"]
+    assert rows == {
+        ("independent", 1, 0): {"nll": 0.939, "accuracy": 0.762, "ece": 0.032},
+        ("independent", 1, "mean_corrupted"): {"nll": 3.21, "accuracy": 0.405, "ece": 0.103},
+        ("independent", 4, 0): {"nll": 0.857, "accuracy": 0.779, "ece": 0.017},
+        ("independent", 4, "mean_corrupted"): {"nll": 2.82, "accuracy": 0.449, "ece": 0.047},
+        ("independent+mc_dropout", 1, 0): {"nll": 0.919, "accuracy": 0.766, "ece": 0.026},
+        ("independent+mc_dropout", 1, "mean_corrupted"): {"nll": 2.96, "accuracy": 0.424,
+                                                          "ece": 0.046}}
