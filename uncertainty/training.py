@@ -1,19 +1,20 @@
 """The one training loop: a run's trajectory, checkpointed every epoch, resumable.
 
 `fit(config, model, optimizer, batches, steps, ...)` is the loop itself (distributed
-steps, the recipe's learning-rate schedule, per-epoch scalars) for any Keras model that
-maps a batch's inputs to logits; the runs and the connectors between them
-(`uncertainty.connectors`) both train through it.
+steps, `steps_per_loop` of them per host call, the recipe's learning-rate schedule,
+per-epoch scalars) for any Keras model that maps a batch's inputs to logits; the runs
+and the connectors between them (`uncertainty.connectors`) both train through it.
 
 `train(config, data, run_dir, strategy)` trains one network from its seed and writes
 the run directory described in `uncertainty.trajectory`; with `config.method =
 "variational"` the network is the model's variational twin (`models.variational`),
 trained on NLL + KL / N with the KL term annealed, and the run reports its posterior
 predictive and its posterior mean. Re-running it on the same
-directory continues from the last complete epoch; with `config.deterministic` the
-result is bit-identical to an uninterrupted run (data order, dropout masks and
-augmentation are all functions of the seed and the epoch, and the dropout generator
-is part of the saved state).
+directory continues from the last complete epoch's `tf.train.Checkpoint`; with
+`config.deterministic` the result is bit-identical to an uninterrupted run (data
+order, dropout masks and augmentation are all functions of the seed and the epoch,
+and the dropout generator is part of the checkpoint). `config.dtype` builds the model
+under a Keras mixed-precision policy.
 """
 
 import contextlib
