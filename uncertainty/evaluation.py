@@ -14,14 +14,10 @@ from typing import Callable
 import numpy as np
 from absl import logging
 
-from uncertainty import datasets, metrics, shift, trajectory
+from uncertainty import datasets, ensemble, metrics, shift, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
-
-_SCORES = {"accuracy": metrics.accuracy, "nll": metrics.nll, "ece": metrics.ece,
-           "brier": metrics.brier}
-
 
 def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | None = None,
              corruptions: tuple[str, ...] | None = (), intensities=(1, 2, 3, 4, 5),
@@ -40,31 +36,31 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
                         f"{available}")
     clean = load(config["dataset"])
     trajectory.check_source(run_dir, clean)
-    sets = shift.evaluation_sets(config["dataset"], corruptions, intensities) \
-        if corruptions != () else [(0, None, config["dataset"])]
+    sets = shift.evaluation_sets(config["dataset"], corruptions, intensities)
     shifted = {name: clean if intensity == 0 else load(name)
                for intensity, _, name in sets}
     outlier = datasets.OUT_OF_DISTRIBUTION.get(config["dataset"]) if ood else None
+    outlier_data = load(outlier) if outlier else None
     predictor = RunPredictions(run_dir, batch_size, strategy)
     results = {}
     for epoch in epochs:
         logging.info("evaluating %s epoch %d on %d sets", run_dir, epoch, len(sets))
-        scores = {}
+        scores, logits = {}, {}
         for intensity, kind, name in sets:
             data = shifted[name]
-            logits = predictor.checkpoint(data, "test", epoch)
-            for metric, score in _SCORES.items():
+            logits[name] = predictor.checkpoint(data, "test", epoch)
+            for metric, score in ensemble.METRICS.items():
                 scores[shift.metric_key(metric, kind, intensity)] = score(
-                    logits, data.labels("test"))
+                    logits[name], data.labels("test"))
         kinds = sorted({kind for _, kind, _ in sets if kind})
         levels = sorted({intensity for intensity, _, _ in sets if intensity})
-        for metric in _SCORES:
+        for metric in ensemble.METRICS:
             scores.update(shift.aggregate_corrupted(scores, metric, kinds, levels))
         if outlier:
-            inside = predictor.checkpoint(clean, "test", epoch)
-            outside = predictor.checkpoint(load(outlier), "test", epoch)
+            outside = predictor.checkpoint(outlier_data, "test", epoch)
             scores["ood/dataset"] = outlier
-            scores["ood/auroc"] = auroc_max_probability(inside, outside)
+            scores["ood/auroc"] = auroc_max_probability(logits[config["dataset"]],
+                                                        outside)
         results[epoch] = scores
     return results
 

@@ -134,7 +134,7 @@ def _read_checkpoint(run_dir: str, epoch: int | None
         return _read_legacy(run_dir, epoch)
     from uncertainty.models import variational  # TFP: imported only when reading
 
-    model = restore(run_dir, epoch)
+    model = _restore(run_dir, epoch)
     if variational.is_variational(model):
         weights = variational.twin_weights(model)
     else:
@@ -152,6 +152,11 @@ def restore(run_dir: str, epoch: int | None = None):
     if is_legacy(run_dir):
         raise UserError(f"{run_dir} holds .npz checkpoints of an older version; read its "
                         f"weights with trajectory.load_arrays")
+    return _restore(run_dir, epoch)
+
+
+def _restore(run_dir: str, epoch: int):
+    """`restore` of an epoch already checked, in a run of tf.train checkpoints."""
     config = read_config(run_dir)
     model = _reader(json.dumps({k: config.get(k) for k in (
         "model", "method", "prior_stddev", "posterior_init_stddev", "seed",
