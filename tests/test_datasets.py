@@ -175,20 +175,26 @@ def test_augmentation_is_a_padded_shift_or_its_mirror(fashion):
     assert len(shifts) > 10  # offsets and flips vary per image
 
 
-def test_training_batches_read_only_their_own_examples(fashion):
-    """Streaming (no cache): an epoch's batches read exactly the drawn examples from the
-    TFDS data source (never the whole split), and they are the IDX files' examples."""
-    source, reads = fashion.sources["train"], []
+def _counting(source, reads: list):
+    """`source` (a TFDS data source) recording in `reads` every index it is asked for."""
 
     class Counting:
         def __len__(self):
             return len(source)
 
-        def __getitems__(self, keys):
-            reads.extend(keys)
-            return source.__getitems__(keys)
+        def __getitems__(self, indices):
+            reads.extend(indices)
+            return source.__getitems__(indices)
 
-    data = dataclasses.replace(fashion, sources={**fashion.sources, "train": Counting()},
+    return Counting()
+
+
+def test_training_batches_read_only_their_own_examples(fashion):
+    """Streaming (no cache): an epoch's batches read exactly the drawn examples from the
+    TFDS data source (never the whole split), and they are the IDX files' examples."""
+    reads = []
+    data = dataclasses.replace(fashion, sources={**fashion.sources, "train": _counting(
+        fashion.sources["train"], reads)},
                                cache_bytes=0, _labels={}, _cache={})
     batches = _collect(data.train_pipeline(16, 3, seed=4, epoch=1,
                                            normalizer=data.normalizer("raw")))
@@ -204,17 +210,9 @@ def test_a_split_within_the_cache_budget_is_read_once(mnist1d, budget, reads):
     """Within `cache_bytes` a split is read once through the data source, then gathered
     from host memory; with 0 every pass streams it again (1,000 examples padded to 4
     evaluation batches of 300)."""
-    source, keys = mnist1d.sources["test"], []
-
-    class Counting:
-        def __len__(self):
-            return len(source)
-
-        def __getitems__(self, indices):
-            keys.extend(indices)
-            return source.__getitems__(indices)
-
-    data = dataclasses.replace(mnist1d, sources={**mnist1d.sources, "test": Counting()},
+    keys = []
+    data = dataclasses.replace(mnist1d, sources={**mnist1d.sources, "test": _counting(
+        mnist1d.sources["test"], keys)},
                                cache_bytes=budget, _labels={}, _cache={})
     first, second = (_collect(data.eval_pipeline("test", 300)) for _ in range(2))
     assert len(keys) == reads
