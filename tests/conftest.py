@@ -54,6 +54,22 @@ def mock_tfds(num_examples: int):
     import tensorflow_datasets as tfds
     from tensorflow_datasets.testing import mocking
 
+    class Records:
+        """One split's fake records, fixed when its data source is made."""
+
+        def __init__(self, source):
+            self._length = len(source)
+            self._getitem, self._getitems = source.__getitem__, source.__getitems__
+
+        def __len__(self):
+            return self._length
+
+        def __getitem__(self, key):
+            return self._getitem(key)
+
+        def __getitems__(self, keys):
+            return self._getitems(keys)
+
     class DataSource(mocking.PickableDataSourceMock):
         # TFDS 4.9.10's mock stores __getitems__ on the instance, where Python does not
         # bind it (only __getitem__ works); bind it here.
@@ -61,6 +77,13 @@ def mock_tfds(num_examples: int):
             if name == "__getitems__":
                 value = functools.partial(value, self)
             super().__setattr__(name, value)
+
+        # Every data source it makes shares one instance, whose records the next
+        # dataset's replace (JPEG bytes become pixels); give each its own.
+        # (Its magic methods are mocks of this class too: leave their results alone.)
+        def __call__(self, *args, **kwargs):
+            made = super().__call__(*args, **kwargs)
+            return Records(made) if isinstance(made, DataSource) else made
 
     with tfds.testing.mock_data(num_examples=num_examples,
                                 mock_array_record_data_source=DataSource()):

@@ -40,10 +40,11 @@ from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
 
 # uncertainty-baselines' CIFAR-10-C types (Hendrycks & Dietterich's benchmark), TFDS names.
+# (TFDS names two of them differently in CIFAR-10-C and ImageNet-C: both are listed.)
 STANDARD_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "frosted_glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic",
-    "pixelate", "jpeg_compression")
+    "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness",
+    "contrast", "elastic", "elastic_transform", "pixelate", "jpeg_compression")
 METRICS = tuple(ensemble.METRICS) + ("js_divergence",)
 _CLEAN_NAMES = {"nll": "negative_log_likelihood"}  # UB's clean name where it differs
 FIGURE_SIZES = (1, 2, 5)

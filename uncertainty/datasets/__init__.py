@@ -1,13 +1,16 @@
 """Datasets by name: `load(name, ...)` returns a `Dataset` with its splits and metadata.
 
 Names: cifar10, cifar100, cifar10_corrupted/<type>_<severity> (TFDS, test split only),
-fashion_mnist, mnist1d, their locally generated corrupted test sets
+imagenet2012 (its validation split is our test split) and
+imagenet2012_corrupted/<type>_<severity> (TFDS, from the official archives in
+`manual_dir`), fashion_mnist, mnist1d, their locally generated corrupted test sets
 fashion_mnist_corrupted/<type>_<severity> and mnist1d_corrupted/<type>_<severity>, and
 svhn_cropped (test split, out-of-distribution data for CIFAR). Every one is a TFDS
 dataset prepared as ArrayRecord files under `data_dir` (TFDS's default:
 ~/tensorflow_datasets) and read by index (`Dataset`); the local ones are built by
-`builders` on first use. Image datasets keep raw uint8 pixels; models choose their
-preprocessing through `Dataset.normalizer`.
+`builders` on first use. Image datasets keep raw uint8 pixels (ImageNet's JPEG bytes,
+cropped to 224 x 224 as they are read); models choose their preprocessing through
+`Dataset.normalizer`. TFDS has no CIFAR-100-C, so cifar100 has no shifted sets.
 """
 
 import functools
@@ -24,16 +27,20 @@ from uncertainty.datasets.base import (CACHE_BYTES, PREPROCESSING, Dataset, Spli
 from uncertainty.errors import UserError
 
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
-         "fashion_mnist_corrupted/<type>_<severity>", "mnist1d",
+         "fashion_mnist_corrupted/<type>_<severity>", "imagenet2012",
+         "imagenet2012_corrupted/<type>_<severity>", "mnist1d",
          "mnist1d_corrupted/<type>_<severity>", "svhn_cropped")
 SEVERITIES = (1, 2, 3, 4, 5)
 _CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_corrupted": 10, "fashion_mnist": 10,
-            "fashion_mnist_corrupted": 10, "mnist1d": 10, "mnist1d_corrupted": 10,
+            "fashion_mnist_corrupted": 10, "imagenet2012": 1000,
+            "imagenet2012_corrupted": 1000, "mnist1d": 10, "mnist1d_corrupted": 10,
             "svhn_cropped": 10}
-_CORRUPTED = ("cifar10_corrupted", "fashion_mnist_corrupted", "mnist1d_corrupted")
 # The clean dataset each corrupted one shifts, and the out-of-distribution pairing.
 CLEAN = {"cifar10_corrupted": "cifar10", "fashion_mnist_corrupted": "fashion_mnist",
-         "mnist1d_corrupted": "mnist1d"}
+         "imagenet2012_corrupted": "imagenet2012", "mnist1d_corrupted": "mnist1d"}
+_CORRUPTED = tuple(CLEAN)
+_TFDS_CORRUPTED = {"cifar10_corrupted": "CIFAR-10-C", "imagenet2012_corrupted": "ImageNet-C"}
+IMAGE_SIZE = 224  # ImageNet's crops
 OUT_OF_DISTRIBUTION = {"cifar10": "svhn_cropped", "cifar100": "svhn_cropped"}
 
 __all__ = ["CLEAN", "Dataset", "NAMES", "OUT_OF_DISTRIBUTION", "PREPROCESSING", "check",
@@ -41,11 +48,10 @@ __all__ = ["CLEAN", "Dataset", "NAMES", "OUT_OF_DISTRIBUTION", "PREPROCESSING", 
 
 
 @functools.cache
-def corruption_types() -> tuple[str, ...]:
-    """The 19 CIFAR-10-C corruption types, as TFDS's `cifar10_corrupted` names them."""
-    import tensorflow_datasets as tfds
-
-    configs = tfds.builder_cls("cifar10_corrupted").BUILDER_CONFIGS
+def corruption_types(family: str = "cifar10_corrupted") -> tuple[str, ...]:
+    """The corruption types of a TFDS corrupted dataset, as its configs name them (19
+    for both CIFAR-10-C and ImageNet-C)."""
+    configs = tfds.builder_cls(family).BUILDER_CONFIGS
     return tuple(sorted({c.name.rsplit("_", 1)[0] for c in configs}))
 
 
@@ -53,9 +59,10 @@ def corruption_names(clean: str) -> list[str]:
     """Every `<family>_corrupted/<type>_<severity>` config that shifts `clean`."""
     family = {v: k for k, v in CLEAN.items()}.get(clean)
     if family is None:
-        raise UserError(f"{clean} has no corrupted version; choose one of "
+        missing = " (TFDS has no CIFAR-100-C)" if clean == "cifar100" else ""
+        raise UserError(f"{clean} has no corrupted version{missing}; choose one of "
                         f"{', '.join(CLEAN.values())}")
-    kinds = corruption_types() if family == "cifar10_corrupted" else \
+    kinds = corruption_types(family) if family in _TFDS_CORRUPTED else \
         corrupted.TYPES[clean]
     return [f"{family}/{kind}_{s}" for kind in kinds for s in SEVERITIES]
 
@@ -88,11 +95,12 @@ def check(name: str) -> None:
         corrupted.check(CLEAN[family], config)
     elif config:
         kind, _, severity = config.rpartition("_")
-        if kind not in corruption_types():
-            raise UserError(f"unknown CIFAR-10-C corruption {kind or config!r}; choose one "
-                            f"of {', '.join(corruption_types())}")
+        title = _TFDS_CORRUPTED[family]
+        if kind not in corruption_types(family):
+            raise UserError(f"unknown {title} corruption {kind or config!r}; choose one "
+                            f"of {', '.join(corruption_types(family))}")
         if severity not in {str(s) for s in SEVERITIES}:
-            raise UserError(f"CIFAR-10-C severity must be 1..5, got {severity!r} in "
+            raise UserError(f"{title} severity must be 1..5, got {severity!r} in "
                             f"{name!r}")
 
 
@@ -118,6 +126,13 @@ def _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir, do
     if family in ("cifar10_corrupted", "svhn_cropped"):
         return _dataset(name, tfds_loader.prepare(name, **options),
                         {"test": "test"}, source="tfds")
+    if family == "imagenet2012_corrupted":  # 224 x 224 center crops of the validation set
+        return _dataset(name, tfds_loader.prepare(name, **options),
+                        {"test": "validation"}, source="tfds")
+    if family == "imagenet2012":
+        return _dataset(name, tfds_loader.prepare(name, **options),
+                        {"train": "train", "test": "validation"}, source="tfds",
+                        validation_examples=validation_examples, image_size=IMAGE_SIZE)
     if family in ("fashion_mnist_corrupted", "mnist1d_corrupted"):
         clean = load(CLEAN[family], validation_examples, data_dir, manual_dir,
                      fashion_mnist_dir, download)
@@ -144,7 +159,11 @@ def _dataset(name: str, builder, tfds_splits: dict[str, str], source: str,
              validation_examples: int = 0, **metadata) -> Dataset:
     """A `Dataset` over `builder`'s TFDS splits ({ours: TFDS's}); a "train" split loses
     its last `validation_examples` to the validation split."""
-    sources = {split: builder.as_data_source(split) for split in tfds_splits.values()}
+    # JPEG inputs cropped as they are read (`image_size`) are read undecoded.
+    decoders = ({"image": tfds.decode.SkipDecoding()} if metadata.get("image_size")
+                else None)
+    sources = {split: builder.as_data_source(split, decoders=decoders)
+               for split in tfds_splits.values()}
     splits = {}
     for ours, theirs in tfds_splits.items():
         if ours == "train":

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from uncertainty.datasets import image_crops
 from uncertainty.errors import UserError
 
 PREPROCESSING = ("raw", "unit", "pixel_mean", "mean_std")
@@ -57,6 +58,11 @@ class Dataset:
     validation_examples: int = 0  # how many of the training examples validate
     train_examples: int = 0  # the training split cut to its first N (0 = not cut)
     keys: tuple[str, str] = ("image", "label")  # the TFDS features: inputs, label
+    # 0: the inputs are arrays of one shape, used as stored. N: they are JPEG images of
+    # any size (ImageNet), read undecoded and cropped to N x N (`image_crops`):
+    # training takes random-resized crops (with `augment`) or center crops, evaluation
+    # center crops. Such splits always stream.
+    image_size: int = 0
     # A split whose raw inputs take at most this many bytes is read once (through the
     # same reader) into host memory and gathered from there; larger ones stream from
     # the data source at every pass; 0 streams everything.
@@ -66,6 +72,9 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input as the models see it."""
+        if self.image_size:
+            return (self.image_size, self.image_size, 3)
         return tuple(self.builder.info.features[self.keys[0]].shape)
 
     def num_examples(self, split: str) -> int:
@@ -73,7 +82,8 @@ class Dataset:
         return len(self.splits[split])
 
     def labels(self, split: str) -> np.ndarray:
-        """The labels of `split` in order (read once, then kept: N integers)."""
+        """The labels of `split` in order (read once, then kept: N integers; JPEG
+        inputs are not decoded for them)."""
         self._check_split(split)
         if split not in self._labels:
             self._labels[split] = np.concatenate(
@@ -83,7 +93,8 @@ class Dataset:
 
     def read(self, split: str, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, labels) of the first `stop` (all if None) examples of `split` as
-        numpy arrays: for small reads (tests, generating a corrupted test set)."""
+        numpy arrays, inputs as stored (JPEG bytes for `image_size` datasets): for
+        small reads (tests, generating a corrupted test set)."""
         batches = list(self._scan(split, stop))
         return (np.concatenate([x for x, _ in batches]),
                 np.concatenate([y for _, y in batches]).astype(np.int64))
@@ -140,6 +151,9 @@ class Dataset:
                     .astype(np.float32),
                     np.broadcast_to(np.multiply(IMAGENET_STD, self.max_value), shape)
                     .astype(np.float32))
+        if self.image_size:
+            raise UserError(f"--preprocessing=pixel_mean needs inputs of one stored shape;"
+                            f" {self.name}'s images vary in size: use mean_std or unit")
         total = np.zeros(shape, np.float64)
         for x, _ in self._scan("train"):
             total += x.astype(np.float64).sum(axis=0)
@@ -165,8 +179,11 @@ class Dataset:
         else:
             draws = {"index": rng.permutation(n)[:steps * global_batch].reshape(
                 steps, global_batch)}
-        if augment:
+        if augment and self.image_size:
+            draws["crop_seed"] = rng.integers(0, 2**31 - 1, size=(steps, global_batch, 2))
+        elif augment:
             draws["offset"] = rng.integers(0, 2 * _PAD + 1, size=(steps, global_batch, 2))
+        if augment:
             draws["flip"] = rng.integers(0, 2, size=(steps, global_batch)).astype(bool)
         per_replica, draws = _shard(draws, input_context)
         read = self._reader("train")
@@ -174,9 +191,10 @@ class Dataset:
 
         def load(d):
             x, y = read(d["index"])
-            images = (tf.cast(x, tf.float32) - shift) / scale
+            images = (self._inputs(x, d.get("crop_seed")) - shift) / scale
             if augment:
-                images = _pad_crop_flip(images, d["offset"], d["flip"])
+                images = _flip(images if self.image_size else
+                               _pad_crop(images, d["offset"]), d["flip"])
             return images, y
 
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
@@ -200,16 +218,23 @@ class Dataset:
 
         def load(d):
             x, y = read(d["index"])
-            return (tf.cast(x, tf.float32) - shift) / scale, y, d["mask"]
+            return (self._inputs(x) - shift) / scale, y, d["mask"]
 
         ds = tf.data.Dataset.from_tensor_slices(draws).batch(per_replica,
                                                              drop_remainder=True)
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True).prefetch(tf.data.AUTOTUNE)
 
+    def _inputs(self, x: tf.Tensor, crop_seeds: tf.Tensor | None = None) -> tf.Tensor:
+        """A batch of inputs as read, as float32 model inputs (raw values): JPEG images
+        cropped (random-resized from `crop_seeds`, else centered) to `image_size`."""
+        if self.image_size:
+            return image_crops.crop_batch(x, self.image_size, crop_seeds)
+        return tf.cast(x, tf.float32)
+
     def cached_bytes(self, split: str) -> int:
         """The host memory `split` takes when cached: its raw inputs' size (a uint8
-        pixel is a byte)."""
+        pixel is a byte). JPEG inputs (`image_size`) are never cached."""
         feature = self.builder.info.features[self.keys[0]]
         return (self.num_examples(split) * int(np.prod(feature.shape)) *
                 np.dtype(feature.np_dtype).itemsize)
@@ -219,7 +244,7 @@ class Dataset:
         labels) as tensors, for tf.data: gathered from the host cache when the split
         fits `cache_bytes` (filled once by `_stream`), else `_stream`ed."""
         self._check_split(split)
-        if self.cached_bytes(split) > self.cache_bytes:
+        if self.image_size or self.cached_bytes(split) > self.cache_bytes:
             return self._stream(split)
         if split not in self._cache:
             batches = list(self._scan(split, read=self._stream(split)))
@@ -231,21 +256,24 @@ class Dataset:
 
     def _stream(self, split: str):
         """`_reader` from disk: the examples are read by index, as a batch, through the
-        TFDS data source (decoded by TFDS)."""
+        TFDS data source (decoded by TFDS, except JPEG inputs of `image_size`
+        datasets, which stay bytes)."""
         part = self.splits[split]
         records = self.sources[part.tfds_split]
         inputs, label = self.keys
         feature = self.builder.info.features[inputs]
+        dtype, shape = ((tf.string, ()) if self.image_size else
+                        (feature.tf_dtype, feature.shape))
 
         def fetch(indices):
             examples = records.__getitems__((indices + part.start).tolist())
-            return (np.stack([e[inputs] for e in examples]),
+            x = [e[inputs] for e in examples]
+            return (np.array(x, dtype=object) if self.image_size else np.stack(x),
                     np.array([e[label] for e in examples], np.int32))
 
         def read(indices):
-            x, y = tf.numpy_function(fetch, [indices], (feature.tf_dtype, tf.int32),
-                                     stateful=False)
-            x.set_shape(indices.shape.concatenate(feature.shape))
+            x, y = tf.numpy_function(fetch, [indices], (dtype, tf.int32), stateful=False)
+            x.set_shape(indices.shape.concatenate(shape))
             y.set_shape(indices.shape)
             return x, y
 
@@ -289,16 +317,19 @@ def _shard(draws: dict[str, np.ndarray], input_context) -> tuple[int, dict]:
 _PAD = 4  # pixels of zero padding before the random crop
 
 
-def _pad_crop_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
-    """Per image: zero-pad by _PAD, crop back to size at `offsets` (row, column), and
-    mirror horizontally where `flips`."""
+def _pad_crop(images: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+    """Per image: zero-pad by _PAD and crop back to size at `offsets` (row, column)."""
     height, width = images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [_PAD, _PAD], [_PAD, _PAD], [0, 0]])
     rows = tf.cast(offsets[:, :1], tf.int32) + tf.range(height)[None]
     cols = tf.cast(offsets[:, 1:], tf.int32) + tf.range(width)[None]
-    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
-                        batch_dims=1)
-    return tf.where(flips[:, None, None, None], tf.reverse(cropped, axis=[2]), cropped)
+    return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2,
+                     batch_dims=1)
+
+
+def _flip(images: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+    """Mirrors the images horizontally where `flips`."""
+    return tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
 def split_validation(train: str, num_train: int, validation_examples: int,

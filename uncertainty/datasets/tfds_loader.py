@@ -4,18 +4,26 @@ Every dataset is read through a TFDS random-access data source (`Dataset`), whic
 the ArrayRecord file format. Offline, TFDS reads a prepared copy under `data_dir`, or
 builds one from the official archive placed in `manual_dir` (e.g.
 cifar-10-binary.tar.gz, cifar-100-binary.tar.gz, CIFAR-10-C.tar under the names TFDS
-expects).
+expects). ImageNet can only be built from its archives (`MANUAL_FILES`, from
+image-net.org), so their absence is reported at once.
 """
 
 import contextlib
+import os
 import sys
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
 from uncertainty.errors import UserError
 
 FILE_FORMAT = "array_record"
+# Datasets TFDS builds only from files the user downloads: the files each needs.
+# (imagenet2012_corrupted also downloads TFDS's frost images once, so it is prepared
+# on a machine with internet, or copied prepared under --data_dir.)
+MANUAL_FILES = {"imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+                "imagenet2012_corrupted": ("ILSVRC2012_img_val.tar",)}
 
 
 def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None = None,
@@ -26,16 +34,19 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
     used: no network access."""
     name = builder_or_name if isinstance(builder_or_name, str) else builder_or_name.name
     try:
-        if isinstance(builder_or_name, str):
-            builder = tfds.builder(name, data_dir=data_dir, file_format=FILE_FORMAT,
-                                   **builder_kwargs)
-        else:
-            builder = builder_or_name(data_dir=data_dir, file_format=FILE_FORMAT,
-                                      **builder_kwargs)
-        if not builder.is_prepared():
+        with _quiet():  # TFDS warns that an unprepared folder has no dataset_info.json
+            if isinstance(builder_or_name, str):
+                builder = tfds.builder(name, data_dir=data_dir, file_format=FILE_FORMAT,
+                                       **builder_kwargs)
+            else:
+                builder = builder_or_name(data_dir=data_dir, file_format=FILE_FORMAT,
+                                          **builder_kwargs)
+            prepared = builder.is_prepared()
+        if not prepared:
             if not download and isinstance(builder_or_name, str):
                 raise RuntimeError(f"not prepared under {builder.data_dir} and "
                                    f"downloading is off")
+            _check_manual_files(name, builder, data_dir, manual_dir)
             logging.info("preparing %s under %s", name, builder.data_dir)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for results
                 builder.download_and_prepare(
@@ -56,3 +67,34 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
             f" files, but reading examples by index needs ArrayRecord; rebuild it with "
             f"'tfds build {name} --file_format=array_record' or pass another --data_dir")
     return builder
+
+
+def _check_manual_files(name: str, builder, data_dir: str | None,
+                        manual_dir: str | None) -> None:
+    """Raises a UserError naming the folder to fill if `name` needs manually downloaded
+    files (`MANUAL_FILES`) that are not there (TFDS's default folder for them:
+    <data_dir>/downloads/manual)."""
+    family = name.partition("/")[0]
+    if family not in MANUAL_FILES:
+        return
+    folder = manual_dir or os.path.join(data_dir or tfds.core.constants.DATA_DIR,
+                                        "downloads", "manual")
+    missing = [f for f in MANUAL_FILES[family] if not tf.io.gfile.exists(
+        os.path.join(folder, f))]
+    if missing:
+        raise UserError(
+            f"{name} is not prepared under {builder.data_dir} and TFDS builds it only "
+            f"from image-net.org's {', '.join(MANUAL_FILES[family])}: put "
+            f"{', '.join(missing)} in {folder} (or pass --manual_dir=<the folder holding "
+            f"them>), or pass --data_dir holding a prepared ArrayRecord copy")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """absl logging at ERROR and above only, for the duration."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
