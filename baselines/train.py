@@ -17,6 +17,13 @@ on its clean, corrupted and out-of-distribution test sets and writes eval.json:
 
   python baselines/train.py --eval_only --output_dir=runs/small_cnn/seed0 \
       --corruptions=all --eval_epochs=1,10
+
+--steps=N is a dry run: it trains N steps twice (the first pass compiles), writes
+nothing, and prints the throughput, the run's step count and its training time at
+that rate, for planning a paper-scale study (run_scripts/paper_scale.sh):
+
+  python baselines/train.py --dataset=imagenet2012 --model=resnet50 --strategy=tpu \
+      --steps=200
 """
 
 import json
@@ -71,6 +78,11 @@ flags.DEFINE_bool("eval_only", False, "Train nothing: evaluate the run in --outp
                   "and its out-of-distribution set, and write eval.json there.")
 flags.DEFINE_list("eval_epochs", None, "--eval_only: the epochs whose checkpoints to "
                   "evaluate (default: the last; 0 = initialisation).")
+flags.DEFINE_integer("steps", None, "Dry run: time this many training steps (after as "
+                     "many that compile), print the throughput and the run's ETA, and "
+                     "write nothing.")
+flags.DEFINE_bool("eval_train_split", True, "Score the whole training split when the run "
+                  "ends (train/accuracy, ...); turn off at ImageNet scale.")
 cli.define_shift_flags()
 cli.define_analysis_flags(split=False)
 FLAGS = flags.FLAGS
@@ -116,7 +128,10 @@ def resolve_config() -> TrainConfig:
                                           "annealing)"),
         (config.num_posterior_samples > 0, f"--num_posterior_samples must be positive, "
                                            f"got {config.num_posterior_samples}"),
-        (FLAGS.output_dir, "--output_dir is required: the run directory to write"),
+        (FLAGS.output_dir or FLAGS.steps, "--output_dir is required: the run directory "
+                                          "to write"),
+        (FLAGS.steps is None or FLAGS.steps > 0, f"--steps must be positive, got "
+                                                 f"{FLAGS.steps}"),
         (FLAGS.steps_per_loop > 0, f"--steps_per_loop must be positive, got "
                                    f"{FLAGS.steps_per_loop}"),
     ]
@@ -155,9 +170,15 @@ def main(argv):
     datasets.check(FLAGS.dataset)
     strategy = cli.strategy()
     data = cli.load_dataset(FLAGS.dataset, config.validation_examples)
+    if FLAGS.steps:
+        report = training.measure_throughput(config, data, FLAGS.steps, strategy,
+                                             FLAGS.steps_per_loop)
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return
     locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
-                    steps_per_loop=FLAGS.steps_per_loop)
+                    steps_per_loop=FLAGS.steps_per_loop,
+                    eval_train=FLAGS.eval_train_split)
     print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))
 

@@ -13,6 +13,9 @@ def test_halving_schedule_worked_values():
     assert recipes.learning_rate("halving", 1.6e-3, 10) == pytest.approx(8e-4)
     assert recipes.learning_rate("halving", 1.6e-3, 39) == pytest.approx(2e-4)
     assert recipes.learning_rate("halving", 1.0, 7, halving_epochs=3) == 0.25
+    # constant within an epoch
+    assert recipes.epoch_learning_rates("halving", 1.0, 2, 3, halving_epochs=3) == [1.0] * 3
+    assert recipes.learning_rate("halving", 1.0, 2.9, halving_epochs=3) == 1.0
 
 
 def test_resnet_step_schedule_worked_values():
@@ -65,8 +68,12 @@ def test_variational_recipe_changes_and_annealing_follow_the_epochs():
 
 def test_imagenet_schedule_warms_up_then_decays_at_scaled_epochs():
     base = 0.4
+    # per step, from 0 at the first (uncertainty-baselines: base x step / 5 epochs)
     assert [recipes.learning_rate("imagenet_step", base, e) for e in range(5)] == \
-        pytest.approx([0.08, 0.16, 0.24, 0.32, 0.4])
+        pytest.approx([0.0, 0.08, 0.16, 0.24, 0.32])
+    assert recipes.epoch_learning_rates("imagenet_step", base, 1, 4) == \
+        pytest.approx([0.08, 0.1, 0.12, 0.14])
+    assert recipes.epoch_learning_rates("imagenet_step", base, 29, 3) == [0.4] * 3
     for epoch, rate in ((5, 0.4), (29, 0.4), (30, 0.04), (59, 0.04), (60, 0.004),
                         (80, 4e-4), (89, 4e-4)):
         assert recipes.learning_rate("imagenet_step", base, epoch) == pytest.approx(rate)

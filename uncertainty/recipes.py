@@ -85,29 +85,38 @@ def resolve(model: str, **overrides) -> dict:
     return resolved
 
 
-def learning_rate(schedule: str, base: float, epoch: int, halving_epochs: int = 10,
+def learning_rate(schedule: str, base: float, epoch: float, halving_epochs: int = 10,
                   train_epochs: int = 90) -> float:
-    """Learning rate of (0-based) `epoch`.
+    """Learning rate at (0-based, fractional: step / steps per epoch) `epoch`.
 
     halving: base / 2 ** (epoch // halving_epochs) (the notebook);
     resnet_step: the Keras example's x0.1 after epoch 80, x0.01 after 120, x0.001
     after 160, x0.0005 after 180; imagenet_step: uncertainty-baselines' ImageNet
-    schedule, a linear warm-up over the first 5 epochs (here per epoch: base x
-    (epoch + 1) / 5; per step there) then x0.1 from epoch 30, x0.01 from 60, x0.001
+    schedule, a linear warm-up per step, base x epoch / 5, over the first 5 epochs
+    (0 at the first step, as there), then x0.1 from epoch 30, x0.01 from 60, x0.001
     from 80, those epochs scaled by `train_epochs` / 90 as there; constant: base.
+    Only the warm-up changes within an epoch.
     """
     if schedule == "imagenet_step":
         if epoch < IMAGENET_WARMUP_EPOCHS:
-            return base * (epoch + 1) / IMAGENET_WARMUP_EPOCHS
+            return base * epoch / IMAGENET_WARMUP_EPOCHS
         decays = [(train_epochs * start) // 90 for start in (30, 60, 80)]
         return base * 0.1 ** sum(epoch >= start for start in decays)
+    whole = int(epoch)
     if schedule == "halving":
-        return base * 0.5 ** (epoch // halving_epochs)
+        return base * 0.5 ** (whole // halving_epochs)
     if schedule == "resnet_step":
         for after, factor in ((180, 0.5e-3), (160, 1e-3), (120, 1e-2), (80, 1e-1)):
-            if epoch > after:
+            if whole > after:
                 return base * factor
         return base
     if schedule == "constant":
         return base
     raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+def epoch_learning_rates(schedule: str, base: float, epoch: int, steps: int,
+                         halving_epochs: int = 10, train_epochs: int = 90) -> list[float]:
+    """The learning rate of each of the `steps` steps of (0-based) `epoch`."""
+    return [learning_rate(schedule, base, epoch + step / steps, halving_epochs,
+                          train_epochs) for step in range(steps)]

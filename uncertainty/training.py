@@ -132,12 +132,14 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9
 
 def train(config: TrainConfig, data: Dataset, run_dir: str,
           strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None,
-          steps_per_loop: int = STEPS_PER_LOOP) -> dict:
+          steps_per_loop: int = STEPS_PER_LOOP, eval_train: bool = True) -> dict:
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
     the run is resumed. With several workers, `run_dir` must be on a filesystem that
-    all of them see: every worker resumes from it, only the chief writes to it.
+    all of them see: every worker resumes from it, only the chief writes to it. The
+    final metrics score the validation and test splits and, with `eval_train`, the
+    whole training split (a pass over ImageNet's 1.28M images: off at that scale).
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
@@ -157,30 +159,9 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
                         f"version, which cannot be resumed; train it again in a new "
                         f"--output_dir")
 
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    normalizer = data.normalizer(config.preprocessing)
-    layers = None
-    if config.method == "variational":
-        layers = models.Variational(config.prior_stddev, config.posterior_init_stddev,
-                                    data.num_examples("train"), config.seed)
+    model, point, optimizer = _build(config, data, strategy)
+    posterior = is_variational(model)
     with strategy.scope():
-        model = models.build(config.model, data.input_shape, data.num_classes,
-                             variational=layers, dropout_rate=config.dropout_rate,
-                             l2=config.l2, seed=config.seed, normalizer=normalizer,
-                             dtype=config.dtype)
-        # what the metrics evaluate, as every analysis reads the checkpoints: the model,
-        # or a float32 copy of a mixed-precision model, or a variational model's
-        # posterior mean
-        point = model if layers is None and config.dtype == "float32" else models.build(
-            config.model, data.input_shape, data.num_classes,
-            dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed,
-            normalizer=normalizer)
-        optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
-        if config.dtype == "mixed_float16":
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
     latest = tf.train.latest_checkpoint(trajectory.checkpoints_dir(run_dir))
@@ -201,11 +182,12 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
-    splits = [split for split in ("train", "validation", "test") if split in data.splits]
+    splits = [split for split in ("train", "validation", "test")
+              if split in data.splits and (eval_train or split != "train")]
     for split in splits:
         scores = _evaluate(_point_estimate(model, point), data, split, config, strategy)
-        results.update(scores if layers is None else _as_posterior_mean(scores))
-    if layers is not None:  # the predictive of the evaluation splits (not of train)
+        results.update(_as_posterior_mean(scores) if posterior else scores)
+    if posterior:  # the predictive of the evaluation splits (not of train)
         predictive = variational.predictive(
             run_dir, data, tuple(s for s in splits if s != "train"),
             config.num_posterior_samples, strategy=strategy)
@@ -218,6 +200,64 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         files.write_json(os.path.join(run_dir, trajectory.METRICS), results)
     logging.info("finished %s: %s", run_dir, results)
     return results
+
+
+def _build(config: TrainConfig, data: Dataset, strategy: tf.distribute.Strategy):
+    """The run's (model, point, optimizer) under `strategy`, from its seed: `point` is
+    what the metrics evaluate, as every analysis reads the checkpoints (the model, or
+    a float32 copy of a mixed-precision model, or a variational model's posterior
+    mean)."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    normalizer = data.normalizer(config.preprocessing)
+    layers = None
+    if config.method == "variational":
+        layers = models.Variational(config.prior_stddev, config.posterior_init_stddev,
+                                    data.num_examples("train"), config.seed)
+    with strategy.scope():
+        model = models.build(config.model, data.input_shape, data.num_classes,
+                             variational=layers, dropout_rate=config.dropout_rate,
+                             l2=config.l2, seed=config.seed, normalizer=normalizer,
+                             dtype=config.dtype)
+        point = model if layers is None and config.dtype == "float32" else models.build(
+            config.model, data.input_shape, data.num_classes,
+            dropout_rate=config.dropout_rate, l2=config.l2, seed=config.seed,
+            normalizer=normalizer)
+        optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum)
+        if config.dtype == "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, point, optimizer
+
+
+def measure_throughput(config: TrainConfig, data: Dataset, steps: int,
+                       strategy: tf.distribute.Strategy | None = None,
+                       steps_per_loop: int = STEPS_PER_LOOP) -> dict:
+    """A dry run: trains `config`'s network for two passes of `steps` steps (the first
+    compiles and fills the input pipeline), writes nothing, and returns the second
+    pass's throughput with the whole run's step count and its training time at that
+    rate (per-epoch validation, checkpoints and the final scoring come on top)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if config.train_examples:
+        data = data.head("train", config.train_examples)
+    _check(config, data, strategy.num_replicas_in_sync)
+    model, _, optimizer = _build(config, data, strategy)
+    passes = fit(dataclasses.replace(config, train_epochs=2), model, optimizer,
+                 lambda epoch, context: data.train_pipeline(
+                     config.batch_size, steps, config.seed, epoch,
+                     with_replacement=config.sample_with_replacement,
+                     augment=config.augment, input_context=context),
+                 steps, strategy, steps_per_loop=steps_per_loop)
+    seconds = passes[1]["epoch_seconds"]
+    steps_per_epoch = data.num_examples("train") // config.batch_size
+    total = steps_per_epoch * config.train_epochs
+    return {"dataset": data.name, "model": config.model, "batch_size": config.batch_size,
+            "replicas": strategy.num_replicas_in_sync, "measured_steps": steps,
+            "steps_per_second": steps / seconds,
+            "examples_per_second": steps * config.batch_size / seconds,
+            "steps_per_epoch": steps_per_epoch, "train_epochs": config.train_epochs,
+            "total_steps": total, "train_hours": total / (steps / seconds) / 3600}
 
 
 def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir, strategy,
@@ -271,7 +311,7 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     """The one loop: epochs `start` .. `config.train_epochs` - 1 (0-based) of `steps`
     steps each, minimising the cross-entropy of `model`'s logits (plus `model.losses`)
     over `model.trainable_variables` with `optimizer`, at the learning rate of
-    `config`'s schedule (`recipes.learning_rate`).
+    `config`'s schedule, set at every step (`recipes.epoch_learning_rates`).
 
     For a variational model the losses are its KL / N terms, scaled by
     min(1, step / (`config.kl_annealing_epochs` x `steps`)) (linear annealing, step
@@ -294,18 +334,21 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     examples = steps * config.batch_size
     history = []
     for epoch in range(start, config.train_epochs):
-        lr = recipes.learning_rate(config.lr_schedule, config.learning_rate, epoch,
-                                   config.lr_halving_epochs, config.train_epochs)
-        optimizer.learning_rate.assign(lr)
+        rates = np.float32(recipes.epoch_learning_rates(
+            config.lr_schedule, config.learning_rate, epoch, steps,
+            config.lr_halving_epochs, config.train_epochs))
         iterator = iter(strategy.distribute_datasets_from_function(
             lambda ctx, e=epoch: batches(e, ctx)))
         began = time.time()
         sums, done = np.zeros(3), 0
         while done < steps:
             n = min(steps_per_loop, steps - done)
-            sums += [float(v) for v in train_loop(iterator, tf.constant(n))]
+            # padded to one shape, so that the loop is traced once
+            loop_rates = np.pad(rates[done:done + n], (0, steps_per_loop - n))
+            sums += [float(v) for v in train_loop(iterator, tf.constant(n),
+                                                  tf.constant(loop_rates))]
             done += n
-        scalars = {"epoch": epoch + 1, "learning_rate": lr,
+        scalars = {"epoch": epoch + 1, "learning_rate": float(rates[-1]),
                    "epoch_seconds": time.time() - began,
                    "train/loss": sums[0] / examples,
                    "train/running_accuracy": sums[1] / examples,
@@ -323,7 +366,8 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
 def _make_train_loop(model, optimizer, strategy, global_batch: int,
                      annealing_steps: int = 0):
     """A tf.function running `n` distributed steps on batches (inputs, labels) from a
-    distributed iterator; returns the sums over them of the examples'
+    distributed iterator, step i at learning rate `rates[i]`; returns the sums over
+    them of the examples'
     cross-entropies, the number correct, and the regularisation term (float64). With
     `annealing_steps` the regularisation (KL) term is annealed; under a mixed-float16
     policy the loss is scaled (`keras.mixed_precision.LossScaleOptimizer`)."""
@@ -352,17 +396,18 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
         return (tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(correct, tf.float32)),
                 regularization)
 
-    def reduced(batch):
+    def reduced(batch, rate):
+        optimizer.learning_rate.assign(rate)
         loss, correct, regularization = strategy.run(step, args=batch)
         return [tf.cast(strategy.reduce(op, value, axis=None), tf.float64) for op, value in
                 ((tf.distribute.ReduceOp.SUM, loss), (tf.distribute.ReduceOp.SUM, correct),
                  (tf.distribute.ReduceOp.MEAN, regularization))]
 
     @tf.function
-    def train_loop(iterator, n):
-        sums = reduced(next(iterator))
-        for _ in tf.range(n - 1):
-            sums = [a + b for a, b in zip(sums, reduced(next(iterator)))]
+    def train_loop(iterator, n, rates):
+        sums = reduced(next(iterator), rates[0])
+        for i in tf.range(1, n):
+            sums = [a + b for a, b in zip(sums, reduced(next(iterator), rates[i]))]
         return sums
 
     return train_loop
