@@ -99,7 +99,8 @@ def main(argv):
     for run in runs:
         trajectory.check_source(run, data)
     result = cross_section.analyse(runs, data, FLAGS.split, settings, FLAGS.output_dir,
-                                   FLAGS.prediction_batch_size)
+                                   FLAGS.prediction_batch_size,
+                                   cli.strategy())  # a connector trains on one device
     write_figures(result)
     files.write_json(os.path.join(FLAGS.output_dir, "cross_section.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)

@@ -79,8 +79,9 @@ def main(argv):
     data = cli.load_run_data(shared)
     for run in runs:
         trajectory.check_source(run, data)
-    result = shift.study(runs, data, settings, FLAGS.subspace_dir,
-                         lambda name: cli.load_dataset(name, shared["validation_examples"]))
+    with cli.strategy().scope():  # every model built and predicted under it
+        result = shift.study(runs, data, settings, FLAGS.subspace_dir,
+                             lambda name: cli.load_dataset(name, shared["validation_examples"]))
     if FLAGS.compare_published:
         result["published_comparison"] = shift.compare_published(result)
         table = published.format_table(result["published_comparison"])

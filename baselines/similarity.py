@@ -36,8 +36,9 @@ def main(argv):
     runs = trajectory.find_runs(FLAGS.runs)
     shared = trajectory.check_runs(runs)
     data = cli.load_run_data(shared)
-    result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
-                                FLAGS.prediction_batch_size)
+    with cli.strategy().scope():  # every model built and predicted under it
+        result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
+                                    FLAGS.prediction_batch_size)
     result["model"], result["method"] = shared["model"], shared["method"]
     write_figures(result, FLAGS.output_dir)
     files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)

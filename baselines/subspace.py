@@ -110,12 +110,13 @@ def main(argv):
     data = cli.load_run_data(shared)
     trajectory.check_source(base_run, data)
     extra = ("test",) if FLAGS.save_test_predictions and FLAGS.split != "test" else ()
-    result = subspace.plane(base_run, others, specs, data, FLAGS.split, FLAGS.num_samples,
-                            FLAGS.seed, FLAGS.num_checkpoints, extra, FLAGS.reestimate_bn,
-                            FLAGS.prediction_batch_size)
+    with cli.strategy().scope():  # every model built and predicted under it
+        result = subspace.plane(base_run, others, specs, data, FLAGS.split, FLAGS.num_samples,
+                                FLAGS.seed, FLAGS.num_checkpoints, extra, FLAGS.reestimate_bn,
+                                FLAGS.prediction_batch_size)
+        tsne = subspace.tsne_points(result, [base_run] + others[:2], data,
+                                    FLAGS.prediction_batch_size) if FLAGS.tsne else None
     result["preset"] = FLAGS.preset
-    tsne = subspace.tsne_points(result, [base_run] + others[:2], data,
-                                FLAGS.prediction_batch_size) if FLAGS.tsne else None
     setting = f"{shared['model']} on {data.name} {FLAGS.split}, preset {FLAGS.preset}"
     plotting.diversity_plane(result["samples"], result["independent"], result["base"],
                              result["curves"], f"Diversity vs accuracy ({setting})",

@@ -85,9 +85,10 @@ def define_output_flags() -> None:
 
 
 def define_analysis_flags(split: bool = True) -> None:
-    """--prediction_batch_size, and --split, for the binaries that analyse runs. Every
-    analysis reports on the test split by default: the validation split is where
-    subspace.py's acceptance rule selects."""
+    """--prediction_batch_size, --strategy and --split, for the binaries that analyse
+    runs. Every analysis reports on the test split by default: the validation split is
+    where subspace.py's acceptance rule selects."""
+    define_strategy_flags()
     if split:
         _once(flags.DEFINE_enum, "split", "test", ["validation", "test"],
               "Evaluation split the results are reported on.")

@@ -24,6 +24,7 @@ import hashlib
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from uncertainty import connectors, files, metrics, models, seeding, trajectory
@@ -245,7 +246,7 @@ def evaluate_path(point, ts: np.ndarray, score, path: str, context: dict) -> dic
 
 
 def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_dir: str,
-            batch_size: int = 500) -> dict:
+            batch_size: int = 500, strategy: tf.distribute.Strategy | None = None) -> dict:
     """The cross-section of `runs` (one or two run directories of one model; the first
     is "a", the second "b") on `split` of `data`, the runs' dataset
     (`cli.load_run_data`; batch-norm statistics are re-estimated on its training split
@@ -255,14 +256,15 @@ def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_d
     line between the solutions and, with `options.connect`, a trained Bezier
     connector. Grids and the connector are saved in `work_dir` as they are computed
     (plane_grid.npz, path_<name>.npz, connector.npz) and reused when run again.
+    Predictions run under `strategy`; the connector trains on one device.
     Returns everything for cross_section.json, its "summary" included."""
     runs = list(runs[:2])
     model = trajectory.read_config(runs[0])["model"]
     bn_data = data if options.reestimate_bn and models.uses_batchnorm(model) else None
-    references = {name: RunPredictions(run, batch_size).checkpoint(data, split,
-                                                                   bn_data=bn_data)
-                  for name, run in zip("ab", runs)}
-    score = scorer(RunPredictions(runs[0], batch_size), data, split, references, bn_data)
+    references = {name: RunPredictions(run, batch_size, strategy).checkpoint(
+        data, split, bn_data=bn_data) for name, run in zip("ab", runs)}
+    score = scorer(RunPredictions(runs[0], batch_size, strategy), data, split, references,
+                   bn_data)
     context = {"data": data.identity(split),
                "batchnorm": None if bn_data is None else bn_data.identity("train"),
                "model": trajectory.identity(runs[0])}

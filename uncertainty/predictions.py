@@ -92,7 +92,7 @@ class RunPredictions:
         self.run_dir = run_dir
         self.config = trajectory.read_config(run_dir)
         self.batch_size = batch_size
-        self.strategy = strategy
+        self.strategy = strategy  # None: the strategy in scope when predicting
         self._models = {}  # dropout rate (0: none active) -> model
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
@@ -217,9 +217,10 @@ class RunPredictions:
         """The run's deterministic network (the twin of a variational run); with a
         dropout `rate`, one whose dropout stays on, reseeded from `seed`."""
         if rate not in self._models:
-            self._models[rate] = models.build(self.config["model"], data.input_shape,
-                                              data.num_classes, dropout_rate=rate,
-                                              mc_dropout=bool(rate))
+            with (self.strategy or tf.distribute.get_strategy()).scope():
+                self._models[rate] = models.build(
+                    self.config["model"], data.input_shape, data.num_classes,
+                    dropout_rate=rate, mc_dropout=bool(rate))
         model = self._models[rate]
         if rate:
             layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
