@@ -224,3 +224,32 @@ def test_mixed_precision_trains_on_cpu_and_its_checkpoints_load_in_float32(
     model.set_weights(trajectory.load_arrays(run_dir))
     logits = model.predict(mnist1d.read("test")[0], verbose=0)
     assert np.mean(logits.argmax(1) == mnist1d.labels("test")) == results["test/accuracy"]
+
+
+def test_fit_sets_the_learning_rate_at_every_step():
+    """Plain SGD on a linear softmax model against numpy gradient descent with the
+    warm-up's per-step rates (0, then base x (step / 3) / 5 within the first epoch)."""
+    import tf_keras as keras
+    from uncertainty.training import TrainConfig, fit, make_optimizer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 5)).astype(np.float32)  # 3 steps of 4 examples
+    y = rng.integers(0, 2, size=(3, 4)).astype(np.int32)
+    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, lr_schedule="imagenet_step",
+                                     learning_rate=0.5, batch_size=4, train_epochs=1,
+                                     optimizer="sgd", momentum=0.0)
+    model = keras.Sequential([keras.layers.Dense(2, use_bias=False,
+                                                 kernel_initializer="zeros")])
+    model.build((None, 5))
+    optimizer = make_optimizer("sgd", 0.5, momentum=0.0)
+    history = fit(config, model, optimizer,
+                  lambda epoch, ctx: tf.data.Dataset.from_tensor_slices((x, y)), 3,
+                  steps_per_loop=2)
+    weights = np.zeros((5, 2))
+    for step, rate in enumerate([0.0, 0.5 * (1 / 3) / 5, 0.5 * (2 / 3) / 5]):
+        logits = x[step] @ weights
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        weights -= rate * x[step].T @ (p - np.eye(2)[y[step]]) / 4
+    np.testing.assert_allclose(model.get_weights()[0], weights, rtol=1e-5, atol=1e-7)
+    assert history[0]["learning_rate"] == pytest.approx(0.5 * (2 / 3) / 5)

@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 
 from conftest import load_binary, run_binary
 from uncertainty import UserError, files, metrics, models, subspace, trajectory, variational
-from uncertainty.models.variational import Variational, softplus_inverse, twin_weights
+from uncertainty.models.variational import Variational, twin_weights
 from uncertainty.predictions import RunPredictions
 from uncertainty.training import TrainConfig, train
 
