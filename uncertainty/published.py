@@ -49,13 +49,14 @@ def format_table(rows: list[dict]) -> str:
         ours = f"{rows[0]['our_model']} on {rows[0]['our_dataset']}"
         lines.append(f"SETTING DIFFERS: ours is {ours}; published is {', '.join(differ)}. "
                      f"Compare trends (ordering, gaps), not values.")
-    lines.append(f"{'source':<22}{'setting':<28}{'method':<24}{'size':>5}{'int.':>16}"
+    width = max([len(r["source"]) for r in rows] + [20]) + 2
+    lines.append(f"{'source':<{width}}{'setting':<28}{'method':<24}{'size':>5}{'int.':>16}"
                  f"{'metric':>15}{'published':>16}{'ours':>9}  our metric")
     for r in rows:
         published = (f"{r['range'][0]:.3f}-{r['range'][1]:.3f}" if "range" in r
                      else f"{r['value']:.4g}")
         ours = "-" if r["ours"] is None else f"{r['ours']:.4f}"
-        lines.append(f"{r['source']:<22}{r['model'] + ' ' + r['dataset']:<28}"
+        lines.append(f"{r['source']:<{width}}{r['model'] + ' ' + r['dataset']:<28}"
                      f"{r['method']:<24}{r.get('ensemble_size', '-')!s:>5}"
                      f"{r['intensity']!s:>16}{r['metric']:>15}{published:>16}{ours:>9}"
                      f"  {r['ours_name']}")
