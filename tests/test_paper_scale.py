@@ -1,0 +1,117 @@
+"""run_scripts/paper_scale.sh: its dry run measures a real throughput and states the
+study's steps and ETA; every command it plans is accepted by its binary's flags."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = os.path.join(REPO, "run_scripts", "paper_scale.sh")
+STUDIES = ("cifar10_small_cnn", "cifar10_medium_cnn", "cifar10_resnet20_v1",
+           "cifar100_resnet20_v1", "imagenet2012_resnet50", "mnist1d_cnn1d")
+
+
+def _script(*args, **env):
+    return subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **env}, timeout=600)
+
+
+@pytest.mark.slow
+def test_dry_run_states_steps_and_eta_from_a_measured_throughput():
+    done = _script("mnist1d_cnn1d", DRY_RUN="1", STEPS="5", NUM_RUNS="3",
+                   STRATEGY="default")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    report = json.loads("\n".join(lines[:-1]))
+    # MNIST-1D: 3,500 training signals, batch 128 -> 27 steps, 30 epochs
+    assert report["steps_per_epoch"] == 27 and report["total_steps"] == 810
+    assert report["measured_steps"] == 5 and report["steps_per_second"] > 0
+    hours = 810 / report["steps_per_second"] / 3600
+    assert report["train_hours"] == pytest.approx(hours)
+    assert lines[-1].startswith("mnist1d cnn1d: 3 runs x 30 epochs x 27 steps of 128 = "
+                                "2,430 steps; at the measured ")
+    assert f"about {3 * hours:.2f} h of training" in lines[-1]
+
+
+def _planned(study, **env):
+    done = _script(study, "--train_epochs=3", PRINT_ONLY="1", DATA_DIR="/data/tfds", **env)
+    assert done.returncode == 0, done.stderr
+    return [shlex.split(line) for line in done.stdout.strip().splitlines()]
+
+
+CHECK_FLAGS = """
+import importlib.util, json, sys
+from absl import flags
+name, argvs = sys.argv[1], json.loads(sys.argv[2])
+spec = importlib.util.spec_from_file_location(name, f"baselines/{name}.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+for argv in argvs:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)  # raises on an unknown flag or a bad value
+print(len(argvs))
+"""
+
+
+@pytest.mark.slow
+def test_every_planned_command_parses(tmp_path):
+    commands = _planned("imagenet2012_resnet50", STRATEGY="tpu", TPU="my-tpu",
+                        MANUAL_DIR="/data/imagenet")
+    binaries = [os.path.basename(c[1]).removesuffix(".py") for c in commands]
+    assert binaries == ["train"] * 5 + ["similarity"] + ["subspace"] * 6 + [
+        "ensemble"] + ["cross_section"] * 2
+    for command in commands:
+        assert "--strategy=tpu" in command and "--tpu=my-tpu" in command
+        assert "--manual_dir=/data/imagenet" in command and "--data_dir=/data/tfds" in command
+    assert all("--noeval_train_split" in c and "--train_epochs=3" in c for c in commands[:5])
+    assert not any("--train_epochs=3" in c for c in commands[5:])  # train.py's only
+    assert "--corruptions=all" in commands[12] and "--compare_published" in commands[12]
+    for binary in sorted(set(binaries)):
+        argvs = [c[1:] for c, b in zip(commands, binaries) if b == binary]
+        done = subprocess.run([sys.executable, "-c", CHECK_FLAGS, binary,
+                               json.dumps(argvs)], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+        assert done.returncode == 0, (binary, done.stderr[-2000:])
+        assert done.stdout.strip().splitlines()[-1] == str(len(argvs))
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_each_study_plans_training_then_every_analysis(study):
+    commands = _planned(study, NUM_RUNS="2")
+    binaries = [os.path.basename(c[1]) for c in commands]
+    assert binaries == ["train.py"] * 2 + ["similarity.py"] + ["subspace.py"] * 3 + [
+        "ensemble.py"] + ["cross_section.py"] * 2
+    dataset = study.split("_", 1)[0]
+    assert f"--dataset={dataset}" in commands[0]
+    corruptions = "--corruptions=none" if dataset == "cifar100" else "--corruptions=all"
+    assert corruptions in commands[6]
+
+
+def test_multi_worker_non_chief_only_trains():
+    tf_config = json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                            "task": {"type": "worker", "index": 1}})
+    done = _script("cifar10_small_cnn", PRINT_ONLY="1", NUM_RUNS="2",
+                   STRATEGY="multi_worker", TF_CONFIG=tf_config)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and len(lines) == 3
+    assert all("--strategy=multi_worker" in line for line in lines[:2])
+    assert lines[2] == "trained; the chief runs the analyses"
+    chief = json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                        "task": {"type": "worker", "index": 0}})
+    done = _script("cifar10_small_cnn", PRINT_ONLY="1", NUM_RUNS="2",
+                   STRATEGY="multi_worker", TF_CONFIG=chief)
+    analyses = done.stdout.strip().splitlines()[2:]
+    assert len(analyses) == 7 and all("--strategy=mirrored" in line for line in analyses)
+
+
+def test_unknown_study_is_one_line():
+    done = _script("cifar10_wrn")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"{SCRIPT}: unknown study 'cifar10_wrn'; choose cifar10_small_cnn, "
+        "cifar10_medium_cnn, cifar10_resnet20_v1, cifar100_resnet20_v1, "
+        "imagenet2012_resnet50 or mnist1d_cnn1d"]
