@@ -75,12 +75,16 @@ if [ -n "${DRY_RUN:-}" ]; then
     "${TRAIN[@]}" "${DATA[@]}" "$@" | NUM_RUNS=$NUM_RUNS python -c '
 import json, os, sys
 r, runs = json.load(sys.stdin), int(os.environ["NUM_RUNS"])
+def duration(hours):
+    return (f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours >= 1 / 60
+            else f"{hours * 3600:.0f} s")
 print(json.dumps(r, indent=2, sort_keys=True))
 print("{dataset} {model}: {runs} runs x {train_epochs} epochs x {steps_per_epoch} steps "
       "of {batch_size} = {all:,} steps; at the measured {steps_per_second:.2f} steps/s "
-      "({replicas} replicas) about {hours:.2f} h of training ({train_hours:.2f} h a run), "
-      "plus per-epoch validation, checkpoints and the analyses".format(
-          runs=runs, all=runs * r["total_steps"], hours=runs * r["train_hours"], **r))'
+      "(replicas: {replicas}) about {eta} of training ({per_run} a run), plus "
+      "per-epoch validation, checkpoints and the analyses".format(
+          runs=runs, all=runs * r["total_steps"], eta=duration(runs * r["train_hours"]),
+          per_run=duration(r["train_hours"]), **r))'
   exit
 fi
 

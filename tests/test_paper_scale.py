@@ -35,7 +35,8 @@ def test_dry_run_states_steps_and_eta_from_a_measured_throughput():
     assert report["train_hours"] == pytest.approx(hours)
     assert lines[-1].startswith("mnist1d cnn1d: 3 runs x 30 epochs x 27 steps of 128 = "
                                 "2,430 steps; at the measured ")
-    assert f"about {3 * hours:.2f} h of training" in lines[-1]
+    seconds = report["train_hours"] * 3600  # under a minute: printed in seconds
+    assert f"about {3 * seconds:.0f} s of training ({seconds:.0f} s a run)" in lines[-1]
 
 
 def _planned(study, **env):
