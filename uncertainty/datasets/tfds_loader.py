@@ -9,6 +9,7 @@ image-net.org), so their absence is reported at once.
 """
 
 import contextlib
+import logging as std_logging
 import os
 import sys
 
@@ -91,10 +92,12 @@ def _check_manual_files(name: str, builder, data_dir: str | None,
 
 @contextlib.contextmanager
 def _quiet():
-    """absl logging at ERROR and above only, for the duration."""
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.ERROR)
+    """absl logging at ERROR and above only, for the duration (the logger's own level
+    is restored as it was, unset included)."""
+    logger = logging.get_absl_logger()
+    level = logger.level
+    logger.setLevel(std_logging.ERROR)
     try:
         yield
     finally:
-        logging.set_verbosity(verbosity)
+        logger.setLevel(level)
