@@ -253,3 +253,17 @@ def test_fit_sets_the_learning_rate_at_every_step():
         weights -= rate * x[step].T @ (p - np.eye(2)[y[step]]) / 4
     np.testing.assert_allclose(model.get_weights()[0], weights, rtol=1e-5, atol=1e-7)
     assert history[0]["learning_rate"] == pytest.approx(0.5 * (2 / 3) / 5)
+
+
+def test_dry_run_measures_at_most_an_epoch_and_writes_nothing(mnist1d, tmp_path,
+                                                               monkeypatch):
+    from uncertainty.training import TrainConfig, measure_throughput
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, sample_with_replacement=False,
+                                     train_epochs=7)
+    report = measure_throughput(config, mnist1d, steps=1000)
+    assert report["steps_per_epoch"] == report["measured_steps"] == 3500 // 128
+    assert report["total_steps"] == 7 * 27 and report["steps_per_second"] > 0
+    assert report["train_hours"] == pytest.approx(7 * 27 / report["steps_per_second"] / 3600)
+    assert os.listdir(tmp_path) == []

@@ -234,14 +234,17 @@ def _build(config: TrainConfig, data: Dataset, strategy: tf.distribute.Strategy)
 def measure_throughput(config: TrainConfig, data: Dataset, steps: int,
                        strategy: tf.distribute.Strategy | None = None,
                        steps_per_loop: int = STEPS_PER_LOOP) -> dict:
-    """A dry run: trains `config`'s network for two passes of `steps` steps (the first
-    compiles and fills the input pipeline), writes nothing, and returns the second
+    """A dry run: trains `config`'s network for two passes of `steps` steps (at most an
+    epoch's; the first compiles and fills the input pipeline), writes nothing, and
+    returns the second
     pass's throughput with the whole run's step count and its training time at that
     rate (per-epoch validation, checkpoints and the final scoring come on top)."""
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
         data = data.head("train", config.train_examples)
     _check(config, data, strategy.num_replicas_in_sync)
+    steps_per_epoch = data.num_examples("train") // config.batch_size
+    steps = min(steps, steps_per_epoch)  # a permutation epoch has no more batches
     model, _, optimizer = _build(config, data, strategy)
     passes = fit(dataclasses.replace(config, train_epochs=2), model, optimizer,
                  lambda epoch, context: data.train_pipeline(
@@ -250,7 +253,6 @@ def measure_throughput(config: TrainConfig, data: Dataset, steps: int,
                      augment=config.augment, input_context=context),
                  steps, strategy, steps_per_loop=steps_per_loop)
     seconds = passes[1]["epoch_seconds"]
-    steps_per_epoch = data.num_examples("train") // config.batch_size
     total = steps_per_epoch * config.train_epochs
     return {"dataset": data.name, "model": config.model, "batch_size": config.batch_size,
             "replicas": strategy.num_replicas_in_sync, "measured_steps": steps,
