@@ -29,7 +29,7 @@ import os
 from absl import flags, logging
 
 from uncertainty import cli
-from uncertainty import UserError, cross_section, files, plotting, trajectory
+from uncertainty import UserError, cross_section, files, locks, plotting, trajectory
 
 cli.define_data_flags(dataset=False)
 cli.define_analysis_flags()
@@ -95,14 +95,16 @@ def main(argv):
         raise UserError("--runs and --output_dir are required")
     runs = trajectory.find_runs(FLAGS.runs)[:2]
     settings = options(runs)
-    data = cli.load_run_data(trajectory.check_runs(runs, minimum=1))
+    data = cli.load_run_data(trajectory.check_runs(runs, minimum=1,
+                                                   allow_failed=FLAGS.allow_failed_runs))
     for run in runs:
         trajectory.check_source(run, data)
-    result = cross_section.analyse(runs, data, FLAGS.split, settings, FLAGS.output_dir,
-                                   FLAGS.prediction_batch_size,
-                                   cli.strategy())  # a connector trains on one device
-    write_figures(result)
-    files.write_json(os.path.join(FLAGS.output_dir, "cross_section.json"), result)
+    with locks.hold(FLAGS.output_dir):
+        result = cross_section.analyse(runs, data, FLAGS.split, settings, FLAGS.output_dir,
+                                       FLAGS.prediction_batch_size,
+                                       cli.strategy())  # a connector trains on one device
+        write_figures(result)
+        files.write_json(os.path.join(FLAGS.output_dir, "cross_section.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)
     print(json.dumps(result["summary"], indent=2, sort_keys=True))
 

@@ -25,7 +25,7 @@ import os
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, plotting, published, shift, trajectory
+from uncertainty import UserError, cli, files, locks, plotting, published, shift, trajectory
 
 cli.define_data_flags(dataset=False)
 cli.define_analysis_flags(split=False)
@@ -75,10 +75,16 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     settings = options()
     runs = trajectory.find_runs(FLAGS.runs)
-    shared = trajectory.check_runs(runs)
+    shared = trajectory.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
     data = cli.load_run_data(shared)
     for run in runs:
         trajectory.check_source(run, data)
+    with locks.hold(FLAGS.output_dir):
+        write(runs, data, settings, shared)
+
+
+def write(runs, data, settings, shared) -> None:
+    """The study, its figures, tables and ensemble.json in --output_dir."""
     with cli.strategy().scope():  # every model built and predicted under it
         result = shift.study(runs, data, settings, FLAGS.subspace_dir,
                              lambda name: cli.load_dataset(name, shared["validation_examples"]))

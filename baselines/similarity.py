@@ -14,7 +14,7 @@ import os
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, plotting, similarity, trajectory
+from uncertainty import UserError, cli, files, locks, plotting, similarity, trajectory
 
 cli.define_data_flags(dataset=False)
 cli.define_analysis_flags()
@@ -34,14 +34,14 @@ def main(argv):
     if FLAGS.tsne_runs < 1 or FLAGS.prediction_batch_size < 1:
         raise UserError("--tsne_runs and --prediction_batch_size must be positive")
     runs = trajectory.find_runs(FLAGS.runs)
-    shared = trajectory.check_runs(runs)
+    shared = trajectory.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
     data = cli.load_run_data(shared)
-    with cli.strategy().scope():  # every model built and predicted under it
+    with locks.hold(FLAGS.output_dir), cli.strategy().scope():  # models built under it
         result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                     FLAGS.prediction_batch_size)
-    result["model"], result["method"] = shared["model"], shared["method"]
-    write_figures(result, FLAGS.output_dir)
-    files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)
+        result["model"], result["method"] = shared["model"], shared["method"]
+        write_figures(result, FLAGS.output_dir)
+        files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)
     print(json.dumps(result["summary"], indent=2, sort_keys=True))
 

@@ -22,7 +22,7 @@ import os
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, plotting, subspace, trajectory
+from uncertainty import UserError, cli, files, locks, plotting, subspace, trajectory
 
 cli.define_data_flags(dataset=False)
 cli.define_analysis_flags()
@@ -106,9 +106,16 @@ def main(argv):
     base_run = files.normpath(FLAGS.base_run)
     others = [r for r in (trajectory.find_runs(FLAGS.other_runs) if FLAGS.other_runs
                           else []) if files.normpath(r) != base_run]
-    shared = trajectory.check_runs([base_run] + others, minimum=1)
+    shared = trajectory.check_runs([base_run] + others, minimum=1,
+                                   allow_failed=FLAGS.allow_failed_runs)
     data = cli.load_run_data(shared)
     trajectory.check_source(base_run, data)
+    with locks.hold(FLAGS.output_dir):
+        write(base_run, others, specs, data, shared)
+
+
+def write(base_run, others, specs, data, shared) -> None:
+    """The study, its figures and subspace.json in --output_dir."""
     extra = ("test",) if FLAGS.save_test_predictions and FLAGS.split != "test" else ()
     with cli.strategy().scope():  # every model built and predicted under it
         result = subspace.plane(base_run, others, specs, data, FLAGS.split, FLAGS.num_samples,

@@ -31,7 +31,8 @@ import os
 
 from absl import flags
 
-from uncertainty import UserError, cli, datasets, evaluation, files, models, recipes, trajectory
+from uncertainty import (UserError, cli, datasets, evaluation, files, locks, models, recipes,
+                         trajectory)
 from uncertainty.datasets import PREPROCESSING
 from uncertainty import training
 from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
@@ -60,6 +61,9 @@ flags.DEFINE_bool("deterministic", None,
 flags.DEFINE_enum("dtype", None, list(recipes.DTYPES),
                   "Precision policy: float32 (recipe), mixed_bfloat16 (TPU, recent CPUs) or "
                   "mixed_float16 (GPU, with loss scaling); weights stay float32.")
+flags.DEFINE_float("max_loss", None, "Stop training (the run marked failed, its last good "
+                   "checkpoint kept) when a step's mean training loss exceeds this; a loss "
+                   "that is not finite always stops it.")
 flags.DEFINE_integer("steps_per_loop", training.STEPS_PER_LOOP,
                      "Training steps per host call, run on the device inside one "
                      "tf.function (an execution setting: the weights do not depend on "
@@ -134,6 +138,8 @@ def resolve_config() -> TrainConfig:
                                                  f"{FLAGS.steps}"),
         (FLAGS.steps_per_loop > 0, f"--steps_per_loop must be positive, got "
                                    f"{FLAGS.steps_per_loop}"),
+        (FLAGS.max_loss is None or FLAGS.max_loss > 0, f"--max_loss must be positive, "
+                                                       f"got {FLAGS.max_loss}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -152,12 +158,14 @@ def evaluate_only() -> None:
     except ValueError:
         raise UserError(f"--eval_epochs are integers, got {','.join(FLAGS.eval_epochs)}")
     corruptions, intensities = cli.shift_sets()
-    results = evaluation.evaluate(
-        run_dir, lambda name: cli.load_dataset(name, config["validation_examples"]),
-        epochs, corruptions, intensities, batch_size=FLAGS.prediction_batch_size,
-        strategy=cli.strategy())
-    report = {trajectory.checkpoint_name(epoch): scores for epoch, scores in results.items()}
-    files.write_json(os.path.join(run_dir, "eval.json"), report)
+    with locks.hold(run_dir):
+        results = evaluation.evaluate(
+            run_dir, lambda name: cli.load_dataset(name, config["validation_examples"]),
+            epochs, corruptions, intensities, batch_size=FLAGS.prediction_batch_size,
+            strategy=cli.strategy())
+        report = {trajectory.checkpoint_name(epoch): scores
+                  for epoch, scores in results.items()}
+        files.write_json(os.path.join(run_dir, "eval.json"), report)
     print(json.dumps(report, indent=2, sort_keys=True))
 
 
@@ -177,7 +185,7 @@ def main(argv):
         return
     locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
-                    steps_per_loop=FLAGS.steps_per_loop,
+                    steps_per_loop=FLAGS.steps_per_loop, max_loss=FLAGS.max_loss,
                     eval_train=FLAGS.eval_train_split)
     print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))

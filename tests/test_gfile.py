@@ -35,7 +35,7 @@ def test_helpers_round_trip_on_ram():
     files.write_json(path, {"x": 1})
     files.write_json(path, {"x": 2})  # overwrites
     assert files.read_json(path) == {"x": 2}
-    assert files.listdir(os.path.dirname(path)) == ["result.json"]  # no temporary left
+    assert sorted(files.listdir(os.path.dirname(path))) == ["result.json", "result.json.sha256"]
     assert files.isdir(os.path.join(root, "a")) and not files.isdir(path)
 
     files.write_npz(os.path.join(root, "a", "arrays.npz"), w=np.arange(5.0), name="run")

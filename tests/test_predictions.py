@@ -101,7 +101,7 @@ def test_unreadable_or_truncated_cache_is_recomputed_with_a_log_line(run, mnist1
     again = fresh(run)
     np.testing.assert_allclose(again.checkpoint(mnist1d, "test"), good, atol=1e-6)
     assert again.counts["computed"] == 1
-    reason = {"truncate": "unreadable", "garbage": "unreadable",
+    reason = {"truncate": "damaged", "garbage": "damaged",
               "rows": "rows do not match"}[damage]
     assert any(reason in r.getMessage() for r in caplog.records)
 

@@ -43,7 +43,7 @@ try:
 finally:
     _NativeStderr.restore()
 
-from uncertainty import UserError, datasets, distribute  # noqa: E402
+from uncertainty import UserError, datasets, distribute, progress  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -77,6 +77,19 @@ def define_data_flags(dataset: bool = True) -> None:
           "stream from disk at every pass; 0 streams everything.")
 
 
+def define_progress_flags() -> None:
+    """--progress and --progress_seconds, which every binary has (`run` applies them)."""
+    _once(flags.DEFINE_bool, "progress", True,
+          "Show the progress of long work (training, predicting many functions, grids) "
+          "with rate and ETA: a bar on a terminal, else a log line every "
+          "--progress_seconds.")
+    _once(flags.DEFINE_float, "progress_seconds", progress.LOG_SECONDS,
+          "Seconds between progress log lines when stderr is not a terminal.")
+
+
+define_progress_flags()
+
+
 def define_output_flags() -> None:
     """--output_dir and --seed, which every binary has."""
     _once(flags.DEFINE_string, "output_dir", None,
@@ -89,6 +102,9 @@ def define_analysis_flags(split: bool = True) -> None:
     runs. Every analysis reports on the test split by default: the validation split is
     where subspace.py's acceptance rule selects."""
     define_strategy_flags()
+    _once(flags.DEFINE_bool, "allow_failed_runs", False,
+          "Analyse runs whose training failed (diverged), up to their last good "
+          "checkpoint; refused by default.")
     if split:
         _once(flags.DEFINE_enum, "split", "test", ["validation", "test"],
               "Evaluation split the results are reported on.")
@@ -197,22 +213,27 @@ def _parse_flags(argv):
     return args
 
 
-def _fail(program: str, message: str) -> None:
+def _fail(program: str, message: str, code: int = 2) -> None:
     print(f"{os.path.basename(program)}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def run(main) -> None:
-    """absl's app.run, but a UserError or a bad flag ends in one line and exit code 2."""
+    """absl's app.run, but a UserError or a bad flag ends in one line and exit code 2,
+    an interrupt (Ctrl-C, SIGINT) in one line and exit code 130."""
 
     def guarded(argv):
         _NativeStderr.restore()
         logging.set_verbosity(logging.INFO)  # our progress lines ...
         logging.get_absl_logger().addFilter(_no_tensorflow_info)  # ... not TF's chatter
+        progress.ENABLED, progress.LOG_SECONDS = FLAGS.progress, FLAGS.progress_seconds
         try:
             main(argv)
         except UserError as e:
             _fail(argv[0], str(e))
+        except KeyboardInterrupt:
+            _fail(argv[0], "interrupted; every file written so far is whole: run the same "
+                           "command again to finish the work", code=130)
 
     try:
         app.run(guarded, flags_parser=_parse_flags)

@@ -161,7 +161,8 @@ def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int,
         logging.info("connector epoch %d/%d: mean loss along the curve %.4f", epoch + 1,
                      epochs, scalars["train/loss"])
 
-    history = training.fit(config, curve, optimizer, batches, steps, end_of_epoch=report)
+    history = training.fit(config, curve, optimizer, batches, steps, end_of_epoch=report,
+                           what="training the connector")
     return (trajectory.flatten([m.numpy() for m in curve.bend]),
             [scalars["train/loss"] for scalars in history])
 
@@ -176,11 +177,10 @@ def trained_bend(run_a: str, run_b: str, data: Dataset, epochs: int,
             r, trajectory.epochs(r)[-1])] for r in (run_a, run_b)],
         "data": data.identity("train"), "epochs": epochs, "learning_rate": learning_rate,
         "seed": seed}, sort_keys=True)
-    if files.exists(path):
-        with files.read_npz(path) as saved:
-            if str(saved["settings"]) == settings:
-                logging.info("connector read from %s", path)
-                return saved["bend"], saved["history"].tolist()
+    saved = files.read_npz_if_intact(path)
+    if saved is not None and str(saved.get("settings")) == settings:
+        logging.info("connector read from %s", path)
+        return saved["bend"], saved["history"].tolist()
     bend, history = train_bezier(run_a, run_b, data, epochs, learning_rate, seed)
     files.write_npz(path, settings=settings, bend=bend, history=np.array(history))
     return bend, history

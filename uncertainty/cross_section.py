@@ -25,9 +25,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from uncertainty import connectors, files, metrics, models, seeding, trajectory
+from uncertainty import connectors, files, metrics, models, progress, seeding, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -168,21 +167,21 @@ def evaluate(coords: list, vector_at, score, path: str, fingerprint: str
     """
     coords = np.asarray(coords, np.float64)
     values, done = {}, np.zeros(len(coords), bool)
-    if files.exists(path):
-        with files.read_npz(path) as saved:
-            if str(saved["fingerprint"]) == fingerprint and np.array_equal(
-                    saved["coords"], coords):
-                done = saved["done"].copy()
-                values = {k[2:]: saved[k].copy() for k in saved.files if k.startswith("v_")}
-    for i in np.flatnonzero(~done):
-        for name, value in score(vector_at(*np.atleast_1d(coords[i]))).items():
-            values.setdefault(name, np.full(len(coords), np.nan))[i] = value
-        done[i] = True
-        if done.sum() % max(1, len(coords) // 10) == 0:
-            logging.info("%s: %d of %d points done", os.path.basename(path), done.sum(),
-                         len(coords))
-        files.write_npz(path, fingerprint=fingerprint, coords=coords, done=done,
-                        **{f"v_{k}": v for k, v in values.items()})
+    saved = files.read_npz_if_intact(path)
+    if saved is not None and str(saved.get("fingerprint")) == fingerprint and (
+            np.array_equal(saved.get("coords"), coords)):
+        done = saved["done"].copy()
+        values = {k[2:]: v.copy() for k, v in saved.items() if k.startswith("v_")}
+    todo = np.flatnonzero(~done)
+    with progress.Progress(len(todo), os.path.basename(path)[:-len(".npz")],
+                           "point") as meter:
+        for i in todo:
+            for name, value in score(vector_at(*np.atleast_1d(coords[i]))).items():
+                values.setdefault(name, np.full(len(coords), np.nan))[i] = value
+            done[i] = True
+            files.write_npz(path, fingerprint=fingerprint, coords=coords, done=done,
+                            **{f"v_{k}": v for k, v in values.items()})
+            meter.update()
     return values
 
 

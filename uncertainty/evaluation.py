@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from absl import logging
 
-from uncertainty import datasets, ensemble, metrics, shift, trajectory
+from uncertainty import datasets, ensemble, metrics, progress, shift, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -43,12 +43,14 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
     outlier_data = load(outlier) if outlier else None
     predictor = RunPredictions(run_dir, batch_size, strategy)
     results = {}
+    meter = progress.Progress(len(epochs) * len(sets), "evaluating checkpoints", "set")
     for epoch in epochs:
         logging.info("evaluating %s epoch %d on %d sets", run_dir, epoch, len(sets))
         scores, logits = {}, {}
         for intensity, kind, name in sets:
             data = shifted[name]
             logits[name] = predictor.checkpoint(data, "test", epoch)
+            meter.update()
             for metric, score in ensemble.METRICS.items():
                 scores[shift.metric_key(metric, kind, intensity)] = score(
                     logits[name], data.labels("test"))

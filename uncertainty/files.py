@@ -1,6 +1,14 @@
 """Every file the project reads or writes goes through here, on `tf.io.gfile`: local
-paths, gs:// and ram:// alike. Writes are atomic: a reader never sees a half-written
-file (a temporary name beside the target, then a rename)."""
+paths, gs:// and ram:// alike.
+
+Writes are atomic: a reader never sees a half-written file (a temporary name beside
+the target, then a rename), and a write that fails (disk full, no permission) leaves
+the previous file as it was and ends in one line (`UserError`). Reads verify: a JSON
+file carries a SHA-256 sidecar (`<name>.sha256`, in `sha256sum -c` format) checked on
+every read; an .npz file is a zip whose every array carries a CRC-32 that numpy's
+reader checks. A file that fails its check raises `CorruptFile`, naming the file and
+what to do.
+"""
 
 import hashlib
 import io
@@ -10,8 +18,12 @@ import uuid
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
+
+from uncertainty.errors import UserError
 
 TMP_PREFIX = ".tmp-"
+CHECKSUM_SUFFIX = ".sha256"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 gfile = tf.io.gfile
@@ -63,7 +75,18 @@ def makedirs(path: str) -> None:
 
 
 def remove(path: str) -> None:
+    """Removes the file at `path`, and its checksum sidecar if it has one."""
     gfile.remove(path)
+    if gfile.exists(path + CHECKSUM_SUFFIX):
+        gfile.remove(path + CHECKSUM_SUFFIX)
+
+
+def remove_leftovers(directory: str) -> None:
+    """Removes the temporary files that writers killed mid-write left directly in
+    `directory` (call it only while holding the directory's lock)."""
+    for name in listdir(directory) if isdir(directory) else []:
+        if name.startswith(TMP_PREFIX):
+            remove(os.path.join(directory, name))
 
 
 def read_bytes(path: str) -> bytes:
@@ -71,14 +94,65 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def read_json(path: str):
-    return json.loads(read_bytes(path))
+class CorruptFile(UserError):
+    """A file the project wrote that fails its check (truncated, damaged, edited)."""
+
+    def __init__(self, path: str, problem: str,
+                 fix: str = "delete it and re-run the command that wrote it"):
+        super().__init__(f"{path} is damaged ({problem}); {fix}")
+        self.path = path
+
+
+def read_json(path: str, fix: str | None = None):
+    """The JSON value at `path`, verified against its checksum sidecar when it has one
+    (files written before sidecars, or cut off between the two renames, are checked
+    only as JSON). Raises `CorruptFile` (with `fix` as its advice) if either check
+    fails."""
+    path = os.fspath(path)
+    data = read_bytes(path)
+    advice = {} if fix is None else {"fix": fix}
+    expected = _recorded_checksum(path, advice)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise CorruptFile(path, f"its content does not match its checksum in "
+                                f"{os.path.basename(path)}{CHECKSUM_SUFFIX}", **advice)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise CorruptFile(path, "empty" if not data else "not valid JSON: cut off or "
+                          "overwritten", **advice) from None
+
+
+def _recorded_checksum(path: str, advice: dict) -> str | None:
+    """The SHA-256 the sidecar of `path` records, or None without a sidecar."""
+    sidecar = path + CHECKSUM_SUFFIX
+    if not exists(sidecar):
+        return None
+    fields = read_bytes(sidecar).split()
+    if len(fields) != 2 or len(fields[0]) != 64:
+        raise CorruptFile(sidecar, "not a sha256sum line", **advice)
+    return fields[0].decode()
 
 
 def read_npz(path: str):
     """The arrays of an .npz file as an `np.lib.npyio.NpzFile` (a mapping and a
     context manager); an .npy file's array."""
     return np.load(io.BytesIO(read_bytes(path)))
+
+
+def read_npz_if_intact(path: str) -> dict | None:
+    """Every array of the .npz file at `path` (read whole, so that each one's CRC-32
+    is checked), or None when it does not exist or fails to read (cut off, damaged,
+    not an npz): a derived file, which the caller computes again. The failure is
+    logged."""
+    if not exists(path):
+        return None
+    try:
+        with read_npz(path) as saved:
+            return {name: saved[name] for name in saved.files}
+    except Exception as e:  # noqa: BLE001: zip, CRC, pickle and format errors alike
+        logging.warning("%s is damaged (%s: %s); computing it again", path,
+                        type(e).__name__, str(e)[:120])
+        return None
 
 
 def write_atomically(path: str, write, mode: str = "w") -> None:
@@ -89,8 +163,9 @@ def write_atomically(path: str, write, mode: str = "w") -> None:
     _store(path, buffer.getvalue(), "wb" if "b" in mode else "w")
 
 
-def _store(path: str, content, mode: str) -> None:
-    """Writes `content` to a temporary name beside `path`, then renames it over `path`."""
+def _store(path: str, content, mode: str, before_rename=None) -> None:
+    """Writes `content` to a temporary name beside `path`, then (after calling
+    `before_rename()`, if given) renames it over `path`."""
     directory, name = os.path.split(path)
     if directory:
         gfile.makedirs(directory)
@@ -106,11 +181,24 @@ def _store(path: str, content, mode: str) -> None:
             finally:
                 os.close(fd)
             os.chmod(local, 0o666 & ~_UMASK)  # results stay readable by other users
+        if before_rename is not None:
+            before_rename()
         gfile.rename(tmp, path, overwrite=True)
-    except BaseException:
+    except BaseException as e:
         if gfile.exists(tmp):
             gfile.remove(tmp)
+        if isinstance(e, (OSError, tf.errors.OpError)):
+            raise UserError(f"cannot write {path} ({write_error(e)}); free space or fix "
+                            f"the permissions there, or pass another output directory "
+                            f"(what was there is unchanged)") from None
         raise
+
+
+def write_error(error: Exception) -> str:
+    """A short reason for a failed write (an OSError's or a TensorFlow error's)."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return error.message.strip().splitlines()[0][:200]
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -122,7 +210,22 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_json(path: str, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True))
+    """`obj` as JSON at `path`, then its SHA-256 at `path`.sha256. The old sidecar is
+    removed once the new file is written under its temporary name, just before the
+    rename: a write that fails leaves the old pair whole, and an interruption between
+    the renames leaves a file checked as JSON only, never a sidecar that disagrees
+    with its file."""
+    path = os.fspath(path)
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    sidecar = path + CHECKSUM_SUFFIX
+
+    def remove_old_sidecar():
+        if exists(sidecar):
+            remove(sidecar)
+
+    _store(path, text, "w", before_rename=remove_old_sidecar)
+    checksum = hashlib.sha256(text.encode()).hexdigest()
+    write_text(sidecar, f"{checksum}  {os.path.basename(path)}\n")
 
 
 def write_npz(path: str, **arrays) -> None:

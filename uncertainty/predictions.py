@@ -192,13 +192,12 @@ class RunPredictions:
         """The cached logits at `path`, or None and why they cannot be used."""
         if not files.exists(path):
             return None, "not cached yet"
-        try:
-            with files.read_npz(path) as saved:
-                if str(saved["identity"]) != identity:
-                    return None, "cached for other weights, data or preprocessing"
-                logits = saved["logits"]
-        except Exception as e:  # truncated or corrupt file: any reader error
-            return None, f"cache file unreadable ({type(e).__name__})"
+        saved = files.read_npz_if_intact(path)
+        if saved is None or "logits" not in saved:
+            return None, "the cache file is damaged"
+        if str(saved.get("identity")) != identity:
+            return None, "cached for other weights, data or preprocessing"
+        logits = saved["logits"]
         if len(logits) != num_examples:
             return None, "cached rows do not match the examples"
         return logits, ""

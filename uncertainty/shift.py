@@ -28,13 +28,14 @@ checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`
 """
 
 import dataclasses
+import os
 import time
 
 import numpy as np
 from absl import logging
 
-from uncertainty import (datasets, ensemble, files, models, published, recipes, subspace,
-                         trajectory)
+from uncertainty import (datasets, ensemble, files, models, progress, published, recipes,
+                         subspace, trajectory)
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -140,7 +141,8 @@ def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
     by_identity = {trajectory.identity(run): run for run in runs}
     seen = {}
     for path in paths:
-        result = files.read_json(path)
+        result = files.read_json(path, fix=f"run baselines/subspace.py again with "
+                                           f"--output_dir={os.path.dirname(path)}")
         if any("run" not in s.get("params", {}) for s in result["samples"]):
             raise UserError(f"{path} was written by an older subspace.py whose samples "
                             f"cannot be regenerated; run baselines/subspace.py again")
@@ -249,6 +251,7 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
     loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
+    meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
     for i, (intensity, kind, name) in enumerate(sets):
         shifted = loaded.pop(name) if name in loaded else load(name)
         logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
@@ -261,6 +264,8 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         for set_name, divergence in js.items():
             values[set_name].setdefault("all", {})[
                 metric_key("js_divergence", kind, intensity)] = divergence
+        meter.update()
+    meter.close()
     for entry in (e for table in values.values() for e in table.values()):
         for metric in METRICS:
             if metric_key(metric) in entry:

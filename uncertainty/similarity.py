@@ -11,7 +11,7 @@ import time
 import numpy as np
 from absl import logging
 
-from uncertainty import metrics, seeding, trajectory
+from uncertainty import metrics, progress, seeding, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -50,12 +50,18 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     finals_w, finals_z, late = [], [], []
     tsne_logits, tsne_index = [], []
     counts = {"computed": 0, "from_cache": 0}
+    meter = progress.Progress(sum(len(trajectory.epochs(run)) for run in runs),
+                              "similarity", "checkpoint")
     for r, run in enumerate(runs):
         predictor = RunPredictions(run, batch_size=batch_size)
         epochs = trajectory.epochs(run)
         logging.info("run %d/%d %s: %d checkpoints", r + 1, len(runs), run, len(epochs))
         weights = np.stack([trajectory.load_weights(run, e) for e in epochs])
-        logits = np.stack([predictor.checkpoint(data, split, e) for e in epochs])
+        logits = []
+        for e in epochs:
+            logits.append(predictor.checkpoint(data, split, e))
+            meter.update()
+        logits = np.stack(logits)
         result["trajectories"][run] = {"epochs": epochs,
                                        **trajectory_matrices(weights, logits, labels)}
         counts = {k: v + predictor.counts[k] for k, v in counts.items()}
@@ -65,6 +71,7 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
         if r < tsne_runs:
             tsne_logits.append(logits)
             tsne_index += [(run, e) for e in epochs]
+    meter.close()
     finals_z = np.stack(finals_z)
     result["independent"] = trajectory_matrices(np.stack(finals_w), finals_z, labels)
 

@@ -40,7 +40,8 @@ import numpy as np
 import tensorflow_probability as tfp
 from absl import logging
 
-from uncertainty import diversity, files, metrics, models, seeding, similarity, trajectory
+from uncertainty import (diversity, files, metrics, models, progress, seeding, similarity,
+                         trajectory)
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
 from uncertainty.predictions import RunPredictions
@@ -362,6 +363,7 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: Sample
     draws = 1 if spec.method == "weight_average" else num_samples
     tries = spec.accept_tries if spec.accept_threshold is not None else 1
     results = []
+    meter = progress.Progress(draws, f"{spec.method} samples", "sample")
     for i in range(draws):
         for attempt in range(tries):
             record = _record(subspace, spec, seed, i, attempt, bn_data)
@@ -387,6 +389,8 @@ def sample_functions(predictor: RunPredictions, subspace: Subspace, spec: Sample
                          spec.method, i + 1, draws, record["scale"],
                          results[-1]["accuracy"], results[-1]["normalized_diversity"])
             break
+        meter.update()
+    meter.close()
     return results
 
 

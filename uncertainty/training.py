@@ -29,8 +29,8 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from uncertainty import (distribute, files, metrics, models, predictions, recipes, trajectory,
-                         variational)
+from uncertainty import (distribute, files, locks, metrics, models, predictions, progress,
+                         recipes, trajectory, variational)
 from uncertainty.models.variational import is_variational, twin_weights
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
@@ -132,7 +132,8 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9
 
 def train(config: TrainConfig, data: Dataset, run_dir: str,
           strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None,
-          steps_per_loop: int = STEPS_PER_LOOP, eval_train: bool = True) -> dict:
+          steps_per_loop: int = STEPS_PER_LOOP, eval_train: bool = True,
+          max_loss: float | None = None) -> dict:
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
@@ -140,33 +141,60 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     all of them see: every worker resumes from it, only the chief writes to it. The
     final metrics score the validation and test splits and, with `eval_train`, the
     whole training split (a pass over ImageNet's 1.28M images: off at that scale).
+
+    The chief holds the directory's lock (`locks.hold`) throughout. Resuming verifies
+    the checkpoints and continues from the newest one that every earlier one agrees
+    with (`trajectory.recover`); a finished run is reported only when all of them
+    verify. A training loss that is not finite, or above `max_loss`, stops the run
+    (`Diverged`, naming the step) and marks it failed in status.json; its last good
+    checkpoint is kept.
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
         data = data.head("train", config.train_examples)
     _check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
+    with locks.hold(run_dir) if chief else contextlib.nullcontext():
+        return _train(config, data, run_dir, strategy, chief, extra_config or {},
+                      steps_per_loop, eval_train, max_loss)
+
+
+def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
+           eval_train, max_loss) -> dict:
+    """`train` once the run directory is locked (by the chief)."""
     record = {**config.record(), "data_source": data.source,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-              **(extra_config or {})}
+              **extra_config}
     trajectory.prepare(run_dir, record, ignore=LOCATION_FIELDS + trajectory.DERIVED_FIELDS,
                        write=chief, defaults=recipes.RECIPES[config.model])
-    if trajectory.is_complete(run_dir):
-        logging.info("%s is already trained; reporting its metrics", run_dir)
-        return trajectory.read_metrics(run_dir)
     if trajectory.is_legacy(run_dir):
+        if trajectory.is_complete(run_dir):
+            return trajectory.read_metrics(run_dir)
         raise UserError(f"{run_dir} is an unfinished run in the .npz format of an older "
                         f"version, which cannot be resumed; train it again in a new "
                         f"--output_dir")
+    good = trajectory.recover(run_dir, set_aside=chief)  # resume trusts nothing
+    metrics_path = os.path.join(run_dir, trajectory.METRICS)
+    if good == config.train_epochs and trajectory.is_complete(run_dir):
+        try:
+            metrics = trajectory.read_metrics(run_dir)
+            logging.info("%s is already trained; reporting its metrics", run_dir)
+            return metrics
+        except files.CorruptFile as e:
+            logging.warning("%s; scoring the checkpoints again", e)
+    if chief and files.exists(metrics_path):  # no longer describes the checkpoints
+        files.remove(metrics_path)
 
     model, point, optimizer = _build(config, data, strategy)
     posterior = is_variational(model)
     with strategy.scope():
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
-    latest = tf.train.latest_checkpoint(trajectory.checkpoints_dir(run_dir))
-    if latest:
-        state.restore(latest).assert_existing_objects_matched()
+    if good is not None:
+        state.restore(trajectory.checkpoint_prefix(run_dir, good)
+                      ).assert_existing_objects_matched()
+    if chief:
+        trajectory.write_status(run_dir, "training", epochs_done=good or 0)
     # Every worker saves (the save is collective); only the chief's copy is kept, the
     # others write to a local scratch folder.
     scratch_dir = (contextlib.nullcontext() if chief
@@ -175,10 +203,17 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
         manager = tf.train.CheckpointManager(
             state, trajectory.checkpoints_dir(run_dir) if chief else scratch,
             max_to_keep=None, checkpoint_name=trajectory.CHECKPOINT_NAME)
-        if not latest:
-            manager.save(checkpoint_number=0)  # the initialisation, "epoch 0"
-        _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
-                      strategy, chief, steps_per_loop)
+        if good is None:
+            _save(manager, 0, run_dir)  # the initialisation, "epoch 0"
+        try:
+            _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
+                          strategy, chief, steps_per_loop, max_loss)
+        except Diverged as e:
+            if chief:
+                trajectory.write_status(run_dir, "failed", reason=e.reason, epoch=e.epoch,
+                                        step=e.step, loss=e.loss,
+                                        epochs_done=int(done.numpy()))
+            raise
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
@@ -197,9 +232,22 @@ def train(config: TrainConfig, data: Dataset, run_dir: str,
     if history:
         results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
     if chief:
-        files.write_json(os.path.join(run_dir, trajectory.METRICS), results)
+        files.write_json(metrics_path, results)
+        trajectory.write_status(run_dir, "complete", epochs_done=config.train_epochs)
     logging.info("finished %s: %s", run_dir, results)
     return results
+
+
+def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str) -> None:
+    """Saves the checkpoint of `epoch`; a failed write is one line (what was saved
+    before stays: the checkpoint's index is written last, so a cut-off checkpoint is
+    never counted)."""
+    try:
+        manager.save(checkpoint_number=epoch)
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot write the checkpoint of epoch {epoch} in {run_dir} "
+                        f"({files.write_error(e)}); free space there and re-run the same "
+                        f"command to resume") from None
 
 
 def _build(config: TrainConfig, data: Dataset, strategy: tf.distribute.Strategy):
@@ -263,11 +311,11 @@ def measure_throughput(config: TrainConfig, data: Dataset, steps: int,
 
 
 def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir, strategy,
-                  chief, steps_per_loop) -> None:
+                  chief, steps_per_loop, max_loss) -> None:
     """The epochs not done yet; each ends with its history and checkpoint saved."""
     start = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
-    history = _read_history(run_dir)[:start]
+    history = _read_history(run_dir, set_aside_damaged=chief)[:start]
     logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
                  "epoch %d of %d done", run_dir, config.model, data.name,
                  models.num_parameters(model), strategy.num_replicas_in_sync, steps,
@@ -293,7 +341,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         if chief:
             files.write_json(os.path.join(run_dir, trajectory.HISTORY), history)
         done.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)  # last: the epoch now counts as done
+        _save(manager, epoch + 1, run_dir)  # last: the epoch now counts as done
         with writer.as_default(step=epoch + 1):
             for name, value in scalars.items():
                 if name != "epoch":
@@ -302,14 +350,31 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
                      "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
 
     fit(config, model, optimizer, batches, steps, strategy, start, end_of_epoch,
-        steps_per_loop)
+        steps_per_loop, max_loss, what=f"training {os.path.basename(run_dir)}")
+
+
+class Diverged(UserError):
+    """Training stopped: the loss at a step was not finite or above the bound."""
+
+    def __init__(self, loss: float, epoch: int, step: int, step_in_epoch: int,
+                 steps: int, learning_rate: float, max_loss: float | None):
+        self.loss, self.epoch, self.step = loss, epoch, step
+        bound = (f", above --max_loss={max_loss:g}" if np.isfinite(loss) and max_loss
+                 is not None else "")
+        self.reason = (f"the training loss was {loss:.4g}{bound} at step {step} "
+                       f"(epoch {epoch}, step {step_in_epoch} of {steps})")
+        super().__init__(
+            f"training diverged: {self.reason}; the learning rate ({learning_rate:.3g}) is "
+            f"the likely cause: lower --learning_rate, or check the inputs for NaN or "
+            f"inf (the last good checkpoint is kept; the run is marked failed)")
 
 
 def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Optimizer,
         batches: Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset],
         steps: int, strategy: tf.distribute.Strategy | None = None, start: int = 0,
         end_of_epoch: Callable[[int, dict], None] | None = None,
-        steps_per_loop: int = STEPS_PER_LOOP) -> list[dict]:
+        steps_per_loop: int = STEPS_PER_LOOP, max_loss: float | None = None,
+        what: str = "training") -> list[dict]:
     """The one loop: epochs `start` .. `config.train_epochs` - 1 (0-based) of `steps`
     steps each, minimising the cross-entropy of `model`'s logits (plus `model.losses`)
     over `model.trainable_variables` with `optimizer`, at the learning rate of
@@ -328,13 +393,19 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
     whatever `model` takes. After every epoch `end_of_epoch(epoch, scalars)` may add to
     or save the epoch's scalars (learning rate, seconds, training loss, running
     accuracy, the mean regularisation term). Returns the scalars of every epoch it ran.
+
+    A step whose mean loss is not finite, or above `max_loss`, raises `Diverged`
+    (at the end of its host call) before anything else of its epoch happens.
+    Progress (`uncertainty.progress`) is reported as `what`.
     """
     strategy = strategy or tf.distribute.get_strategy()
     annealing_steps = config.kl_annealing_epochs * steps if is_variational(model) else 0
     train_loop = _make_train_loop(model, optimizer, strategy, config.batch_size,
                                   annealing_steps)
+    bound = tf.constant(np.inf if max_loss is None else max_loss, tf.float64)
     examples = steps * config.batch_size
     history = []
+    meter = progress.Progress((config.train_epochs - start) * steps, what, "step")
     for epoch in range(start, config.train_epochs):
         rates = np.float32(recipes.epoch_learning_rates(
             config.lr_schedule, config.learning_rate, epoch, steps,
@@ -347,21 +418,25 @@ def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Opt
             n = min(steps_per_loop, steps - done)
             # padded to one shape, so that the loop is traced once
             loop_rates = np.pad(rates[done:done + n], (0, steps_per_loop - n))
-            sums += [float(v) for v in train_loop(iterator, tf.constant(n),
-                                                  tf.constant(loop_rates))]
+            *loop_sums, bad_step, bad_loss = [float(v) for v in train_loop(
+                iterator, tf.constant(n), tf.constant(loop_rates), bound)]
+            if bad_step >= 0:
+                meter.close()
+                at = done + int(bad_step) + 1  # 1-based
+                raise Diverged(bad_loss, epoch + 1, epoch * steps + at, at, steps,
+                               float(rates[at - 1]), max_loss)
+            sums += loop_sums
             done += n
+            meter.update(n)
         scalars = {"epoch": epoch + 1, "learning_rate": float(rates[-1]),
                    "epoch_seconds": time.time() - began,
                    "train/loss": sums[0] / examples,
                    "train/running_accuracy": sums[1] / examples,
                    "train/regularization_loss": sums[2] / steps}
-        if not np.isfinite(scalars["train/loss"]):
-            raise UserError(f"the training loss became {scalars['train/loss']} in epoch "
-                            f"{epoch + 1}; lower --learning_rate (the last good checkpoint "
-                            f"is kept)")
         if end_of_epoch is not None:
             end_of_epoch(epoch, scalars)
         history.append(scalars)
+    meter.close()
     return history
 
 
@@ -369,8 +444,9 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
                      annealing_steps: int = 0):
     """A tf.function running `n` distributed steps on batches (inputs, labels) from a
     distributed iterator, step i at learning rate `rates[i]`; returns the sums over
-    them of the examples'
-    cross-entropies, the number correct, and the regularisation term (float64). With
+    them of the examples' cross-entropies, the number correct, and the regularisation
+    term, then the index of the first step whose mean loss is not finite or above
+    `max_loss` (-1: none) and that loss (float64). With
     `annealing_steps` the regularisation (KL) term is annealed; under a mixed-float16
     policy the loss is scaled (`keras.mixed_precision.LossScaleOptimizer`)."""
     scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
@@ -405,12 +481,23 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
                 ((tf.distribute.ReduceOp.SUM, loss), (tf.distribute.ReduceOp.SUM, correct),
                  (tf.distribute.ReduceOp.MEAN, regularization))]
 
+    def first_bad(found, sums, i, max_loss):
+        """[index, loss] of the first bad step so far, given step i's `sums`."""
+        loss = sums[0] / global_batch
+        bad = tf.logical_or(tf.logical_not(tf.math.is_finite(loss + sums[2])),
+                            loss > max_loss)
+        return tf.where(tf.logical_and(found[0] < 0, bad),
+                        tf.stack([tf.cast(i, tf.float64), loss]), found)
+
     @tf.function
-    def train_loop(iterator, n, rates):
+    def train_loop(iterator, n, rates, max_loss):
         sums = reduced(next(iterator), rates[0])
+        found = first_bad(tf.constant([-1.0, 0.0], tf.float64), sums, 0, max_loss)
         for i in tf.range(1, n):
-            sums = [a + b for a, b in zip(sums, reduced(next(iterator), rates[i]))]
-        return sums
+            step_sums = reduced(next(iterator), rates[i])
+            found = first_bad(found, step_sums, i, max_loss)
+            sums = [a + b for a, b in zip(sums, step_sums)]
+        return sums + [found[0], found[1]]
 
     return train_loop
 
@@ -447,6 +534,22 @@ def _scores(logits, labels, split) -> dict:
             f"{split}/num_examples": len(labels)}
 
 
-def _read_history(run_dir: str) -> list:
+def _read_history(run_dir: str, set_aside_damaged: bool = False) -> list:
+    """The run's per-epoch scalars so far. A damaged history.json is set aside (as
+    history.json.damaged, with a warning: its epochs' scalars remain in summaries/)
+    and training goes on without them; without `set_aside_damaged` it is an error."""
     path = os.path.join(run_dir, trajectory.HISTORY)
-    return files.read_json(path) if files.exists(path) else []
+    if not files.exists(path):
+        return []
+    try:
+        return files.read_json(path)
+    except files.CorruptFile as e:
+        if not set_aside_damaged:
+            raise
+        files.gfile.rename(path, path + ".damaged", overwrite=True)
+        if files.exists(path + files.CHECKSUM_SUFFIX):
+            files.remove(path + files.CHECKSUM_SUFFIX)
+        logging.warning("%s; set aside as %s.damaged, and the scalars of the epochs "
+                        "before are missing from the new one (TensorBoard's summaries/ "
+                        "keep them)", e, trajectory.HISTORY)
+        return []

@@ -13,6 +13,13 @@ Layout of a run made by `baselines/train.py`:
                        `tf.train.load_checkpoint` / `tf.train.list_variables`.
   history.json         per-epoch training scalars; summaries/ the same for TensorBoard
   metrics.json         final metrics, written last: its presence marks a finished run
+  status.json          training, failed (diverged: why, where) or complete
+  *.json.sha256        each JSON file's checksum (`sha256sum -c` checks it by hand)
+  .lock                while a process writes the run (`uncertainty.locks`)
+A checkpoint is trusted when every tensor reads back with the CRC32C checksum
+TensorFlow stored beside it (`checkpoint_problem`); resuming keeps the longest run of
+trusted checkpoints from the initialisation on and sets the rest aside in
+checkpoints/set_aside/ (`recover`).
 Runs written before (legacy) hold checkpoints/init.npz and epoch_NNN.npz (all model
 weights; for a variational run its deterministic twin's and the kernels' std) and
 normalizer.npz; they are read the same way.
@@ -28,9 +35,11 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from uncertainty import files
 from uncertainty.errors import UserError
@@ -38,11 +47,13 @@ from uncertainty.errors import UserError
 # Config fields that say where things are, not what the run is; they may change on resume.
 # (and how it runs: steps per host call)
 LOCATION_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
-                   "strategy", "tpu", "steps_per_loop", "cache_data_mb")
+                   "strategy", "tpu", "steps_per_loop", "cache_data_mb", "max_loss")
 # Config fields the dataset determines (recorded so a checkpoint can be read alone).
 DERIVED_FIELDS = ("input_shape", "num_classes")
-CONFIG, METRICS, HISTORY, NORMALIZER = "config.json", "metrics.json", "history.json", \
-    "normalizer.npz"
+CONFIG, METRICS, HISTORY, NORMALIZER, STATUS = ("config.json", "metrics.json",
+                                               "history.json", "normalizer.npz",
+                                               "status.json")
+SET_ASIDE = "set_aside"  # checkpoints/set_aside/: damaged or superseded checkpoints
 CHECKPOINT_NAME = "ckpt"  # checkpoints/ckpt-<epoch>
 
 
@@ -108,6 +119,74 @@ def checkpoint_digest(run_dir: str, epoch: int) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
+    """Why the checkpoint of `epoch` cannot be trusted, or None when every tensor in
+    it reads back and matches the CRC32C checksum TensorFlow stored with it."""
+    prefix = checkpoint_prefix(run_dir, epoch)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # noqa: BLE001: the reader raises several types
+        message = getattr(e, "message", None) or str(e) or type(e).__name__
+        return message.strip().splitlines()[0][:200]
+    return None
+
+
+def recover(run_dir: str, set_aside: bool = True) -> int | None:
+    """The last epoch N such that the checkpoints of epochs 0..N all verify
+    (`checkpoint_problem`), None if the initialisation's does not. Every later
+    checkpoint (damaged, or after a damaged one: retraining replaces it) is moved to
+    checkpoints/set_aside/ with a log line, as are TensorFlow's temporary folders
+    and a checkpoint-state file that cannot be parsed; with `set_aside=False` (a
+    worker that only reads) nothing moves."""
+    directory = checkpoints_dir(run_dir)
+    found = [0] * _has_init(run_dir) + epochs(run_dir)
+    good = None
+    for epoch in found:
+        problem = checkpoint_problem(run_dir, epoch)
+        if problem is not None:
+            logging.warning("%s: checkpoint of epoch %d is damaged (%s)", run_dir, epoch,
+                            problem)
+            break
+        if epoch != (0 if good is None else good + 1):
+            break  # a gap
+        good = epoch
+    if not set_aside or not files.isdir(directory):
+        return good
+    later = [e for e in found if good is None or e > good]
+    leftovers = [n for n in files.listdir(directory) if "_temp" in n]
+    if files.exists(os.path.join(directory, "checkpoint")) and not _state_readable(directory):
+        leftovers.append("checkpoint")
+    if not later and not leftovers:
+        return good
+    aside = os.path.join(directory, SET_ASIDE, time.strftime("%Y%m%d-%H%M%S"))
+    files.makedirs(aside)
+    for epoch in later:
+        for path in files.glob(checkpoint_prefix(run_dir, epoch) + ".*"):
+            files.gfile.rename(path, os.path.join(aside, os.path.basename(path)))
+    for name in leftovers:
+        files.gfile.rename(os.path.join(directory, name), os.path.join(aside, name))
+    if good is not None:  # the state file lists what is left
+        tf.compat.v1.train.update_checkpoint_state(
+            directory, checkpoint_prefix(run_dir, good),
+            [checkpoint_prefix(run_dir, e) for e in range(good + 1)])
+    logging.warning("%s: set aside in %s: checkpoints of epochs %s%s (training resumes "
+                    "from epoch %s); delete that folder once the run is complete",
+                    run_dir, aside, later, f" and {leftovers}" if leftovers else "",
+                    "0" if good is None else good)
+    return good
+
+
+def _state_readable(directory: str) -> bool:
+    """Whether the CheckpointManager's state file in `directory` parses (TensorFlow
+    reads one that does not as no state, with a warning)."""
+    try:
+        return tf.train.get_checkpoint_state(directory) is not None
+    except Exception:  # noqa: BLE001: cut off or overwritten
+        return False
+
+
 def model_shape(run_dir: str) -> tuple[tuple[int, ...], int]:
     """(input shape, number of classes) of the run's model."""
     config = read_config(run_dir)
@@ -161,8 +240,17 @@ def _restore(run_dir: str, epoch: int):
     model = _reader(json.dumps({k: config.get(k) for k in (
         "model", "method", "prior_stddev", "posterior_init_stddev", "seed",
         *DERIVED_FIELDS)}, sort_keys=True))
-    tf.train.Checkpoint(model=model).read(checkpoint_prefix(run_dir, epoch)).expect_partial()
+    prefix = checkpoint_prefix(run_dir, epoch)
+    try:
+        tf.train.Checkpoint(model=model).read(prefix).expect_partial()
+    except (tf.errors.OpError, ValueError, IndexError) as e:
+        problem = (getattr(e, "message", None) or str(e)).strip().splitlines()[-1][:200]
+        raise files.CorruptFile(prefix, problem, _RETRAIN.format(run_dir=run_dir)) from None
     return model
+
+
+_RETRAIN = ("re-run baselines/train.py with --output_dir={run_dir} and the run's flags: "
+            "it retrains from the newest checkpoint that verifies")
 
 
 @functools.lru_cache(maxsize=8)
@@ -184,14 +272,21 @@ def _read_legacy(run_dir: str, epoch: int
                  ) -> tuple[list[np.ndarray], list[bool], list[np.ndarray | None]]:
     """A legacy .npz checkpoint, with the normaliser's (shift, scale) first, where the
     model now holds them (its `normalizer` layer)."""
-    with files.read_npz(_legacy_path(run_dir, epoch)) as data:
-        count = len(data["names"])
-        arrays = [data[f"w{i:03d}"] for i in range(count)]
-        stds = [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
-                for i in range(count)]
-        trainable = [bool(t) for t in data["trainable"]]
-    with files.read_npz(os.path.join(run_dir, NORMALIZER)) as saved:
-        shift, scale = saved["shift"], saved["scale"]
+    path = _legacy_path(run_dir, epoch)
+    try:
+        with files.read_npz(path) as data:
+            count = len(data["names"])
+            arrays = [data[f"w{i:03d}"] for i in range(count)]
+            stds = [data[f"std{i:03d}"] if f"std{i:03d}" in data else None
+                    for i in range(count)]
+            trainable = [bool(t) for t in data["trainable"]]
+        path = os.path.join(run_dir, NORMALIZER)
+        with files.read_npz(path) as saved:
+            shift, scale = saved["shift"], saved["scale"]
+    except Exception as e:  # noqa: BLE001: zip, CRC or format errors
+        raise files.CorruptFile(path, f"{type(e).__name__}: {e}"[:200],
+                                "restore it from a backup: a run of this older format "
+                                "cannot be retrained in place") from None
     return [shift, scale, *arrays], [False, False, *trainable], [None, None, *stds]
 
 
@@ -249,7 +344,12 @@ def read_config(run_dir: str) -> dict:
     if not files.exists(path):
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG}); pass a "
                         f"directory written by baselines/train.py")
-    return files.read_json(path)
+    return files.read_json(path, fix=_CONFIG_FIX)
+
+
+_CONFIG_FIX = ("the run's settings cannot be trusted: restore the file from a backup "
+               "(`sha256sum -c config.json.sha256` checks it) or train the run again in "
+               "a new --output_dir")
 
 
 # What a config.json written before a field existed means by it.
@@ -284,7 +384,7 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
         raise UserError(f"--output_dir {run_dir} is a file; pass a directory")
     path = os.path.join(run_dir, CONFIG)
     if files.exists(path):
-        old = files.read_json(path)
+        old = files.read_json(path, fix=_CONFIG_FIX)
         diffs = [f"{k}: {old.get(k)!r} there, {config.get(k)!r} now"
                  for k in sorted(set(old) | set(config))
                  if k not in ignore and old.get(k, defaults.get(k)) != config.get(k)]
@@ -293,7 +393,7 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
                             f"({'; '.join(diffs)}); use a new --output_dir or the original "
                             f"flags")
         return
-    if files.isdir(run_dir) and any(not name.startswith(files.TMP_PREFIX)
+    if files.isdir(run_dir) and any(not name.startswith(".")  # the lock, temporary files
                                     for name in files.listdir(run_dir)):
         raise UserError(f"--output_dir {run_dir} is not empty and holds no run; pass an "
                         f"empty or new directory")
@@ -313,12 +413,32 @@ _OLD_METRIC_NAMES = {f"{split}/nll": f"{split}/negative_log_likelihood"
 
 def read_metrics(run_dir: str) -> dict:
     """A finished run's metrics.json, with old metric names read as today's."""
-    saved = files.read_json(os.path.join(run_dir, METRICS))
+    saved = files.read_json(os.path.join(run_dir, METRICS), fix=(
+        f"re-run baselines/train.py with --output_dir={run_dir} and the run's flags: it "
+        f"scores the checkpoints again"))
     return {_OLD_METRIC_NAMES.get(name, name): value for name, value in saved.items()}
 
 
 def is_complete(run_dir: str) -> bool:
+    """Whether the run finished (its metrics are written). `baselines/train.py` also
+    verifies every checkpoint before it believes that (`recover`)."""
     return files.exists(os.path.join(run_dir, METRICS))
+
+
+def write_status(run_dir: str, state: str, **details) -> None:
+    """Records the run's state: training, failed (with `details`: why, where) or
+    complete."""
+    files.write_json(os.path.join(run_dir, STATUS), {
+        "state": state, "updated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **details})
+
+
+def read_status(run_dir: str) -> dict:
+    """The run's status.json ({"state": "complete"} or {} for runs that predate it)."""
+    path = os.path.join(run_dir, STATUS)
+    if files.exists(path):
+        return files.read_json(path, fix=f"delete it: baselines/train.py on {run_dir} "
+                                         f"writes it again")
+    return {"state": "complete"} if is_complete(run_dir) else {}
 
 
 # Config fields that must agree for runs to be compared on the same examples.
@@ -345,12 +465,19 @@ def find_runs(paths: list[str]) -> list[str]:
     return runs
 
 
-def check_runs(runs: list[str], minimum: int = 2) -> dict:
-    """Refuses too few runs, runs that differ in SAME_FIELDS, or gaps in checkpoints.
-    Returns the shared config values."""
+def check_runs(runs: list[str], minimum: int = 2, allow_failed: bool = False) -> dict:
+    """Refuses too few runs, runs that differ in SAME_FIELDS, gaps in checkpoints, or
+    (unless `allow_failed`) runs whose training failed. Returns the shared config
+    values."""
     if len(runs) < minimum:
         raise UserError(f"need at least {minimum} runs to compare, got {len(runs)}; "
                         f"train more seeds with baselines/train.py")
+    for run in runs:
+        status = read_status(run)
+        if status.get("state") == "failed" and not allow_failed:
+            raise UserError(f"{run} failed in training ({status.get('reason', '?')}); "
+                            f"retrain it, leave it out, or pass --allow_failed_runs to "
+                            f"analyse its checkpoints up to the failure")
     configs = {run: {**_FIELD_DEFAULTS, **read_config(run)} for run in runs}
     first = configs[runs[0]]
     for run, config in configs.items():

@@ -5,13 +5,18 @@ the ArrayRecord file format. Offline, TFDS reads a prepared copy under `data_dir
 builds one from the official archive placed in `manual_dir` (e.g.
 cifar-10-binary.tar.gz, cifar-100-binary.tar.gz, CIFAR-10-C.tar under the names TFDS
 expects). ImageNet can only be built from its archives (`MANUAL_FILES`, from
-image-net.org), so their absence is reported at once.
+image-net.org), so their absence is reported at once; so is a download that cannot
+happen (the server is unreachable: `PROBE_SECONDS` to find out), rather than after
+minutes of TFDS's retries.
 """
 
 import contextlib
+import functools
 import logging as std_logging
 import os
+import socket
 import sys
+import urllib.parse
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -20,6 +25,7 @@ from absl import logging
 from uncertainty.errors import UserError
 
 FILE_FORMAT = "array_record"
+PROBE_SECONDS = 3.0  # to decide that a download server cannot be reached
 # Datasets TFDS builds only from files the user downloads: the files each needs.
 # (imagenet2012_corrupted also downloads TFDS's frost images once, so it is prepared
 # on a machine with internet, or copied prepared under --data_dir.)
@@ -48,6 +54,8 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
                 raise RuntimeError(f"not prepared under {builder.data_dir} and "
                                    f"downloading is off")
             _check_manual_files(name, builder, data_dir, manual_dir)
+            if isinstance(builder_or_name, str):
+                _check_reachable(name, builder, manual_dir)
             logging.info("preparing %s under %s", name, builder.data_dir)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for results
                 builder.download_and_prepare(
@@ -88,6 +96,44 @@ def _check_manual_files(name: str, builder, data_dir: str | None,
             f"from image-net.org's {', '.join(MANUAL_FILES[family])}: put "
             f"{', '.join(missing)} in {folder} (or pass --manual_dir=<the folder holding "
             f"them>), or pass --data_dir holding a prepared ArrayRecord copy")
+
+
+def _check_reachable(name: str, builder, manual_dir: str | None) -> None:
+    """Raises a UserError at once if TFDS would download files (those of its
+    registered URLs not in `manual_dir`) from a server this machine cannot reach.
+    (Not when something replaced TFDS's download_and_prepare, as
+    `tfds.testing.mock_data` does with a no-op: then nothing is downloaded.)"""
+    if getattr(builder.download_and_prepare, "__name__", None) != "download_and_prepare":
+        return
+    missing = {url: info.filename or os.path.basename(urllib.parse.urlparse(url).path)
+               for url, info in (builder.url_infos or {}).items()}
+    missing = {url: f for url, f in missing.items()
+               if not (manual_dir and tf.io.gfile.exists(os.path.join(manual_dir, f)))}
+    hosts = sorted({urllib.parse.urlparse(url).netloc for url in missing})
+    down = [host for host in hosts if not _reachable(host)]
+    if down:
+        folder = manual_dir or "<folder>"
+        raise UserError(
+            f"{name} is not prepared under {builder.data_dir} and {down[0]}, where TFDS "
+            f"downloads it from, cannot be reached (offline?): put "
+            f"{', '.join(sorted(set(missing.values())))} in {folder} and pass "
+            f"--manual_dir={folder}, or pass --data_dir holding a copy prepared with "
+            f"'tfds build {name} --file_format=array_record' on a machine with internet")
+
+
+@functools.lru_cache(maxsize=None)
+def _reachable(host: str) -> bool:
+    """Whether a TCP connection to `host` (or to the HTTP(S) proxy, if one is set)
+    opens within PROBE_SECONDS."""
+    proxy = next((os.environ[v] for v in ("https_proxy", "HTTPS_PROXY", "http_proxy",
+                                           "HTTP_PROXY") if os.environ.get(v)), None)
+    target = urllib.parse.urlparse(proxy if "://" in (proxy or "") else f"//{proxy or host}")
+    try:
+        socket.create_connection((target.hostname, target.port or 443),
+                                 timeout=PROBE_SECONDS).close()
+        return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

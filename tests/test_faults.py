@@ -1,0 +1,620 @@
+"""Fault injection: divergence, damaged files of every kind the project writes, kills
+during writes, concurrent writers, stale locks, offline data, full disks, progress.
+
+Every case starts from a fresh copy of two real MNIST-1D runs and asserts the exit
+status or the one-line message, and that no earlier good file changed.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
+
+from conftest import REPO, load_binary, run_binary
+from uncertainty import UserError, files, locks, progress, trajectory
+from uncertainty.datasets import tfds_loader
+
+FLAGS = flags.FLAGS
+train_binary = load_binary("train")
+similarity_binary = load_binary("similarity")
+subspace_binary = load_binary("subspace")
+ensemble_binary = load_binary("ensemble")
+cross_section_binary = load_binary("cross_section")
+FLAGS(["pytest"])
+pytestmark = pytest.mark.slow  # trains and analyses real runs
+
+RUN_FLAGS = dict(dataset="mnist1d", model="cnn1d", train_examples=1000, train_epochs=2,
+                 deterministic=True)
+RUN_ARGS = [f"--{k}={v}" if not isinstance(v, bool) else f"--{k}"
+            for k, v in RUN_FLAGS.items()]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """Two finished runs (seeds 0 and 1) and a similarity analysis of them."""
+    root = tmp_path_factory.mktemp("pristine")
+    for seed in (0, 1):
+        with flagsaver.flagsaver(output_dir=str(root / "runs" / f"seed{seed}"), seed=seed,
+                                 **RUN_FLAGS):
+            train_binary.main(["train.py"])
+    with flagsaver.flagsaver(runs=[str(root / "runs")], output_dir=str(root / "similarity"),
+                             tsne_runs=2):
+        similarity_binary.main(["similarity.py"])
+    return root
+
+
+@pytest.fixture
+def work(pristine, tmp_path):
+    """A private copy of `pristine`, as a namespace of paths."""
+    shutil.copytree(pristine, tmp_path / "w")
+    root = tmp_path / "w"
+    return types.SimpleNamespace(root=root, pristine=pristine, runs=str(root / "runs"),
+                                 run=str(root / "runs" / "seed0"),
+                                 other=str(root / "runs" / "seed1"),
+                                 similarity=str(root / "similarity"))
+
+
+def digests(directory) -> dict:
+    """{relative path: SHA-256} of every file under `directory`."""
+    found = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def summary(work, directory=None) -> str:
+    """similarity.json's summary, with the runs' folder written as ROOT (the copy's
+    results name the pristine runs)."""
+    found = files.read_json(os.path.join(directory or work.similarity, "similarity.json"))
+    return json.dumps(found["summary"], sort_keys=True).replace(
+        str(work.pristine), "ROOT").replace(str(work.root), "ROOT")
+
+
+def fails(binary, **flag_values) -> str:
+    """The one-line UserError message `binary.main` ends with under `flag_values`."""
+    with flagsaver.flagsaver(**flag_values):
+        with pytest.raises(UserError) as raised:
+            binary.main(["binary.py"])
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def train(run_dir, **extra):
+    with flagsaver.flagsaver(output_dir=run_dir, **{**RUN_FLAGS, **extra}):
+        train_binary.main(["train.py"])
+
+
+def similarity(work, output_dir=None, **extra):
+    with flagsaver.flagsaver(runs=[work.runs], output_dir=output_dir or work.similarity,
+                             tsne_runs=2, **extra):
+        similarity_binary.main(["similarity.py"])
+
+
+def one_error_line(result: subprocess.CompletedProcess, binary: str, code: int = 2) -> str:
+    assert result.returncode == code, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines()
+             if line.startswith(f"{binary}.py: error:")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+def cut(path, keep: float = 0.5) -> None:
+    """Truncates the file at `path` to `keep` of its size."""
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+
+
+def flip(path, offset: int = -20) -> None:
+    """Flips every bit of one byte of the file at `path` (at `offset`)."""
+    data = bytearray(open(path, "rb").read())
+    data[offset] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+DAMAGE = {"truncated": cut, "empty": lambda p: cut(p, 0.0),
+          "garbage": lambda p: open(p, "wb").write(os.urandom(300)), "bit_flip": flip}
+
+
+# --- divergence ---------------------------------------------------------------------
+
+def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path):
+    run_dir = str(tmp_path / "run")
+    result = run_binary("train", *RUN_ARGS, "--optimizer=sgd", "--learning_rate=1e20",
+                        f"--output_dir={run_dir}")
+    line = one_error_line(result, "train")
+    assert "training diverged: the training loss was nan at step" in line
+    assert "(epoch 1, step" in line and "lower --learning_rate" in line
+    status = files.read_json(os.path.join(run_dir, "status.json"))
+    assert status["state"] == "failed" and status["epoch"] == 1 and status["step"] >= 1
+    # the initialisation is kept and verifies; nothing after it was saved
+    assert trajectory.epochs(run_dir) == []
+    assert trajectory.checkpoint_problem(run_dir, 0) is None
+    assert not trajectory.is_complete(run_dir)
+
+
+def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tmp_path):
+    run_dir = str(tmp_path / "run")
+    message = fails(train_binary, output_dir=run_dir, max_loss=1.0, **RUN_FLAGS)
+    assert "above --max_loss=1 at step 1 (epoch 1, step 1 of 7)" in message
+    status = files.read_json(os.path.join(run_dir, "status.json"))
+    assert status["state"] == "failed" and status["step"] == 1 and status["loss"] > 1.0
+    init = digests(os.path.join(run_dir, "checkpoints"))
+    # the bound is not part of the run: without it the same run resumes and finishes
+    train(run_dir)
+    assert files.read_json(os.path.join(run_dir, "status.json"))["state"] == "complete"
+    after = digests(os.path.join(run_dir, "checkpoints"))
+    assert {k: after[k] for k in init if k.startswith("ckpt-0")} == {
+        k: v for k, v in init.items() if k.startswith("ckpt-0")}
+
+
+def test_analyses_refuse_a_failed_run_unless_asked(work, tmp_path):
+    trajectory.write_status(work.other, "failed", reason="the training loss was nan")
+    before = digests(work.root)
+    message = fails(similarity_binary, runs=[work.runs], output_dir=str(tmp_path / "out"))
+    assert f"{work.other} failed in training (the training loss was nan)" in message
+    assert "--allow_failed_runs" in message
+    assert digests(work.root) == before and not os.path.exists(tmp_path / "out")
+    similarity(work, str(tmp_path / "out"), allow_failed_runs=True)
+    assert os.path.exists(tmp_path / "out" / "similarity.json")
+
+
+# --- damaged checkpoints: resume trusts nothing ----------------------------------------
+
+@pytest.mark.parametrize("damage,part", [("truncated", "data"), ("empty", "index"),
+                                         ("bit_flip", "data")])
+def test_damaged_last_checkpoint_is_set_aside_and_retrained(work, damage, part):
+    weights = trajectory.load_weights(work.run, 2)
+    first = digests(os.path.join(work.run, "checkpoints"))
+    path = [p for p in files.glob(trajectory.checkpoint_prefix(work.run, 2) + ".*")
+            if part in os.path.basename(p)][0]
+    DAMAGE[damage](path)
+    assert trajectory.checkpoint_problem(work.run, 2) is not None
+    train(work.run)  # "complete" only if every checkpoint verifies: it is not
+    assert trajectory.checkpoint_problem(work.run, 2) is None
+    np.testing.assert_array_equal(trajectory.load_weights(work.run, 2), weights)
+    after = digests(os.path.join(work.run, "checkpoints"))
+    for name in ("ckpt-0.index", "ckpt-1.index", "ckpt-1.data-00000-of-00001"):
+        assert after[name] == first[name]
+    aside = [k for k in after if k.startswith("set_aside/")]
+    assert any(k.endswith(os.path.basename(path)) for k in aside)
+    assert files.read_json(os.path.join(work.run, "status.json"))["state"] == "complete"
+
+
+def test_damaged_middle_checkpoint_retrains_from_the_last_sound_prefix(work):
+    weights = [trajectory.load_weights(work.run, e) for e in (1, 2)]
+    flip(trajectory.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 200)
+    train(work.run)
+    for epoch, expected in zip((1, 2), weights):  # deterministic: the same trajectory
+        np.testing.assert_array_equal(trajectory.load_weights(work.run, epoch), expected)
+    aside = files.glob(os.path.join(work.run, "checkpoints", "set_aside", "*", "ckpt-*"))
+    assert sorted({os.path.basename(p).split(".")[0] for p in aside}) == ["ckpt-1", "ckpt-2"]
+
+
+def test_garbage_checkpoint_state_file_is_set_aside(work):
+    state = os.path.join(work.run, "checkpoints", "checkpoint")
+    open(state, "w").write("model_checkpoint_path: {{{ not a proto")
+    train(work.run)
+    assert tf.train.latest_checkpoint(os.path.dirname(state)).endswith("ckpt-2")
+    assert files.glob(os.path.join(work.run, "checkpoints", "set_aside", "*", "checkpoint"))
+
+
+def test_analysis_of_a_damaged_checkpoint_names_it_and_the_fix(work, tmp_path):
+    flip(trajectory.checkpoint_prefix(work.other, 2) + ".data-00000-of-00001", 100)
+    shutil.rmtree(os.path.join(work.other, "predictions"))  # so it must be read
+    before = digests(work.root)
+    message = fails(similarity_binary, runs=[work.runs], output_dir=str(tmp_path / "out"))
+    assert message.startswith(f"{trajectory.checkpoint_prefix(work.other, 2)} is damaged")
+    assert f"re-run baselines/train.py with --output_dir={work.other}" in message
+    assert digests(work.root) == before
+
+
+# --- damaged JSON files ---------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_damaged_config_is_one_line_for_training_and_analysis(work, damage, tmp_path):
+    config = os.path.join(work.run, "config.json")
+    DAMAGE[damage](config)
+    before = digests(work.root)
+    expected = f"{config} is damaged ("
+    assert fails(train_binary, output_dir=work.run, **RUN_FLAGS).startswith(expected)
+    message = fails(similarity_binary, runs=[work.runs], output_dir=str(tmp_path / "o"))
+    assert message.startswith(expected) and "train the run again" in message
+    assert digests(work.root) == before
+
+
+def test_edited_config_fails_its_checksum(work):
+    config = os.path.join(work.run, "config.json")
+    saved = json.load(open(config))
+    saved["learning_rate"] = 0.5  # valid JSON, not what the run was trained with
+    open(config, "w").write(json.dumps(saved, indent=2, sort_keys=True))
+    message = fails(train_binary, output_dir=work.run, **RUN_FLAGS)
+    assert "does not match its checksum in config.json.sha256" in message
+    result = subprocess.run(["sha256sum", "-c", "config.json.sha256"], cwd=work.run,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "FAILED" in result.stdout
+
+
+def test_damaged_metrics_are_computed_again(work):
+    metrics_path = os.path.join(work.run, "metrics.json")
+    expected = files.read_json(metrics_path)
+    cut(metrics_path)
+    train(work.run)
+    assert files.read_json(metrics_path)["test/accuracy"] == expected["test/accuracy"]
+
+
+def test_damaged_history_is_set_aside_when_resuming(work):
+    # an unfinished run: its last epoch and metrics gone
+    for path in files.glob(trajectory.checkpoint_prefix(work.run, 2) + ".*"):
+        os.remove(path)
+    os.remove(os.path.join(work.run, "metrics.json"))
+    history = os.path.join(work.run, "history.json")
+    DAMAGE["garbage"](history)
+    train(work.run)
+    assert os.path.exists(history + ".damaged")
+    assert [h["epoch"] for h in files.read_json(history)] == [2]  # epoch 1's is lost
+    assert trajectory.is_complete(work.run)
+
+
+def test_damaged_subspace_json_names_the_command_that_remakes_it(work, tmp_path):
+    subspace_dir = tmp_path / "subspace"
+    with flagsaver.flagsaver(base_run=work.run, output_dir=str(subspace_dir / "seed0"),
+                             methods=["random"], num_samples=1, num_checkpoints=2):
+        subspace_binary.main(["subspace.py"])
+    path = subspace_dir / "seed0" / "subspace.json"
+    cut(path, 0.7)
+    message = fails(ensemble_binary, runs=[work.runs], subspace_dir=str(subspace_dir),
+                    methods=["random"], corruptions=["none"],
+                    output_dir=str(tmp_path / "ensemble"))
+    assert message.startswith(f"{path} is damaged (")
+    assert f"run baselines/subspace.py again with --output_dir={path.parent}" in message
+
+
+# --- damaged derived files are computed again -------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "bit_flip"])
+def test_damaged_prediction_cache_is_recomputed_with_a_log_line(work, damage, caplog):
+    expected = summary(work)
+    cache = files.find(os.path.join(work.run, "predictions"), "epoch_002.npz")[0]
+    DAMAGE[damage](cache)
+    caplog.set_level("INFO")
+    similarity(work)
+    assert any("the cache file is damaged" in r.getMessage() for r in caplog.records)
+    assert summary(work) == expected
+    with files.read_npz(cache) as saved:  # whole again
+        assert saved["logits"].shape == (1000, 10)
+
+
+def test_damaged_cross_section_grid_and_connector_are_computed_again(work, tmp_path, caplog):
+    out = str(tmp_path / "cross")
+    settings = dict(runs=[work.runs], output_dir=out, plane="independent", grid_points=3,
+                    path_points=3, connect=True, connect_epochs=1)
+    with flagsaver.flagsaver(**settings):
+        cross_section_binary.main(["cross_section.py"])
+    expected = files.read_json(os.path.join(out, "cross_section.json"))["summary"]
+    for name in ("plane_grid.npz", "connector.npz"):
+        cut(os.path.join(out, name))
+    caplog.set_level("INFO")
+    with flagsaver.flagsaver(**settings):
+        cross_section_binary.main(["cross_section.py"])
+    damaged = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(damaged) == 2
+    assert files.read_json(os.path.join(out, "cross_section.json"))["summary"] == expected
+
+
+# --- kills during writes ----------------------------------------------------------------
+
+# Runs a binary with one kind of write replaced by a fault: SIGKILL halfway through
+# writing the file named TARGET (its temporary copy), or right after the checkpoint of
+# epoch TARGET is saved with its data file cut in half (what a kill during the write
+# leaves when the data was not yet flushed).
+KILLER = """
+import os, signal, sys, runpy
+sys.path.insert(0, {repo!r})
+kind, target, binary = sys.argv[1:4]
+sys.argv = [binary] + sys.argv[4:]
+if kind == "file":
+    from uncertainty import files
+    real = files.gfile
+    class Half:
+        def __init__(self, path, mode):
+            self.file = real.GFile(path, mode)
+        def write(self, content):
+            self.file.write(content[:len(content) // 2]); self.file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        def __enter__(self): return self
+        def __exit__(self, *exc): self.file.close()
+    def gfile(path, mode="r"):
+        if "w" in mode and os.path.basename(path).endswith(target):
+            return Half(path, mode)
+        return real.GFile(path, mode)
+    files.gfile = type("gfile", (), {{n: staticmethod(getattr(real, n)) for n in dir(real)
+                                     if not n.startswith("_")}})
+    files.gfile.GFile = staticmethod(gfile)
+else:
+    import tensorflow as tf
+    save = tf.train.CheckpointManager.save
+    def saved_then_killed(self, checkpoint_number=None, **kwargs):
+        path = save(self, checkpoint_number=checkpoint_number, **kwargs)
+        if checkpoint_number == int(target):
+            data = path + ".data-00000-of-00001"
+            content = open(data, "rb").read()
+            open(data, "wb").write(content[:len(content) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return path
+    tf.train.CheckpointManager.save = saved_then_killed
+runpy.run_path(binary, run_name="__main__")
+"""
+
+
+def killed(kind: str, target: str, binary: str, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-c", KILLER.format(repo=REPO), kind, target,
+         os.path.join(REPO, "baselines", f"{binary}.py"), *args],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.parametrize("target", ["similarity.json", "independent.png"])
+def test_kill_while_writing_results_keeps_the_old_file_and_rerun_finishes(work, target):
+    before, expected = digests(work.similarity), summary(work)
+    killed("file", target, "similarity", f"--runs={work.runs}",
+           f"--output_dir={work.similarity}", "--tsne_runs=2")
+    assert digests(work.similarity)[target] == before[target]  # the old file, whole
+    assert summary(work) == expected  # and the JSON checks out
+    assert any(n.startswith(files.TMP_PREFIX) for n in os.listdir(work.similarity))
+    assert os.path.exists(os.path.join(work.similarity, locks.LOCK_NAME))  # stale now
+    similarity(work)  # takes the stale lock over, removes the leftovers
+    assert sorted(os.listdir(work.similarity)) == sorted(before)
+    assert summary(work) == expected
+
+
+def test_kill_while_writing_a_prediction_cache_then_rerun(work):
+    cache = files.find(os.path.join(work.other, "predictions"), "epoch_001.npz")[0]
+    os.remove(cache)
+    killed("file", "epoch_001.npz", "similarity", f"--runs={work.runs}",
+           f"--output_dir={work.similarity}", "--tsne_runs=2")
+    assert not os.path.exists(cache)  # never half there
+    similarity(work)
+    with files.read_npz(cache) as saved:
+        assert saved["logits"].shape == (1000, 10)
+
+
+def test_kill_while_writing_history_then_resume_is_bit_identical(tmp_path, pristine):
+    run_dir = str(tmp_path / "run")
+    killed("file", "history.json", "train", *RUN_ARGS, f"--output_dir={run_dir}")
+    assert trajectory.epochs(run_dir) == []  # epoch 1's checkpoint comes after its history
+    assert run_binary("train", *RUN_ARGS, f"--output_dir={run_dir}").returncode == 0
+    for epoch in (0, 1, 2):
+        np.testing.assert_array_equal(
+            trajectory.load_weights(run_dir, epoch),
+            trajectory.load_weights(str(pristine / "runs" / "seed0"), epoch))
+
+
+def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, pristine):
+    run_dir = str(tmp_path / "run")
+    killed("checkpoint", "2", "train", *RUN_ARGS, f"--output_dir={run_dir}")
+    assert trajectory.checkpoint_problem(run_dir, 2) is not None
+    good = digests(run_dir)
+    assert run_binary("train", *RUN_ARGS, f"--output_dir={run_dir}").returncode == 0
+    after = digests(run_dir)
+    for name in ("checkpoints/ckpt-1.index", "checkpoints/ckpt-1.data-00000-of-00001"):
+        assert after[name] == good[name]
+    np.testing.assert_array_equal(
+        trajectory.load_weights(run_dir, 2),
+        trajectory.load_weights(str(pristine / "runs" / "seed0"), 2))
+
+
+def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "baselines", "train.py"), *RUN_ARGS,
+         "--train_epochs=40", f"--output_dir={run_dir}"],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert any("epoch 1/40" in line for line in process.stderr)
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    process.wait()
+    assert process.returncode == 130
+    assert "train.py: error: interrupted; every file written so far is whole" in rest
+    assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # released
+    done = trajectory.epochs(run_dir)
+    assert done and all(trajectory.checkpoint_problem(run_dir, e) is None for e in done)
+
+
+# --- one writer per directory ------------------------------------------------------------
+
+def test_second_writer_is_refused_with_the_holder_named(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "baselines", "train.py"), *RUN_ARGS,
+         "--train_epochs=200", f"--output_dir={run_dir}"],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert any("epoch 1/200" in line for line in process.stderr)
+        before = digests(os.path.join(run_dir, "checkpoints"))
+        result = run_binary("train", *RUN_ARGS, "--train_epochs=200",
+                            f"--output_dir={run_dir}")
+        line = one_error_line(result, "train")
+        assert f"--output_dir {run_dir} is being written by another process (pid " \
+               f"{process.pid} on {socket.gethostname()}, since" in line
+        assert "train.py --dataset=mnist1d" in line
+        after = digests(os.path.join(run_dir, "checkpoints"))
+        saved = [k for k in before if k.startswith("ckpt-")]  # not the state file
+        assert saved and {k: after[k] for k in saved} == {k: before[k] for k in saved}
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+
+
+def test_concurrent_analysis_into_one_output_dir_is_refused(work):
+    with locks.hold(work.similarity):  # another writer, alive
+        before = digests(work.similarity)
+        message = fails(similarity_binary, runs=[work.runs], output_dir=work.similarity)
+        assert f"is being written by another process (pid {os.getpid()} on" in message
+        assert digests(work.similarity) == before
+    assert not os.path.exists(os.path.join(work.similarity, locks.LOCK_NAME))
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("owner", ["dead_process", "silent_host", "unreadable"])
+def test_stale_lock_is_taken_over(work, owner, caplog):
+    lock = os.path.join(work.similarity, locks.LOCK_NAME)
+    content = {"dead_process": dict(host=socket.gethostname(), pid=dead_pid(),
+                                    start_time="1", since="then", heartbeat=time.time()),
+               "silent_host": dict(host="elsewhere", pid=1, since="then",
+                                   heartbeat=time.time() - locks.STALE_SECONDS - 1)}
+    open(lock, "w").write(json.dumps(content[owner]) if owner in content else "{\"pi")
+    caplog.set_level("WARNING")
+    similarity(work)
+    assert any("taking over a stale lock" in r.getMessage() for r in caplog.records)
+    assert not os.path.exists(lock)
+
+
+def test_live_lock_from_another_host_is_respected(work):
+    lock = os.path.join(work.similarity, locks.LOCK_NAME)
+    open(lock, "w").write(json.dumps(dict(host="elsewhere", pid=1, since="a minute ago",
+                                          heartbeat=time.time(), command="similarity.py")))
+    message = fails(similarity_binary, runs=[work.runs], output_dir=work.similarity)
+    assert "(pid 1 on elsewhere, since a minute ago: similarity.py)" in message
+    assert f"delete {lock}" in message
+
+
+# --- offline, full disks --------------------------------------------------------------
+
+def test_missing_data_offline_fails_in_seconds(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    tfds_loader._reachable.cache_clear()
+    began = time.time()
+    message = fails(train_binary, dataset="cifar10", model="small_cnn",
+                    data_dir=str(tmp_path / "tfds"), output_dir=str(tmp_path / "run"))
+    assert time.time() - began < 20
+    assert message.startswith(f"cifar10 is not prepared under {tmp_path / 'tfds'}")
+    assert "www.cs.toronto.edu, where TFDS downloads it from, cannot be reached" in message
+    assert "put cifar-10-binary.tar.gz in <folder> and pass --manual_dir=<folder>" in message
+    assert "tfds build cifar10 --file_format=array_record" in message
+    assert not os.path.exists(tmp_path / "run")
+    tfds_loader._reachable.cache_clear()
+
+
+def test_reachability_probe_answers_within_its_timeout():
+    began = time.time()
+    assert not tfds_loader._reachable("no-such-host.invalid")
+    assert time.time() - began < tfds_loader.PROBE_SECONDS + 2
+
+
+class _DiskFull:
+    """tf.io.gfile, whose GFile raises ENOSPC when writing a file named `name`."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, attribute):
+        return getattr(tf.io.gfile, attribute)
+
+    def GFile(self, path, mode="r"):  # noqa: N802: gfile's name
+        if self.name in os.path.basename(path) and "w" in mode:
+            raise OSError(28, "No space left on device")
+        return tf.io.gfile.GFile(path, mode)
+
+
+def test_disk_full_while_writing_results_keeps_the_old_file(work, monkeypatch):
+    before = digests(work.similarity)
+    monkeypatch.setattr(files, "gfile", _DiskFull("similarity.json"))
+    message = fails(similarity_binary, runs=[work.runs], output_dir=work.similarity,
+                    tsne_runs=2)
+    assert message.startswith(f"cannot write {work.similarity}/similarity.json (No space "
+                              f"left on device)")
+    monkeypatch.undo()
+    after = digests(work.similarity)
+    assert sorted(after) == sorted(before)  # no temporary file left
+    for name in ("similarity.json", "similarity.json.sha256"):
+        assert after[name] == before[name]
+
+
+def test_disk_full_while_saving_a_checkpoint_is_one_line_and_resumable(tmp_path,
+                                                                       monkeypatch):
+    run_dir = str(tmp_path / "run")
+    save = tf.train.CheckpointManager.save
+
+    def full(self, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 2:
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
+    message = fails(train_binary, output_dir=run_dir, **RUN_FLAGS)
+    assert message.startswith(f"cannot write the checkpoint of epoch 2 in {run_dir} (No "
+                              f"space left on device)")
+    assert trajectory.epochs(run_dir) == [1]
+    assert files.read_json(os.path.join(run_dir, "status.json"))["state"] == "training"
+    monkeypatch.undo()
+    train(run_dir)
+    assert trajectory.epochs(run_dir) == [1, 2] and trajectory.is_complete(run_dir)
+
+
+# --- progress -------------------------------------------------------------------------
+
+def test_training_logs_progress_with_rate_and_eta_and_can_be_silenced(tmp_path,
+                                                                      monkeypatch, caplog):
+    monkeypatch.setattr(progress, "LOG_SECONDS", 0.0)
+    caplog.set_level("INFO")
+    train(str(tmp_path / "a"), steps_per_loop=2)
+    lines = [r.getMessage() for r in caplog.records if "steps (" in r.getMessage()]
+    assert lines[-1].startswith("training a: 14/14 steps (100%), ")
+    assert "steps/s" in lines[-1] and "ETA 00:00" in lines[-1] and len(lines) >= 4
+    caplog.clear()
+    monkeypatch.setattr(progress, "ENABLED", False)
+    train(str(tmp_path / "b"))
+    assert not [r for r in caplog.records if "steps (" in r.getMessage()]
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    class Terminal:
+        text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            Terminal.text += text
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(progress, "BAR_SECONDS", 0.0)
+    with progress.Progress(4, "grid", "point") as meter:
+        for _ in range(4):
+            meter.update()
+    frames = Terminal.text.split("\r")[1:]
+    assert len(frames) == 4 and frames[-1].startswith("[" + "#" * 24 + "] grid: 4/4 points")
+    assert frames[1].startswith("[" + "#" * 12 + "." * 12 + "] grid: 2/4 points (50%)")
+    assert Terminal.text.endswith("\n")

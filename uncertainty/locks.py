@@ -1,0 +1,188 @@
+"""One writer per directory: `hold(directory)` locks a run or output directory while a
+process writes it.
+
+The lock is a file, `<directory>/.lock`, created exclusively (O_EXCL on local disks)
+and holding its owner: host, pid, the process's start time, the command, when it was
+taken, and a heartbeat refreshed every `HEARTBEAT_SECONDS`. A second writer gets one
+line naming the owner. A lock is stale, and taken over with a log line, when its
+owner is gone: on the same host, when no process with that pid and start time runs;
+from another host (a shared filesystem), when its heartbeat is older than
+`STALE_SECONDS`. On object stores (gs://), which have no exclusive create, the lock is
+written, then read back: of two processes that start together, the one whose token
+is not there gives way.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+from absl import logging
+
+from uncertainty import files
+from uncertainty.errors import UserError
+
+LOCK_NAME = ".lock"
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 300.0
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process `pid` (Linux: clock ticks since boot), None if no such
+    process runs or it cannot be known."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that took the lock `owner` still runs (pid reuse aside)."""
+    if owner.get("host") != socket.gethostname():
+        return time.time() - owner.get("heartbeat", 0) < STALE_SECONDS
+    started = _start_time(owner["pid"])
+    if started is not None or os.path.exists("/proc/self/stat"):
+        return started is not None and started == owner.get("start_time")
+    try:  # no /proc: is any process with that pid there?
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _read_owner(path: str) -> dict | None:
+    """The lock's owner, {} if the lock file cannot be read as one (cut off while
+    written: its writer died at once), None if there is no lock."""
+    try:
+        owner = json.loads(files.read_bytes(path))
+        return owner if isinstance(owner, dict) and "pid" in owner else {}
+    except ValueError:
+        return {}
+    except Exception:  # noqa: BLE001: gone between exists() and read()
+        return None if not files.exists(path) else {}
+
+
+def _create(path: str, content: str) -> bool:
+    """Creates the lock file with `content` unless it exists; whether it did."""
+    local = files._local(path)
+    if local is None:
+        if files.exists(path):
+            return False
+        files.write_text(path, content)
+        return True
+    try:
+        fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    return True
+
+
+class _Lock:
+    def __init__(self, directory: str, what: str):
+        self.directory, self.what = directory, what
+        self.path = os.path.join(directory, LOCK_NAME)
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(),
+                      "start_time": _start_time(os.getpid()),
+                      "command": " ".join(os.path.basename(a) if i == 0 else a
+                                          for i, a in enumerate(sys.argv))[:300],
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                      "token": uuid.uuid4().hex}
+        self._stop = threading.Event()
+        self._beat = None
+
+    def acquire(self) -> None:
+        self.created = not files.exists(self.directory)
+        try:
+            files.makedirs(self.directory)
+        except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
+            raise UserError(f"cannot write {self.what} {self.directory} "
+                            f"({files.write_error(e)}); pass a directory you can write "
+                            f"to") from None
+        for _ in range(3):
+            if self._try_create():
+                self._start_heartbeat()
+                return
+            holder = _read_owner(self.path)
+            if holder is None:
+                continue  # released meanwhile
+            if holder and _alive(holder):
+                raise UserError(
+                    f"{self.what} {self.directory} is being written by another process "
+                    f"(pid {holder['pid']} on {holder['host']}, since {holder['since']}: "
+                    f"{holder.get('command', '?')}); wait for it to finish or use another "
+                    f"directory (if that process is gone, delete {self.path})")
+            self._take_over(holder)
+        raise UserError(f"could not lock {self.directory}: other processes keep taking "
+                        f"its lock; run one writer at a time")
+
+    def _try_create(self) -> bool:
+        try:
+            if not _create(self.path, self._content()):
+                return False
+        except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
+            raise UserError(f"cannot write {self.what} {self.directory} "
+                            f"({files.write_error(e)}); pass a directory you can write "
+                            f"to") from None
+        if files._local(self.path) is None:  # no exclusive create: did we win?
+            return _read_owner(self.path).get("token") == self.owner["token"]
+        return True
+
+    def _take_over(self, holder: dict) -> None:
+        """Removes a stale lock: renamed first, so that of two processes taking it
+        over at once only one removes it."""
+        described = (f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+                     if holder else "unreadable")
+        logging.warning("%s: taking over a stale lock (%s): its process is gone",
+                        self.directory, described)
+        aside = f"{self.path}.stale-{self.owner['token']}"
+        try:
+            files.gfile.rename(self.path, aside)
+            files.remove(aside)
+        except Exception:  # noqa: BLE001: another process took it over first
+            pass
+
+    def _content(self) -> str:
+        return json.dumps({**self.owner, "heartbeat": time.time()})
+
+    def _start_heartbeat(self) -> None:
+        def beat():
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                with contextlib.suppress(Exception):
+                    files.write_text(self.path, self._content())
+
+        self._beat = threading.Thread(target=beat, daemon=True, name="lock-heartbeat")
+        self._beat.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        with contextlib.suppress(Exception):
+            if (_read_owner(self.path) or {}).get("token") == self.owner["token"]:
+                files.remove(self.path)
+            if self.created and not files.listdir(self.directory):
+                files.gfile.rmtree(self.directory)  # refused before writing anything
+
+
+@contextlib.contextmanager
+def hold(directory: str, what: str = "--output_dir"):
+    """Locks `directory` (created if need be, and removed again if nothing was
+    written to it) for the duration; `what` names it in messages (the flag that chose
+    it). Temporary files that a killed writer left in it are removed once the lock is
+    held."""
+    lock = _Lock(directory, what)
+    lock.acquire()
+    try:
+        files.remove_leftovers(directory)
+        yield
+    finally:
+        lock.release()
