@@ -26,13 +26,14 @@ that rate, for planning a paper-scale study (run_scripts/paper_scale.sh):
       --steps=200
 """
 
+import contextlib
 import json
 import os
 
 from absl import flags
 
-from uncertainty import (UserError, cli, datasets, evaluation, files, locks, models, recipes,
-                         trajectory)
+from uncertainty import (UserError, cli, datasets, distribute, evaluation, files, locks,
+                         models, recipes, trajectory)
 from uncertainty.datasets import PREPROCESSING
 from uncertainty import training
 from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
@@ -158,14 +159,17 @@ def evaluate_only() -> None:
     except ValueError:
         raise UserError(f"--eval_epochs are integers, got {','.join(FLAGS.eval_epochs)}")
     corruptions, intensities = cli.shift_sets()
-    with locks.hold(run_dir):
+    strategy = cli.strategy()
+    chief = distribute.is_chief(strategy)
+    with locks.hold(run_dir) if chief else contextlib.nullcontext():
         results = evaluation.evaluate(
             run_dir, lambda name: cli.load_dataset(name, config["validation_examples"]),
             epochs, corruptions, intensities, batch_size=FLAGS.prediction_batch_size,
-            strategy=cli.strategy())
+            strategy=strategy)
         report = {trajectory.checkpoint_name(epoch): scores
                   for epoch, scores in results.items()}
-        files.write_json(os.path.join(run_dir, "eval.json"), report)
+        if chief:
+            files.write_json(os.path.join(run_dir, "eval.json"), report)
     print(json.dumps(report, indent=2, sort_keys=True))
 
 

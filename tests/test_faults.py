@@ -142,6 +142,8 @@ def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path):
     line = one_error_line(result, "train")
     assert "training diverged: the training loss was nan at step" in line
     assert "(epoch 1, step" in line and "lower --learning_rate" in line
+    assert line.endswith("(the last good checkpoint, epoch 0, is kept; status.json marks "
+                         "the run failed)")
     status = files.read_json(os.path.join(run_dir, "status.json"))
     assert status["state"] == "failed" and status["epoch"] == 1 and status["step"] >= 1
     # the initialisation is kept and verifies; nothing after it was saved
@@ -150,12 +152,16 @@ def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path):
     assert not trajectory.is_complete(run_dir)
 
 
-def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tmp_path):
+def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tmp_path,
+                                                                              pristine):
     run_dir = str(tmp_path / "run")
     message = fails(train_binary, output_dir=run_dir, max_loss=1.0, **RUN_FLAGS)
     assert "above --max_loss=1 at step 1 (epoch 1, step 1 of 7)" in message
     status = files.read_json(os.path.join(run_dir, "status.json"))
     assert status["state"] == "failed" and status["step"] == 1 and status["loss"] > 1.0
+    with pytest.raises(UserError, match=f"{run_dir} failed in training \\(the training "
+                                        f"loss was .* above --max_loss=1 at step 1"):
+        trajectory.check_runs([run_dir, str(pristine / "runs" / "seed1")])
     init = digests(os.path.join(run_dir, "checkpoints"))
     # the bound is not part of the run: without it the same run resumes and finishes
     train(run_dir)
@@ -433,8 +439,11 @@ def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
     process.wait()
-    assert process.returncode == 130
-    assert "train.py: error: interrupted; every file written so far is whole" in rest
+    line = one_error_line(subprocess.CompletedProcess([], process.returncode, "", rest),
+                          "train", code=130)
+    assert line.startswith("train.py: error: interrupted; every file written so far is "
+                           "whole: run the same command again")
+    assert "Traceback" not in rest
     assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # released
     done = trajectory.epochs(run_dir)
     assert done and all(trajectory.checkpoint_problem(run_dir, e) is None for e in done)
@@ -473,6 +482,22 @@ def test_concurrent_analysis_into_one_output_dir_is_refused(work):
         assert f"is being written by another process (pid {os.getpid()} on" in message
         assert digests(work.similarity) == before
     assert not os.path.exists(os.path.join(work.similarity, locks.LOCK_NAME))
+
+
+def test_lock_heartbeat_refreshes_and_yields_to_a_new_owner(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(locks, "HEARTBEAT_SECONDS", 0.05)
+    path = tmp_path / locks.LOCK_NAME
+    with locks.hold(str(tmp_path)):
+        first = json.loads(path.read_text())["heartbeat"]
+        time.sleep(0.5)
+        assert json.loads(path.read_text())["heartbeat"] > first
+        taken = dict(json.loads(path.read_text()), token="another process")
+        path.write_text(json.dumps(taken))  # as if taken over
+        caplog.set_level("WARNING")
+        time.sleep(0.5)
+        assert json.loads(path.read_text()) == taken  # not overwritten
+    assert any("took this directory's lock over" in r.getMessage() for r in caplog.records)
+    assert json.loads(path.read_text()) == taken  # and not removed: not ours
 
 
 def dead_pid() -> int:
@@ -526,7 +551,7 @@ def test_missing_data_offline_fails_in_seconds(tmp_path, monkeypatch):
 
 def test_reachability_probe_answers_within_its_timeout():
     began = time.time()
-    assert not tfds_loader._reachable("no-such-host.invalid")
+    assert not tfds_loader._reachable("https", "no-such-host.invalid", 443)
     assert time.time() - began < tfds_loader.PROBE_SECONDS + 2
 
 

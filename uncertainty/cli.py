@@ -230,10 +230,14 @@ def run(main) -> None:
         try:
             main(argv)
         except UserError as e:
+            progress.close_all()
             _fail(argv[0], str(e))
         except KeyboardInterrupt:
+            progress.close_all()
             _fail(argv[0], "interrupted; every file written so far is whole: run the same "
                            "command again to finish the work", code=130)
+        finally:
+            progress.close_all()
 
     try:
         app.run(guarded, flags_parser=_parse_flags)

@@ -64,6 +64,7 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
             scores["ood/auroc"] = auroc_max_probability(logits[config["dataset"]],
                                                         outside)
         results[epoch] = scores
+    meter.close()
     return results
 
 

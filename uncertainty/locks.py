@@ -1,15 +1,17 @@
 """One writer per directory: `hold(directory)` locks a run or output directory while a
 process writes it.
 
-The lock is a file, `<directory>/.lock`, created exclusively (O_EXCL on local disks)
-and holding its owner: host, pid, the process's start time, the command, when it was
-taken, and a heartbeat refreshed every `HEARTBEAT_SECONDS`. A second writer gets one
+The lock is a file, `<directory>/.lock`, holding its owner: host, pid, the process's
+start time, the command, when it was taken, and a heartbeat refreshed every
+`HEARTBEAT_SECONDS`. On local disks it appears whole and only if absent (written
+under a temporary name, then hard-linked to `.lock`). A second writer gets one
 line naming the owner. A lock is stale, and taken over with a log line, when its
 owner is gone: on the same host, when no process with that pid and start time runs;
 from another host (a shared filesystem), when its heartbeat is older than
-`STALE_SECONDS`. On object stores (gs://), which have no exclusive create, the lock is
-written, then read back: of two processes that start together, the one whose token
-is not there gives way.
+`STALE_SECONDS` (hosts' clocks are assumed to agree within that). On object stores
+(gs://), which have no exclusive create, the lock is best effort: it is written if
+absent, then read back, and a process that does not find its own token there gives
+way; two processes starting within the same moment may both proceed.
 """
 
 import contextlib
@@ -57,16 +59,24 @@ def _alive(owner: dict) -> bool:
     return True
 
 
-def _read_owner(path: str) -> dict | None:
-    """The lock's owner, {} if the lock file cannot be read as one (cut off while
-    written: its writer died at once), None if there is no lock."""
+def _read(path: str) -> bytes | None:
+    """The lock file's bytes, None if there is none."""
     try:
-        owner = json.loads(files.read_bytes(path))
-        return owner if isinstance(owner, dict) and "pid" in owner else {}
+        return files.read_bytes(path)
+    except Exception:  # noqa: BLE001: gone between a listing and the read
+        if files.exists(path):
+            raise
+        return None
+
+
+def _owner(content: bytes) -> dict:
+    """The owner a lock file's `content` names, {} if it names none (hand-made or
+    damaged)."""
+    try:
+        owner = json.loads(content)
     except ValueError:
         return {}
-    except Exception:  # noqa: BLE001: gone between exists() and read()
-        return None if not files.exists(path) else {}
+    return owner if isinstance(owner, dict) and isinstance(owner.get("pid"), int) else {}
 
 
 def _create(path: str, content: str) -> bool:
@@ -77,13 +87,16 @@ def _create(path: str, content: str) -> bool:
             return False
         files.write_text(path, content)
         return True
+    tmp = f"{local}.{uuid.uuid4().hex[:8]}.new"  # not .tmp-*: the holder removes those
+    with open(tmp, "w") as f:
+        f.write(content)
     try:
-        fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, local)  # atomic, and fails if the lock exists
+        return True
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-    return True
+    finally:
+        os.remove(tmp)
 
 
 class _Lock:
@@ -111,16 +124,18 @@ class _Lock:
             if self._try_create():
                 self._start_heartbeat()
                 return
-            holder = _read_owner(self.path)
-            if holder is None:
+            content = _read(self.path)
+            if content is None:
                 continue  # released meanwhile
+            holder = _owner(content)
             if holder and _alive(holder):
                 raise UserError(
                     f"{self.what} {self.directory} is being written by another process "
-                    f"(pid {holder['pid']} on {holder['host']}, since {holder['since']}: "
-                    f"{holder.get('command', '?')}); wait for it to finish or use another "
-                    f"directory (if that process is gone, delete {self.path})")
-            self._take_over(holder)
+                    f"(pid {holder['pid']} on {holder.get('host', '?')}, since "
+                    f"{holder.get('since', '?')}: {holder.get('command', '?')}); wait for "
+                    f"it to finish or use another directory (if that process is gone, "
+                    f"delete {self.path})")
+            self._take_over(content, holder)
         raise UserError(f"could not lock {self.directory}: other processes keep taking "
                         f"its lock; run one writer at a time")
 
@@ -133,22 +148,29 @@ class _Lock:
                             f"({files.write_error(e)}); pass a directory you can write "
                             f"to") from None
         if files._local(self.path) is None:  # no exclusive create: did we win?
-            return _read_owner(self.path).get("token") == self.owner["token"]
+            return self._mine()
         return True
 
-    def _take_over(self, holder: dict) -> None:
-        """Removes a stale lock: renamed first, so that of two processes taking it
-        over at once only one removes it."""
-        described = (f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
-                     if holder else "unreadable")
+    def _mine(self) -> bool:
+        content = _read(self.path)
+        return content is not None and _owner(content).get("token") == self.owner["token"]
+
+    def _take_over(self, content: bytes, holder: dict) -> None:
+        """Removes the stale lock whose file held `content`: renamed aside first, then
+        checked, so that a fresh lock another process made meanwhile is put back."""
+        described = (f"pid {holder['pid']} on {holder.get('host', '?')}, since "
+                     f"{holder.get('since', '?')}" if holder else "unreadable")
         logging.warning("%s: taking over a stale lock (%s): its process is gone",
                         self.directory, described)
         aside = f"{self.path}.stale-{self.owner['token']}"
         try:
             files.gfile.rename(self.path, aside)
-            files.remove(aside)
         except Exception:  # noqa: BLE001: another process took it over first
-            pass
+            return
+        if files.read_bytes(aside) != content and not files.exists(self.path):
+            files.gfile.rename(aside, self.path)  # a live lock: put it back
+        elif files.exists(aside):
+            files.remove(aside)
 
     def _content(self) -> str:
         return json.dumps({**self.owner, "heartbeat": time.time()})
@@ -157,6 +179,10 @@ class _Lock:
         def beat():
             while not self._stop.wait(HEARTBEAT_SECONDS):
                 with contextlib.suppress(Exception):
+                    if not self._mine():
+                        logging.warning("%s: another process took this directory's lock "
+                                        "over; stop one of them", self.directory)
+                        return
                     files.write_text(self.path, self._content())
 
         self._beat = threading.Thread(target=beat, daemon=True, name="lock-heartbeat")
@@ -167,7 +193,7 @@ class _Lock:
         if self._beat is not None:
             self._beat.join()
         with contextlib.suppress(Exception):
-            if (_read_owner(self.path) or {}).get("token") == self.owner["token"]:
+            if self._mine():
                 files.remove(self.path)
             if self.created and not files.listdir(self.directory):
                 files.gfile.rmtree(self.directory)  # refused before writing anything

@@ -15,6 +15,7 @@ import time
 from absl import logging
 
 ENABLED = True
+_open: list = []  # meters not closed yet (`close_all`)
 LOG_SECONDS = 30.0  # between log lines when stderr is not a terminal
 BAR_SECONDS = 0.5  # between redraws of the bar
 
@@ -34,6 +35,8 @@ class Progress:
         self._shown = self.began
         self._bar = ENABLED and sys.stderr.isatty()
         self._closed = not ENABLED or self.total == 0
+        if not self._closed:
+            _open.append(self)
 
     def line(self) -> str:
         """`what`: done/total units (percent), rate, elapsed and ETA."""
@@ -68,6 +71,7 @@ class Progress:
         if self._closed:
             return
         self._closed = True
+        _open.remove(self)
         if self._bar:
             sys.stderr.write("\n")
             sys.stderr.flush()
@@ -79,3 +83,10 @@ class Progress:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def close_all() -> None:
+    """Closes every meter still open (work ended by an error or an interrupt), so that
+    what is printed next starts on its own line."""
+    for meter in list(_open):
+        meter.close()

@@ -209,11 +209,13 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
                           strategy, chief, steps_per_loop, max_loss)
         except Diverged as e:
+            kept = int(done.numpy())
             if chief:
                 trajectory.write_status(run_dir, "failed", reason=e.reason, epoch=e.epoch,
-                                        step=e.step, loss=e.loss,
-                                        epochs_done=int(done.numpy()))
-            raise
+                                        step=e.step, loss=e.loss, epochs_done=kept)
+            raise UserError(f"{e.advice('--learning_rate')} (the last good checkpoint, "
+                            f"epoch {kept}, is kept; status.json marks the run "
+                            f"failed)") from None
 
     results = {"epochs": config.train_epochs,
                "train/steps_per_epoch": data.num_examples("train") // config.batch_size}
@@ -228,7 +230,7 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             config.num_posterior_samples, strategy=strategy)
         for split, logits in predictive.items():
             results.update(_scores(logits, data.labels(split), split))
-    history = _read_history(run_dir)
+    history = _read_history(run_dir) if chief else []
     if history:
         results["train/running_accuracy"] = history[-1]["train/running_accuracy"]
     if chief:
@@ -315,7 +317,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
     """The epochs not done yet; each ends with its history and checkpoint saved."""
     start = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
-    history = _read_history(run_dir, set_aside_damaged=chief)[:start]
+    history = _read_history(run_dir)[:start] if chief else []  # only the chief writes
     logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
                  "epoch %d of %d done", run_dir, config.model, data.name,
                  models.num_parameters(model), strategy.num_replicas_in_sync, steps,
@@ -363,10 +365,13 @@ class Diverged(UserError):
                  is not None else "")
         self.reason = (f"the training loss was {loss:.4g}{bound} at step {step} "
                        f"(epoch {epoch}, step {step_in_epoch} of {steps})")
-        super().__init__(
-            f"training diverged: {self.reason}; the learning rate ({learning_rate:.3g}) is "
-            f"the likely cause: lower --learning_rate, or check the inputs for NaN or "
-            f"inf (the last good checkpoint is kept; the run is marked failed)")
+        self.learning_rate = learning_rate
+        super().__init__(self.advice("the learning rate"))
+
+    def advice(self, flag: str) -> str:
+        return (f"training diverged: {self.reason}; the learning rate "
+                f"({self.learning_rate:.3g}) is the likely cause: lower {flag}, or check "
+                f"the inputs for NaN or inf")
 
 
 def fit(config: TrainConfig, model: keras.Model, optimizer: keras.optimizers.Optimizer,
@@ -534,18 +539,16 @@ def _scores(logits, labels, split) -> dict:
             f"{split}/num_examples": len(labels)}
 
 
-def _read_history(run_dir: str, set_aside_damaged: bool = False) -> list:
-    """The run's per-epoch scalars so far. A damaged history.json is set aside (as
-    history.json.damaged, with a warning: its epochs' scalars remain in summaries/)
-    and training goes on without them; without `set_aside_damaged` it is an error."""
+def _read_history(run_dir: str) -> list:
+    """The run's per-epoch scalars so far (the chief's: it writes them). A damaged
+    history.json is set aside (as history.json.damaged, with a warning: its epochs'
+    scalars remain in summaries/) and training goes on without them."""
     path = os.path.join(run_dir, trajectory.HISTORY)
     if not files.exists(path):
         return []
     try:
         return files.read_json(path)
     except files.CorruptFile as e:
-        if not set_aside_damaged:
-            raise
         files.gfile.rename(path, path + ".damaged", overwrite=True)
         if files.exists(path + files.CHECKSUM_SUFFIX):
             files.remove(path + files.CHECKSUM_SUFFIX)

@@ -128,9 +128,18 @@ def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001: the reader raises several types
-        message = getattr(e, "message", None) or str(e) or type(e).__name__
-        return message.strip().splitlines()[0][:200]
+        message = (getattr(e, "message", None) or str(e) or type(e).__name__
+                   ).strip().splitlines()[0][:200]
+        if getattr(e, "error_code", None) in _TRANSIENT:  # not the file's fault
+            raise UserError(f"cannot read {prefix} now ({message}); try again") from None
+        return message
     return None
+
+
+# Errors that say the storage failed to answer, not that a checkpoint is damaged.
+_TRANSIENT = {tf.errors.UNAVAILABLE, tf.errors.DEADLINE_EXCEEDED,
+              tf.errors.RESOURCE_EXHAUSTED, tf.errors.ABORTED, tf.errors.CANCELLED,
+              tf.errors.PERMISSION_DENIED, tf.errors.UNAUTHENTICATED}
 
 
 def recover(run_dir: str, set_aside: bool = True) -> int | None:
@@ -156,11 +165,13 @@ def recover(run_dir: str, set_aside: bool = True) -> int | None:
         return good
     later = [e for e in found if good is None or e > good]
     leftovers = [n for n in files.listdir(directory) if "_temp" in n]
-    if files.exists(os.path.join(directory, "checkpoint")) and not _state_readable(directory):
+    if files.exists(os.path.join(directory, "checkpoint")) and (
+            good is None or not _state_readable(directory)):
         leftovers.append("checkpoint")
     if not later and not leftovers:
         return good
-    aside = os.path.join(directory, SET_ASIDE, time.strftime("%Y%m%d-%H%M%S"))
+    aside = os.path.join(directory, SET_ASIDE,
+                         time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
     files.makedirs(aside)
     for epoch in later:
         for path in files.glob(checkpoint_prefix(run_dir, epoch) + ".*"):
@@ -393,7 +404,7 @@ def prepare(run_dir: str, config: dict, ignore: tuple[str, ...] = (),
                             f"({'; '.join(diffs)}); use a new --output_dir or the original "
                             f"flags")
         return
-    if files.isdir(run_dir) and any(not name.startswith(".")  # the lock, temporary files
+    if files.isdir(run_dir) and any(not name.startswith((".lock", files.TMP_PREFIX))
                                     for name in files.listdir(run_dir)):
         raise UserError(f"--output_dir {run_dir} is not empty and holds no run; pass an "
                         f"empty or new directory")
@@ -436,8 +447,9 @@ def read_status(run_dir: str) -> dict:
     """The run's status.json ({"state": "complete"} or {} for runs that predate it)."""
     path = os.path.join(run_dir, STATUS)
     if files.exists(path):
-        return files.read_json(path, fix=f"delete it: baselines/train.py on {run_dir} "
-                                         f"writes it again")
+        return files.read_json(path, fix=f"it records whether training failed: re-run "
+                                         f"baselines/train.py with --output_dir={run_dir} "
+                                         f"and the run's flags to write it again")
     return {"state": "complete"} if is_complete(run_dir) else {}
 
 

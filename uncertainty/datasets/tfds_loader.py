@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import urllib.parse
+import urllib.request
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -109,8 +110,9 @@ def _check_reachable(name: str, builder, manual_dir: str | None) -> None:
                for url, info in (builder.url_infos or {}).items()}
     missing = {url: f for url, f in missing.items()
                if not (manual_dir and tf.io.gfile.exists(os.path.join(manual_dir, f)))}
-    hosts = sorted({urllib.parse.urlparse(url).netloc for url in missing})
-    down = [host for host in hosts if not _reachable(host)]
+    servers = sorted({(u.scheme, u.hostname, u.port or (80 if u.scheme == "http" else 443))
+                      for u in map(urllib.parse.urlparse, missing)})
+    down = [host for scheme, host, port in servers if not _reachable(scheme, host, port)]
     if down:
         folder = manual_dir or "<folder>"
         raise UserError(
@@ -122,15 +124,16 @@ def _check_reachable(name: str, builder, manual_dir: str | None) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _reachable(host: str) -> bool:
-    """Whether a TCP connection to `host` (or to the HTTP(S) proxy, if one is set)
-    opens within PROBE_SECONDS."""
-    proxy = next((os.environ[v] for v in ("https_proxy", "HTTPS_PROXY", "http_proxy",
-                                           "HTTP_PROXY") if os.environ.get(v)), None)
-    target = urllib.parse.urlparse(proxy if "://" in (proxy or "") else f"//{proxy or host}")
+def _reachable(scheme: str, host: str, port: int) -> bool:
+    """Whether a TCP connection to `host`:`port`, or to the proxy the environment
+    sets for `scheme` (unless no_proxy exempts `host`), opens within PROBE_SECONDS."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        parsed = urllib.parse.urlparse(proxy if "://" in proxy else f"//{proxy}")
+        host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https"
+                                                      else 80)
     try:
-        socket.create_connection((target.hostname, target.port or 443),
-                                 timeout=PROBE_SECONDS).close()
+        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
         return True
     except OSError:
         return False
