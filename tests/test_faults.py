@@ -182,6 +182,45 @@ def test_analyses_refuse_a_failed_run_unless_asked(work, tmp_path):
     assert os.path.exists(tmp_path / "out" / "similarity.json")
 
 
+def analysis_flags(work, name: str, output_dir: str) -> tuple:
+    """(binary, flags) running analysis `name` on the two runs into `output_dir`."""
+    binary, values = {
+        "similarity": (similarity_binary, dict(runs=[work.runs], tsne_runs=2)),
+        "subspace": (subspace_binary, dict(base_run=work.run, other_runs=[work.runs],
+                                           methods=["random"], num_samples=1,
+                                           num_checkpoints=2)),
+        "ensemble": (ensemble_binary, dict(runs=[work.runs], corruptions=["none"])),
+        "cross_section": (cross_section_binary, dict(runs=[work.runs], grid_points=3,
+                                                     path_points=3)),
+    }[name]
+    return binary, {**values, "output_dir": output_dir}
+
+
+ANALYSES = ["similarity", "subspace", "ensemble", "cross_section"]
+
+
+@pytest.mark.parametrize("name", ANALYSES)
+def test_every_analysis_refuses_a_failed_run(work, tmp_path, name):
+    trajectory.write_status(work.run, "failed", reason="the training loss was nan")
+    before = digests(work.root)
+    binary, values = analysis_flags(work, name, str(tmp_path / "out"))
+    assert f"{work.run} failed in training" in fails(binary, **values)
+    assert digests(work.root) == before and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ANALYSES)
+def test_every_analysis_refuses_an_output_dir_another_process_writes(work, tmp_path,
+                                                                     name):
+    out = tmp_path / "out"
+    binary, values = analysis_flags(work, name, str(out))
+    with locks.hold(str(out)):
+        (out / "kept.json").write_text("{}")
+        message = fails(binary, **values)
+        assert f"--output_dir {out} is being written by another process (pid " \
+               f"{os.getpid()}" in message
+        assert sorted(os.listdir(out)) == [locks.LOCK_NAME, "kept.json"]
+
+
 # --- damaged checkpoints: resume trusts nothing ----------------------------------------
 
 @pytest.mark.parametrize("damage,part", [("truncated", "data"), ("empty", "index"),
@@ -408,7 +447,7 @@ def test_kill_while_writing_history_then_resume_is_bit_identical(tmp_path, prist
     run_dir = str(tmp_path / "run")
     killed("file", "history.json", "train", *RUN_ARGS, f"--output_dir={run_dir}")
     assert trajectory.epochs(run_dir) == []  # epoch 1's checkpoint comes after its history
-    assert run_binary("train", *RUN_ARGS, f"--output_dir={run_dir}").returncode == 0
+    train(run_dir)
     for epoch in (0, 1, 2):
         np.testing.assert_array_equal(
             trajectory.load_weights(run_dir, epoch),
@@ -420,7 +459,7 @@ def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, p
     killed("checkpoint", "2", "train", *RUN_ARGS, f"--output_dir={run_dir}")
     assert trajectory.checkpoint_problem(run_dir, 2) is not None
     good = digests(run_dir)
-    assert run_binary("train", *RUN_ARGS, f"--output_dir={run_dir}").returncode == 0
+    train(run_dir)
     after = digests(run_dir)
     for name in ("checkpoints/ckpt-1.index", "checkpoints/ckpt-1.data-00000-of-00001"):
         assert after[name] == good[name]
@@ -460,12 +499,11 @@ def test_second_writer_is_refused_with_the_holder_named(tmp_path):
     try:
         assert any("epoch 1/200" in line for line in process.stderr)
         before = digests(os.path.join(run_dir, "checkpoints"))
-        result = run_binary("train", *RUN_ARGS, "--train_epochs=200",
-                            f"--output_dir={run_dir}")
-        line = one_error_line(result, "train")
+        message = fails(train_binary, output_dir=run_dir, **{**RUN_FLAGS,
+                                                             "train_epochs": 200})
         assert f"--output_dir {run_dir} is being written by another process (pid " \
-               f"{process.pid} on {socket.gethostname()}, since" in line
-        assert "train.py --dataset=mnist1d" in line
+               f"{process.pid} on {socket.gethostname()}, since" in message
+        assert "train.py --dataset=mnist1d" in message
         after = digests(os.path.join(run_dir, "checkpoints"))
         saved = [k for k in before if k.startswith("ckpt-")]  # not the state file
         assert saved and {k: after[k] for k in saved} == {k: before[k] for k in saved}
