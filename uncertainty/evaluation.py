@@ -5,19 +5,20 @@ Names follow uncertainty-baselines (and `shift`): test/accuracy,
 test/negative_log_likelihood, test/ece, test/brier on the clean test set;
 test/<m>_<type>_<intensity> per corrupted set and the corrupted means
 test/<m>_mean_corrupted(_all); and, on the paired out-of-distribution set (CIFAR ->
-SVHN), ood/auroc of the maximum softmax probability with the in-distribution test
-examples as positives. Predictions go through the run's cache (`RunPredictions`).
+SVHN), the OOD-detection metrics of the maximum softmax probability (`ood`:
+ood/auroc, ood/auprc_in, ood/auprc_out, ood/fpr_at_95_tpr). Predictions go through the run's cache (`RunPredictions`).
 """
 
 from typing import Callable
 
-import numpy as np
 from absl import logging
 
-from uncertainty import datasets, ensemble, metrics, progress, shift, trajectory
+from uncertainty import datasets, ensemble, progress, shift, trajectory
 from uncertainty.datasets import Dataset
 from uncertainty.errors import UserError
+from uncertainty.ood import evaluate as detect_ood
 from uncertainty.predictions import RunPredictions
+
 
 def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | None = None,
              corruptions: tuple[str, ...] | None = (), intensities=(1, 2, 3, 4, 5),
@@ -61,19 +62,7 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
         if outlier:
             outside = predictor.checkpoint(outlier_data, "test", epoch)
             scores["ood/dataset"] = outlier
-            scores["ood/auroc"] = auroc_max_probability(logits[config["dataset"]],
-                                                        outside)
+            scores.update(detect_ood(logits[config["dataset"]], outside)["max_probability"])
         results[epoch] = scores
     meter.close()
     return results
-
-
-def auroc_max_probability(inside: np.ndarray, outside: np.ndarray) -> float:
-    """AUROC of the maximum softmax probability separating in-distribution (positive)
-    from out-of-distribution (negative) examples."""
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.concatenate([metrics.softmax(inside).max(-1),
-                             metrics.softmax(outside).max(-1)])
-    labels = np.concatenate([np.ones(len(inside)), np.zeros(len(outside))])
-    return float(roc_auc_score(labels, scores))

@@ -102,12 +102,18 @@ def entropy(probs: np.ndarray, epsilon: float = JS_EPSILON) -> np.ndarray:
     return -np.sum(probs * np.log(probs + epsilon), axis=-1)
 
 
-def js_divergence(logits: np.ndarray, epsilon: float = JS_EPSILON) -> float:
-    """Jensen-Shannon divergence of M functions [M, N, C]: H(mean_m p) - mean_m H(p),
-    averaged over examples (the paper's definition, entropies with log(p + 1e-5))."""
+def mutual_information(logits: np.ndarray, epsilon: float = JS_EPSILON) -> np.ndarray:
+    """Per-example [N] Jensen-Shannon divergence of M functions [M, N, C] with equal
+    weights, H(mean_m p) - mean_m H(p): the mutual information between the label and
+    the function drawn uniformly from them (entropies with log(p + 1e-5))."""
     probs = softmax(logits)
-    return float(np.mean(entropy(probs.mean(axis=0), epsilon)
-                         - entropy(probs, epsilon).mean(axis=0)))
+    return entropy(probs.mean(axis=0), epsilon) - entropy(probs, epsilon).mean(axis=0)
+
+
+def js_divergence(logits: np.ndarray, epsilon: float = JS_EPSILON) -> float:
+    """Jensen-Shannon divergence of M functions [M, N, C], averaged over examples (the
+    paper's definition; `mutual_information` per example)."""
+    return float(np.mean(mutual_information(logits, epsilon)))
 
 
 def grouped_js_divergence(logits: np.ndarray, size: int) -> float:

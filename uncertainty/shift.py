@@ -102,7 +102,8 @@ class Options:
     num_posterior_samples: draws (or MC-dropout passes) per run of the model methods;
     mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the
     number of runs; max_subsets: per size; reestimate_bn: the batch-norm policy
-    (models with batch norm only)."""
+    (models with batch norm only); ood: also score out-of-distribution detection
+    against `datasets.OUT_OF_DISTRIBUTION`'s pairing, if the dataset has one."""
 
     corruptions: tuple[str, ...] | None = None
     intensities: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -114,6 +115,7 @@ class Options:
     batch_size: int = 500
     num_posterior_samples: int = recipes.COMMON["num_posterior_samples"]
     mc_dropout_rate: float | None = None
+    ood: bool = True
 
 
 def evaluation_sets(clean: str, corruptions, intensities) -> list[tuple]:
@@ -284,8 +286,48 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         "methods": methods, "subspace_samples_per_run": num_samples, "metrics": values,
         "summary": summarize(values, size, [0] + intensities),
     }
+    outlier = datasets.OUT_OF_DISTRIBUTION.get(data.name) if options.ood else None
+    if outlier:
+        result["ood"] = detect_ood(functions, data, load(outlier), size, options)
+        result["summary"]["ood"] = summarize_ood(result["ood"], size)
     result["predictions"] = {**functions.counts(), "analysis_seconds": time.time() - start}
     return result
+
+
+def detect_ood(functions: "Functions", data: Dataset, outlier: Dataset, size: int,
+               options: Options) -> dict:
+    """Every set of functions detecting `outlier`'s test examples among `data`'s
+    (`ensemble.score_ood`), and the sets' JS divergence on both."""
+    logging.info("out-of-distribution detection: %s against %s", outlier.name, data.name)
+    inside = functions.logits(data)
+    tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), size,
+                                        options.max_subsets, options.seed)
+    js_in = ensemble.js_divergences(*inside)
+    return {"dataset": outlier.name, "num_examples": outlier.num_examples("test"),
+            "metrics": {name: {str(k): v for k, v in table.items()}
+                        for name, table in tables.items()},
+            "js_divergence": {name: {"in_distribution": js_in[name],
+                                     "out_of_distribution": js_out[name]}
+                              for name in js_out}}
+
+
+def summarize_ood(found: dict, size: int) -> dict:
+    """The paper's point off distribution: independent runs disagree more on
+    out-of-distribution inputs than on their own test set, and more than the other
+    sets; their `size`-ensemble's AUROC against a single model's."""
+    js = found["js_divergence"]
+    independent = found["metrics"]["independent"]
+    return {
+        "js_higher_out_of_distribution": {name: bool(v["out_of_distribution"] >
+                                                     v["in_distribution"])
+                                          for name, v in js.items()},
+        "js_independent_largest_out_of_distribution": bool(all(
+            js["independent"]["out_of_distribution"] > v["out_of_distribution"]
+            for name, v in js.items() if name != "independent")),
+        "auroc_max_probability": {"1": independent["1"]["ood/auroc_max_probability"],
+                                  str(size): independent[str(size)][
+                                      "ood/auroc_max_probability"]},
+    }
 
 
 def summarize(values: dict, size: int, intensities: list[int]) -> dict:
@@ -351,6 +393,32 @@ def table(result: dict) -> str:
                 cells += [entry[mean_key(m, None, "all")]
                           for m in ("accuracy", "nll", "ece", "brier")]
             lines.append(f"{name:<30}{k:>3}" + "".join(f"{v:>10.4f}" for v in cells))
+    return "\n".join(lines)
+
+
+def ood_table(result: dict) -> str:
+    """Out-of-distribution detection of every set of functions, single member and the
+    largest ensemble: AUROC of each score, FPR at 95% TPR of the maximum probability,
+    and the set's JS divergence in and out of distribution."""
+    found, largest = result["ood"], result["max_ensemble_size"]
+    names = [("auroc msp", "ood/auroc_max_probability"),
+             ("auroc ent", "ood/auroc_entropy"),
+             ("auroc mi", "ood/auroc_mutual_information"),
+             ("fpr95 msp", "ood/fpr_at_95_tpr_max_probability")]
+    lines = [f"{result['dataset']} vs {found['dataset']} (out of distribution)",
+             f"{'set of functions':<30}{'k':>3}" + "".join(f"{n:>11}" for n, _ in names)
+             + f"{'js in':>9}{'js out':>9}"]
+    for name, by_size in found["metrics"].items():
+        js = found["js_divergence"].get(name)
+        for k in sorted({1, largest}):
+            entry = by_size.get(str(k))
+            if entry is None:
+                continue
+            cells = "".join(f"{entry[key]:>11.4f}" if key in entry else f"{'-':>11}"
+                            for _, key in names)
+            spread = (f"{js['in_distribution']:>9.4f}{js['out_of_distribution']:>9.4f}"
+                      if js and k == largest else "")
+            lines.append(f"{name:<30}{k:>3}{cells}{spread}")
     return "\n".join(lines)
 
 
