@@ -45,8 +45,9 @@ cli.define_shift_flags()
 cli.define_batchnorm_flag()
 flags.DEFINE_bool("ood", True, "Also score out-of-distribution detection (AUROC, AUPRC, "
                   "FPR at 95% TPR of the maximum probability, entropy and mutual "
-                  "information) against the dataset's pairing (CIFAR: SVHN, "
-                  "Fashion-MNIST: MNIST digits), written to ood.txt and ensemble.json.")
+                  "information) against the dataset's pairings (CIFAR-10: SVHN and "
+                  "CIFAR-100, Fashion-MNIST: MNIST digits, MNIST-1D: novel templates), "
+                  "written to ood.txt and ensemble.json.")
 flags.DEFINE_bool("compare_published", False, "Print and write a table of these numbers "
                   "next to the published ones (published.txt, in ensemble.json).")
 FLAGS = flags.FLAGS

@@ -66,7 +66,7 @@ def test_names_and_errors():
 def test_mock_cifar10_c_and_svhn():
     with mock_tfds(20):
         shifted = datasets.load("cifar10_corrupted/frost_2")
-        ood = datasets.load(datasets.OUT_OF_DISTRIBUTION["cifar10"])
+        ood = datasets.load(datasets.OUT_OF_DISTRIBUTION["cifar10"][0])
     assert shifted.info()["num_examples"] == {"test": 20}
     assert ood.name == "svhn_cropped" and ood.input_shape == (32, 32, 3)
     assert ood.info()["num_examples"] == {"test": 20}

@@ -28,7 +28,29 @@ def test_mnist_digits_are_mlxtends_bundled_mnist_subset():
     np.testing.assert_array_equal(images.reshape(5000, 784), rows[:, :-1])
     np.testing.assert_array_equal(labels, rows[:, -1])
     assert np.bincount(labels).tolist() == [500] * 10  # 500 of each digit
-    assert datasets.OUT_OF_DISTRIBUTION["fashion_mnist"] == "mnist_digits"
+    assert datasets.OUT_OF_DISTRIBUTION["fashion_mnist"] == ("mnist_digits",)
+
+
+def test_mnist1d_novel_is_mnist1d_generation_of_new_templates(mnist1d):
+    from mnist1d.data import get_templates
+    from uncertainty.datasets import builders
+
+    novel = datasets.load("mnist1d_novel")
+    assert novel.num_examples("test") == 1000 and novel.input_shape == (40, 1)
+    assert novel.input_shape == mnist1d.input_shape
+    digits = get_templates()["x"]
+    templates = builders.novel_templates(digits)
+    assert templates.shape == digits.shape
+    assert templates.min() == pytest.approx(digits.min())
+    assert templates.max() == pytest.approx(digits.max())
+    # no new template is a digit's (nor its mirror image), up to a scale
+    for t in templates:
+        for d in np.concatenate([digits, digits[:, ::-1]]):
+            assert abs(np.corrcoef(t, d)[0, 1]) < 0.99
+    signals = novel.read("test")[0]
+    assert np.isfinite(signals).all()
+    assert abs(signals.std() - mnist1d.read("test")[0].std()) < 0.5  # same scale
+    assert datasets.OUT_OF_DISTRIBUTION["mnist1d"] == ("mnist1d_novel",)
 
 
 def test_fashion_mnist_from_debian_idx_files(fashion):

@@ -445,16 +445,19 @@ def test_mock_cifar10_c_end_to_end(tmp_path):
     cache = tmp_path / "runs" / "seed0" / "predictions" / "cifar10_corrupted__frost_5"
     assert sorted(os.listdir(cache / "test")) == ["epoch_001_bn_reestimated.npz",
                                                   "epoch_002_bn_reestimated.npz"]
-    # CIFAR-10 -> SVHN detection by every set, with the JS divergence off distribution
-    found = result["ood"]
+    # CIFAR-10 -> SVHN and CIFAR-100 detection by every set, with the JS divergence
+    assert sorted(result["ood"]) == ["cifar100", "svhn_cropped"]
+    found = result["ood"]["svhn_cropped"]
     assert found["dataset"] == "svhn_cropped" and found["num_examples"] == 40
     assert {"ood/auroc_max_probability", "ood/auprc_in_entropy",
             "ood/fpr_at_95_tpr_mutual_information"} <= set(
                 found["metrics"]["independent"]["2"])
     assert set(found["js_divergence"]["independent"]) == {"in_distribution",
                                                           "out_of_distribution"}
-    assert (tmp_path / "out" / "ood.txt").read_text().startswith(
-        "cifar10 vs svhn_cropped (out of distribution)")
+    table = (tmp_path / "out" / "ood.txt").read_text()
+    assert table.startswith("cifar10 vs svhn_cropped (out of distribution)")
+    assert "\ncifar10 vs cifar100 (out of distribution)\n" in table
+    assert set(result["summary"]["ood"]) == {"svhn_cropped", "cifar100"}
 
 
 @pytest.mark.slow

