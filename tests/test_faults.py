@@ -468,13 +468,22 @@ def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, p
         trajectory.load_weights(str(pristine / "runs" / "seed0"), 2))
 
 
-def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
-    run_dir = str(tmp_path / "run")
+def training_in_background(run_dir: str, epochs: int) -> subprocess.Popen:
+    """train.py writing `run_dir` for `epochs` epochs, once its first epoch is done."""
     process = subprocess.Popen(
         [sys.executable, os.path.join(REPO, "baselines", "train.py"), *RUN_ARGS,
-         "--train_epochs=40", f"--output_dir={run_dir}"],
+         f"--train_epochs={epochs}", f"--output_dir={run_dir}"],
         cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    assert any("epoch 1/40" in line for line in process.stderr)
+    if not any(f"epoch 1/{epochs}" in line for line in process.stderr):
+        process.kill()
+        process.wait()
+        pytest.fail(f"train.py ended before its epoch 1 of {epochs}")
+    return process
+
+
+def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = training_in_background(run_dir, 40)
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
     process.wait()
@@ -492,12 +501,8 @@ def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
 
 def test_second_writer_is_refused_with_the_holder_named(tmp_path):
     run_dir = str(tmp_path / "run")
-    process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "baselines", "train.py"), *RUN_ARGS,
-         "--train_epochs=200", f"--output_dir={run_dir}"],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = training_in_background(run_dir, 200)
     try:
-        assert any("epoch 1/200" in line for line in process.stderr)
         before = digests(os.path.join(run_dir, "checkpoints"))
         message = fails(train_binary, output_dir=run_dir, **{**RUN_FLAGS,
                                                              "train_epochs": 200})

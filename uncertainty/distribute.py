@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -28,7 +28,7 @@ def get_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, tf.errors.OpError) as e:
-            raise UserError(f"no TPU found for --tpu={tpu!r} ({str(e).splitlines()[0]}); "
+            raise UserError(f"no TPU found for --tpu={tpu!r} ({reason(e)}); "
                             f"pass the TPU's name or address, or another --strategy") from None
         return tf.distribute.TPUStrategy(resolver)
     raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

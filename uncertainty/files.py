@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 TMP_PREFIX = ".tmp-"
 CHECKSUM_SUFFIX = ".sha256"
@@ -150,13 +150,13 @@ def read_npz(path: str):
 def read_npz_if_intact(path: str) -> dict | None:
     """Every array of the .npz file at `path` (read whole, so that each one's CRC-32
     is checked), or None when it does not exist or fails to read (cut off, damaged,
-    not an npz): a derived file, which the caller computes again. The failure is
-    logged."""
-    if not exists(path):
-        return None
+    not an npz): a derived file, which the caller computes again. A failure other
+    than absence is logged."""
     try:
         with read_npz(path) as saved:
             return {name: saved[name] for name in saved.files}
+    except tf.errors.NotFoundError:
+        return None
     except Exception as e:  # noqa: BLE001: zip, CRC, pickle and format errors alike
         logging.warning("%s is damaged (%s: %s); computing it again", path,
                         type(e).__name__, str(e)[:120])
@@ -196,17 +196,10 @@ def _store(path: str, content, mode: str, before_rename=None) -> None:
         if gfile.exists(tmp):
             gfile.remove(tmp)
         if isinstance(e, (OSError, tf.errors.OpError)):
-            raise UserError(f"cannot write {path} ({write_error(e)}); free space or fix "
+            raise UserError(f"cannot write {path} ({reason(e)}); free space or fix "
                             f"the permissions there, or pass another output directory "
                             f"(what was there is unchanged)") from None
         raise
-
-
-def write_error(error: Exception) -> str:
-    """A short reason for a failed write (an OSError's or a TensorFlow error's)."""
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    return error.message.strip().splitlines()[0][:200]
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -229,7 +222,7 @@ def write_json(path: str, obj) -> None:
 
     def remove_old_sidecar():
         if exists(sidecar):
-            remove(sidecar)
+            gfile.remove(sidecar)
 
     _store(path, text, "w", before_rename=remove_old_sidecar)
     checksum = hashlib.sha256(text.encode()).hexdigest()

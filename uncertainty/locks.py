@@ -26,7 +26,7 @@ import uuid
 from absl import logging
 
 from uncertainty import files
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 LOCK_NAME = ".lock"
 HEARTBEAT_SECONDS = 30.0
@@ -118,7 +118,7 @@ class _Lock:
             files.makedirs(self.directory)
         except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
             raise UserError(f"cannot write {self.what} {self.directory} "
-                            f"({files.write_error(e)}); pass a directory you can write "
+                            f"({reason(e)}); pass a directory you can write "
                             f"to") from None
         for _ in range(3):
             if self._try_create():
@@ -145,7 +145,7 @@ class _Lock:
                 return False
         except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
             raise UserError(f"cannot write {self.what} {self.directory} "
-                            f"({files.write_error(e)}); pass a directory you can write "
+                            f"({reason(e)}); pass a directory you can write "
                             f"to") from None
         if files._local(self.path) is None:  # no exclusive create: did we win?
             return self._mine()

@@ -253,12 +253,17 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
     loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
+    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
     meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
     for i, (intensity, kind, name) in enumerate(sets):
         shifted = loaded.pop(name) if name in loaded else load(name)
         logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
-        tables, js = ensemble.score(*functions.logits(shifted), shifted.labels("test"),
-                                    size, options.max_subsets, options.seed)
+        logits = functions.logits(shifted)
+        if intensity == 0 and outliers:  # while the clean set's logits are at hand
+            found_ood = {outlier: detect_ood(functions, logits, load(outlier), size,
+                                             options) for outlier in outliers}
+        tables, js = ensemble.score(*logits, shifted.labels("test"), size,
+                                    options.max_subsets, options.seed)
         for set_name, table in tables.items():
             for k, scores in table.items():
                 values.setdefault(set_name, {}).setdefault(str(k), {}).update(
@@ -286,22 +291,20 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         "methods": methods, "subspace_samples_per_run": num_samples, "metrics": values,
         "summary": summarize(values, size, [0] + intensities),
     }
-    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
     if outliers:
-        result["ood"] = {name: detect_ood(functions, data, load(name), size, options)
-                         for name in outliers}
+        result["ood"] = found_ood
         result["summary"]["ood"] = {name: summarize_ood(found, size)
                                     for name, found in result["ood"].items()}
     result["predictions"] = {**functions.counts(), "analysis_seconds": time.time() - start}
     return result
 
 
-def detect_ood(functions: "Functions", data: Dataset, outlier: Dataset, size: int,
+def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: int,
                options: Options) -> dict:
-    """Every set of functions detecting `outlier`'s test examples among `data`'s
-    (`ensemble.score_ood`), and the sets' JS divergence on both."""
-    logging.info("out-of-distribution detection: %s against %s", outlier.name, data.name)
-    inside = functions.logits(data)
+    """Every set of functions detecting `outlier`'s test examples among the clean test
+    examples, on which their logits are `inside` (`Functions.logits`), by
+    `ensemble.score_ood`; and the sets' JS divergence on both."""
+    logging.info("out-of-distribution detection against %s", outlier.name)
     tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), size,
                                         options.max_subsets, options.seed)
     js_in = ensemble.js_divergences(*inside)

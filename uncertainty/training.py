@@ -33,7 +33,7 @@ from uncertainty import (distribute, files, locks, metrics, models, predictions,
                          recipes, trajectory, variational)
 from uncertainty.models.variational import is_variational, twin_weights
 from uncertainty.datasets import Dataset
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 # Config fields that say where things are, not what the run is; they may change on resume.
 LOCATION_FIELDS = trajectory.LOCATION_FIELDS
@@ -248,7 +248,7 @@ def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str) -> None
         manager.save(checkpoint_number=epoch)
     except tf.errors.OpError as e:
         raise UserError(f"cannot write the checkpoint of epoch {epoch} in {run_dir} "
-                        f"({files.write_error(e)}); free space there and re-run the same "
+                        f"({reason(e)}); free space there and re-run the same "
                         f"command to resume") from None
 
 
@@ -551,7 +551,7 @@ def _read_history(run_dir: str) -> list:
     except files.CorruptFile as e:
         files.gfile.rename(path, path + ".damaged", overwrite=True)
         if files.exists(path + files.CHECKSUM_SUFFIX):
-            files.remove(path + files.CHECKSUM_SUFFIX)
+            files.gfile.remove(path + files.CHECKSUM_SUFFIX)
         logging.warning("%s; set aside as %s.damaged, and the scalars of the epochs "
                         "before are missing from the new one (TensorBoard's summaries/ "
                         "keep them)", e, trajectory.HISTORY)

@@ -42,7 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from uncertainty import files
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 # Config fields that say where things are, not what the run is; they may change on resume.
 # (and how it runs: steps per host call)
@@ -128,8 +128,7 @@ def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001: the reader raises several types
-        message = (getattr(e, "message", None) or str(e) or type(e).__name__
-                   ).strip().splitlines()[0][:200]
+        message = reason(e)
         if getattr(e, "error_code", None) in _TRANSIENT:  # not the file's fault
             raise UserError(f"cannot read {prefix} now ({message}); try again") from None
         return message
@@ -255,8 +254,7 @@ def _restore(run_dir: str, epoch: int):
     try:
         tf.train.Checkpoint(model=model).read(prefix).expect_partial()
     except (tf.errors.OpError, ValueError, IndexError) as e:
-        problem = (getattr(e, "message", None) or str(e)).strip().splitlines()[-1][:200]
-        raise files.CorruptFile(prefix, problem, _RETRAIN.format(run_dir=run_dir)) from None
+        raise files.CorruptFile(prefix, reason(e), _RETRAIN.format(run_dir=run_dir)) from None
     return model
 
 

@@ -92,15 +92,11 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
             yield i, {"image": signal.astype(np.float32)[:, None], "label": int(label)}
 
 
-class Mnist1dNovel(tfds.core.GeneratorBasedBuilder):
-    """MNIST-1D's generation of 10 novel templates (its test split's 1,000 signals)."""
+class Mnist1dNovel(Mnist1d):
+    """MNIST-1D's generation of 10 novel templates (its test split's 1,000 signals),
+    with MNIST-1D's features and examples."""
 
     VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(builder=self, features=_features((40, 1), np.float32),
-                                     supervised_keys=("image", "label"),
-                                     disable_shuffling=True)
 
     def _split_generators(self, dl_manager):
         from mnist1d.data import get_dataset_args, get_templates, make_dataset
@@ -109,10 +105,6 @@ class Mnist1dNovel(tfds.core.GeneratorBasedBuilder):
         data = make_dataset(get_dataset_args(as_dict=False),
                             template={**digits, "x": novel_templates(digits["x"])})
         return {"test": self._generate_examples(data["x_test"], data["y_test"])}
-
-    def _generate_examples(self, signals, labels):
-        for i, (signal, label) in enumerate(zip(signals, labels)):
-            yield i, {"image": signal.astype(np.float32)[:, None], "label": int(label)}
 
 
 def novel_templates(digits: np.ndarray, seed: int = 0) -> np.ndarray:

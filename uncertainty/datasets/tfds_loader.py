@@ -23,7 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from uncertainty.errors import UserError
+from uncertainty.errors import UserError, reason
 
 FILE_FORMAT = "array_record"
 PROBE_SECONDS = 3.0  # to decide that a download server cannot be reached
@@ -65,9 +65,8 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
     except UserError:
         raise
     except Exception as e:  # TFDS raises many types; all mean "could not get the data".
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"TFDS could not load {name!r} ({reason}); with no internet, pass --data_dir "
+            f"TFDS could not load {name!r} ({reason(e)}); with no internet, pass --data_dir "
             f"holding a prepared TFDS copy or --manual_dir holding the official archive"
         ) from None
     stored = builder.info.file_format
