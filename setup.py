@@ -34,5 +34,6 @@ setuptools.setup(
     package_data={"uncertainty": ["data/*.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.0.3"]},
+    # selenium drives Debian's headless Chromium in the report's browser test
+    extras_require={"test": ["pytest==9.0.3", "selenium==4.52.0"]},
 )

@@ -102,6 +102,10 @@ def write(runs, data, settings, shared) -> None:
         plotting.line_panels(figure["panels"], figure["xlabel"], figure["title"],
                              os.path.join(FLAGS.output_dir, figure["file"]),
                              columns=figure["columns"])
+    js = result["summary"]["js_divergence"]
+    plotting.js_bars(js, result["summary"]["intensities"],
+                     f"JS divergence ({result['model']} on {result['dataset']})",
+                     os.path.join(FLAGS.output_dir, "js_divergence.png"))
     files.write_json(os.path.join(FLAGS.output_dir, "ensemble.json"), result)
     summary_table = shift.table(result)
     files.write_text(os.path.join(FLAGS.output_dir, "table.txt"), summary_table + "\n")

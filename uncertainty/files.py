@@ -210,6 +210,11 @@ def write_text(path: str, text: str) -> None:
     _store(path, text, "w")
 
 
+def copy(source: str, target: str) -> None:
+    """The file at `source`, stored atomically at `target`."""
+    write_bytes(target, read_bytes(source))
+
+
 def write_json(path: str, obj) -> None:
     """`obj` as JSON at `path`, then its SHA-256 at `path`.sha256. The old sidecar is
     removed once the new file is written under its temporary name, just before the

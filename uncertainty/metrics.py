@@ -11,13 +11,22 @@ log of the members' mean probability, which every metric here accepts as logits.
 """
 
 import numpy as np
-from scipy.special import logsumexp
 
 JS_EPSILON = 1e-5  # the paper's entropy: -sum p log(p + 1e-5)
 
 
 def _scalar(x):
     return float(x) if np.ndim(x) == 0 else x
+
+
+def logsumexp(z: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(z))) along `axis`, shifted by the maximum (finite for any finite z;
+    scipy's is ~4x slower on these small arrays, and this runs once per subset)."""
+    top = np.max(z, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf where every term is -inf
+        out = np.log(np.sum(np.exp(z - top), axis=axis, keepdims=True)) + top
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

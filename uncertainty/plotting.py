@@ -173,3 +173,24 @@ def plane_contours(section: dict, title: str, path: str) -> None:
         ax.set_aspect("equal")
     fig.suptitle(title)
     save(fig, path)
+
+
+def js_bars(js: dict[str, list[float]], intensities: list[int], title: str,
+            path: str) -> None:
+    """The paper's JS-divergence bars: one group per set of functions, one bar per
+    corruption intensity (0 = the clean test set)."""
+    names = list(js)
+    width = 0.8 / len(intensities)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 3.8), layout="constrained")
+    colours = plt.cm.viridis(np.linspace(0.0, 0.85, len(intensities)))
+    for i, (intensity, colour) in enumerate(zip(intensities, colours)):
+        ax.bar(np.arange(len(names)) + (i - (len(intensities) - 1) / 2) * width,
+               [js[n][i] for n in names], width, color=colour,
+               label="clean" if intensity == 0 else f"intensity {intensity}")
+    ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names],
+                  rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("Jensen-Shannon divergence")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    save(fig, path)

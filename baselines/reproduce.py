@@ -1,0 +1,130 @@
+r"""The whole study at a named scale, then its report: one command.
+
+Trains the scale's runs and runs every analysis through the project's binaries (each
+stage a `python baselines/X.py ...` call, listed by `uncertainty.scales`), then writes
+<output_dir>/report/index.html and report.md (`uncertainty.report`): the paper's
+claims checked by explicit rules, every figure, the published comparison, the
+environment and the wall-clock of every stage. Re-running skips every stage that
+finished with the same command (and the binaries themselves resume and reuse their
+caches), so an interrupted study continues where it stopped.
+
+  python baselines/reproduce.py --scale=mnist1d
+  python baselines/reproduce.py --scale=cifar10_medium_cnn --output_dir=gs://b/study \
+      -- --strategy=tpu --tpu=NAME    # flags after -- go to every binary
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+from absl import flags, logging
+
+from uncertainty import UserError, cli, files, locks, report, scales
+
+flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's scale: " + "; ".join(
+    f"{name}: {s.description}" for name, s in scales.SCALES.items()))
+flags.DEFINE_string("output_dir", None, "The study's folder: runs/, analyses/, report/ "
+                    "(default results/<scale>).")
+flags.DEFINE_bool("list_stages", False, "Print the stages' commands and exit.")
+FLAGS = flags.FLAGS
+STUDY = "study.json"
+# absl's log prefix, e.g. "I1202 19:40:01.123456 1234 progress.py:80] "
+_LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+
+
+def main(argv):
+    extra = tuple(argv[1:])
+    bad = [a for a in extra if not a.startswith("--")]
+    if bad:
+        raise UserError(f"unexpected arguments {bad}; flags for every binary go after "
+                        f"'--' as --flag=value")
+    scale = scales.SCALES[FLAGS.scale]
+    root = files.normpath(FLAGS.output_dir or os.path.join("results", FLAGS.scale))
+    stages = scales.stages(scale, root, extra)
+    if FLAGS.list_stages:
+        for stage in stages:
+            print(f"{stage.name}: {shlex.join(stage.command())}")
+        return
+    if scale.accelerator:
+        logging.warning("scale %s is the paper's: it expects %s's data and a GPU or TPU "
+                        "(pass -- --strategy=mirrored or --strategy=tpu --tpu=NAME)",
+                        FLAGS.scale, scale.dataset)
+    with locks.hold(root, "reproduce"):
+        _claim(root)
+        began = time.time()
+        times = [_run(stage, root, i, len(stages), began) for i, stage in enumerate(stages)]
+        index = report.write(root, FLAGS.scale, scale, times, shlex.join(sys.argv))
+    print(f"report: {index} (and report.md beside it); "
+          f"{time.time() - began:.0f} s for this call")
+
+
+def _claim(root: str) -> None:
+    """Refuses a folder that holds another scale's study; records this one's."""
+    path = os.path.join(root, STUDY)
+    if files.exists(path):
+        found = files.read_json(path).get("scale")
+        if found != FLAGS.scale:
+            raise UserError(f"{root} holds the '{found}' study; pass another --output_dir "
+                            f"for '{FLAGS.scale}' (or remove {root})")
+    else:
+        files.write_json(path, {"scale": FLAGS.scale})
+
+
+def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -> dict:
+    """Runs `stage` unless it finished before with the same flags; its timing."""
+    marker = os.path.join(root, "stages", stage.name + ".json")
+    done = files.read_json(marker) if files.exists(marker) else None
+    head = f"[{index + 1:2d}/{count}] {stage.name}"
+    if done and done["flags"] == list(stage.flags):
+        print(f"{head}: done earlier ({done['seconds']:.0f} s)", flush=True)
+        return {"stage": stage.name, "seconds": done["seconds"], "ran_now": False,
+                "finished": done["finished"]}
+    print(f"{head} (study {_clock(time.time() - began)} so far)", flush=True)
+    start = time.time()
+    lines = _execute(stage)
+    seconds = time.time() - start
+    log = os.path.join(root, "logs", stage.name + ".log")
+    files.write_text(log, "".join(lines))
+    if lines and lines[-1] == _FAILED:
+        error = next((line.strip() for line in reversed(lines[:-1])
+                      if ": error: " in line or "Error" in line), lines[-2].strip()
+                     if len(lines) > 1 else "no output")
+        raise UserError(f"stage {stage.name} failed: {error} (log: {log})")
+    finished = time.strftime("%Y-%m-%d %H:%M")
+    files.write_json(marker, {"flags": list(stage.flags), "seconds": seconds,
+                              "finished": finished})
+    print(f"    done in {_clock(seconds)}", flush=True)
+    return {"stage": stage.name, "seconds": seconds, "ran_now": True, "finished": finished}
+
+
+_FAILED = "\0failed"
+
+
+def _execute(stage: scales.Stage) -> list[str]:
+    """The stage's output lines; its progress lines echoed; _FAILED appended if it
+    fails."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(stage.command(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        text = _LOG_PREFIX.sub("", line.rstrip())
+        if "ETA" in text or ": error: " in text:
+            print(f"    {text}", flush=True)
+    if process.wait() != 0:
+        if process.returncode == 130 or process.returncode == -2:
+            raise KeyboardInterrupt
+        lines.append(_FAILED)
+    return lines
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,187 @@
+"""The one-command study: reproduce.sh at the tiny scale end to end, its report as a
+reader sees it in headless Chromium, the claims' rules on hand-built results, and
+every bad input."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_binary
+from uncertainty import files, report, scales
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _claims_table(markdown: str) -> list[list[str]]:
+    section = markdown.split("## Claims", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("| ").split(" | ") for line in section.splitlines()
+            if line.startswith("| ")]
+    return rows[1:]  # without the header
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("study") / "tiny")
+    done = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"), "tiny",
+                           f"--output_dir={root}"], capture_output=True, text=True,
+                          timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root, done.stdout
+
+
+@pytest.mark.slow
+def test_tiny_study_writes_every_claim_and_figure(study, mnist1d):
+    root, stdout = study
+    index = os.path.join(root, "report", "index.html")
+    assert stdout.rstrip().splitlines()[-1].startswith(f"report: {index}")
+    text = open(os.path.join(root, "report", "report.md")).read()
+    rows = _claims_table(text)
+    assert len(rows) == len(report.claims({})) == 15
+    verdicts = [row[-1] for row in rows]
+    assert set(verdicts) <= {report.PASS, report.FAIL, report.NOT_RUN}
+    # every analysis ran: only the plane-range row (no paper number for MNIST-1D) is open
+    assert [row[0] for row in rows if row[-1] == report.NOT_RUN] == [
+        "Independent optima's normalised diversity (Fig. 5)"]
+    for image in re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", text):
+        assert os.path.getsize(os.path.join(root, "report", image)) > 1000, image
+    assert len(re.findall(r"!\[", text)) == len(report.FIGURES)
+    for heading in ("## Out-of-distribution detection", "## Published numbers beside ours",
+                    "## Environment", "## Wall-clock per stage", "## Variational runs"):
+        assert heading in text
+    stages = [s.name for s in scales.stages(scales.SCALES["tiny"], root)]
+    timing = text.split("## Wall-clock per stage", 1)[1]
+    assert all(f"| {name} |" in timing for name in stages)
+
+    # The ensemble claim's numbers against the runs' final weights in Keras, averaged
+    # by numpy: accuracy of the 2-ensemble and the mean single run, and their JS.
+    from uncertainty import models, trajectory
+    probabilities = []
+    for seed in (0, 1):
+        run = os.path.join(root, "runs", "cnn1d", f"seed{seed}")
+        model = models.build("cnn1d", mnist1d.input_shape, mnist1d.num_classes)
+        model.set_weights(trajectory.load_arrays(run, trajectory.epochs(run)[-1]))
+        logits = model.predict(mnist1d.read("test")[0].astype(np.float32), verbose=0)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities.append(e / e.sum(axis=1, keepdims=True))
+    labels = mnist1d.read("test")[1]
+    ensemble = np.mean(probabilities, axis=0)
+    single = np.mean([np.mean(p.argmax(1) == labels) for p in probabilities])
+    ours = next(row[2] for row in rows if row[0].startswith("Ensembling independent"))
+    assert f"accuracy {np.mean(ensemble.argmax(1) == labels):.3f} vs {single:.3f}" in ours
+
+    def entropy(p):
+        return -np.sum(p * np.log(p + 1e-5), axis=-1)
+    js = np.mean(entropy(ensemble) - np.mean([entropy(p) for p in probabilities], axis=0))
+    diverse = next(row[2] for row in rows if row[0].startswith("Independent runs are more"))
+    assert diverse.startswith(f"independent {js:.3f};")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and "
+                    "chromium-driver (run_scripts/setup.sh test installs them)")
+def test_report_as_a_reader_sees_it_in_headless_chromium(study):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    root, _ = study
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--allow-file-access-from-files"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get("file://" + os.path.join(root, "report", "index.html"))
+        images = driver.execute_script(
+            "return Array.from(document.images, i => [i.getAttribute('src'), i.complete, "
+            "i.naturalWidth]);")
+        assert len(images) == len(report.FIGURES)
+        assert all(complete and width > 0 for _, complete, width in images), images
+        links = driver.execute_script("return Array.from(document.links, a => a.href);")
+        assert links, "the report links its result files"
+        for link in links:
+            assert link.startswith("file://"), link
+            assert os.path.isfile(link.removeprefix("file://")), f"broken link {link}"
+        assert "Claims" in driver.title + driver.find_element("tag name", "body").text
+        height = driver.execute_script("return document.body.scrollHeight;")
+        driver.set_window_size(1280, height)
+        screenshot = os.path.join(root, "report", "screenshot.png")
+        assert driver.save_screenshot(screenshot)
+        assert os.path.getsize(screenshot) > 10000
+    finally:
+        driver.quit()
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages_and_rewrites_the_report(study):
+    root, _ = study
+    done = run_binary("reproduce", "--scale=tiny", f"--output_dir={root}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = scales.stages(scales.SCALES["tiny"], root)
+    assert done.stdout.count("done earlier") == len(stages)
+    assert "report: " in done.stdout
+
+
+def test_claims_rules_on_hand_built_results():
+    """JS and ensemble rules decided on numbers small enough to check by eye."""
+    def ensemble(js_trajectory, accuracy_5):
+        clean = {"test/accuracy": accuracy_5, "test/brier": 0.3, "test/negative_log_likelihood": 0.5}
+        return {"summary": {
+            "js_divergence": {"independent": [0.20, 0.30], "trajectory": [js_trajectory, 0.1]},
+            "ensemble_size": 5, "intensities": [0, 5], "js_independent_largest_at_every_intensity":
+                js_trajectory < 0.20,
+            "independent_5_vs_1": {m: {"all_better": accuracy_5 > 0.7}
+                                   for m in ("accuracy", "nll", "brier")}},
+            "metrics": {"independent": {"1": {"test/accuracy": 0.7, "test/brier": 0.4,
+                                              "test/negative_log_likelihood": 0.6},
+                                        "5": clean},
+                        "trajectory": {"1": {"test/accuracy": 0.7}, "5": {
+                            "test/accuracy": 0.72}}}}
+    holds = {r["claim"][:30]: r["verdict"] for r in report.claims(
+        {"ensemble": ensemble(0.05, 0.75)})}
+    assert holds["Independent runs are more diver"] == report.PASS
+    assert holds["The diversity of independent ru"] == report.PASS
+    assert holds["Ensembling independent runs im"] == report.PASS
+    assert holds["An ensemble of independent run"] == report.PASS
+    assert holds["Subspace sampling and ensembli"] == report.NOT_RUN  # no samples
+    holds = {r["claim"][:30]: r["verdict"] for r in report.claims(
+        {"ensemble": ensemble(0.25, 0.69)})}
+    assert holds["Independent runs are more diver"] == report.FAIL
+    assert holds["Ensembling independent runs im"] == report.FAIL
+    assert holds["An ensemble of independent run"] == report.FAIL  # 0.69 < 0.72
+    assert all(r["verdict"] == report.NOT_RUN for r in report.claims({}))
+
+
+@pytest.mark.slow
+def test_bad_input_one_line_and_nothing_mixed(tmp_path):
+    unknown = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"),
+                              "cifar11"], capture_output=True, text=True, cwd=REPO)
+    assert unknown.returncode != 0
+    assert unknown.stderr.strip().splitlines()[-1].startswith("reproduce.py: error: ")
+    assert "mnist1d" in unknown.stderr and "cifar10_resnet20" in unknown.stderr
+
+    other = tmp_path / "other"
+    files.write_json(str(other / "study.json"), {"scale": "mnist1d"})
+    mixed = run_binary("reproduce", "--scale=tiny", f"--output_dir={other}")
+    assert mixed.returncode == 2
+    assert mixed.stderr.strip().splitlines()[-1] == (
+        f"reproduce.py: error: {other} holds the 'mnist1d' study; pass another "
+        f"--output_dir for 'tiny' (or remove {other})")
+    assert sorted(os.listdir(other)) == ["study.json", "study.json.sha256"]
+
+    empty = tmp_path / "no_tfds"
+    absent = run_binary("reproduce", "--scale=cifar10_small_cnn",
+                        f"--output_dir={tmp_path / 'cifar'}", "--", f"--data_dir={empty}",
+                        "--nodownload")
+    assert absent.returncode == 2
+    line = absent.stderr.strip().splitlines()[-1]
+    assert line.startswith("reproduce.py: error: stage train/seed0 failed: train.py: error: ")
+    assert "cifar10" in line and "tfds build" in line, line
+    assert not os.path.exists(tmp_path / "cifar" / "report")
+
+    stray = run_binary("reproduce", "--scale=tiny", f"--output_dir={tmp_path / 't'}", "x")
+    assert stray.returncode == 2 and "go after '--'" in stray.stderr
