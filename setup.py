@@ -35,5 +35,5 @@ setuptools.setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     # selenium drives Debian's headless Chromium in the report's browser test
-    extras_require={"test": ["pytest==9.0.3", "selenium==4.52.0"]},
+    extras_require={"test": ["pytest==9.0.3", "selenium==4.50.0"]},
 )

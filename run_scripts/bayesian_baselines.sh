@@ -13,6 +13,7 @@
 #   [NUM_POSTERIOR_SAMPLES=10] bash run_scripts/bayesian_baselines.sh [fashion_mnist|mnist1d]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source run_scripts/setup.sh
 DATASET=${1:-fashion_mnist}
 case "$DATASET" in
   fashion_mnist) MODEL=small_cnn ;;

@@ -13,6 +13,7 @@
 #   ACCEPT=0.70 RANDOM_SCALE=10 bash run_scripts/ensemble_shift.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source run_scripts/setup.sh
 DATASET=${DATASET:-fashion_mnist} MODEL=${MODEL:-small_cnn} SCALES=${SCALES:-matched}
 RUNS=${RUNS:-runs/$DATASET/$MODEL} OUT=${OUT:-results/ensemble/${DATASET}_${MODEL}_$SCALES}
 NUM_SAMPLES=${NUM_SAMPLES:-5} CORRUPTIONS=${CORRUPTIONS:-all}

@@ -36,6 +36,7 @@
 # prediction. PRINT_ONLY=1 prints the commands instead of running them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source run_scripts/setup.sh
 if [ $# -lt 1 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
   exit 2

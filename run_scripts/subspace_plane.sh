@@ -9,6 +9,7 @@
 # Paper scale (GPU/TPU): DATASET=cifar10 MODEL=medium_cnn PAPER_SCALES=1 bash run_scripts/subspace_plane.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source run_scripts/setup.sh
 DATASET=${DATASET:-fashion_mnist} MODEL=${MODEL:-small_cnn}
 RUNS=${RUNS:-runs/$DATASET/$MODEL} OUT=${OUT:-results/subspace/${DATASET}_${MODEL}}
 OUT=$RUNS bash run_scripts/train_runs.sh "$DATASET" "$MODEL" 5 > /dev/null

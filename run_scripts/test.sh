@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs the test suite (what CI runs, < 15 minutes on 2
-# cores). With --fast: only the unit and oracle tests (no training, no binaries end to
+# Sets up a fresh machine (with Chromium for the report's browser test) and runs the
+# test suite (what CI runs, < 15 minutes on 2 cores). With --fast: only the unit and oracle tests (no training, no binaries end to
 # end; < 3 minutes). Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash run_scripts/setup.sh
+source run_scripts/setup.sh test
 if [ "${1:-}" = "--fast" ]; then
   shift
   set -- -m "not slow" "$@"

@@ -13,6 +13,7 @@
 #     bash run_scripts/train_runs.sh mnist1d cnn1d 5
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source run_scripts/setup.sh
 if [ $# -lt 3 ]; then
   echo "usage: $0 DATASET MODEL NUM_RUNS [train.py flags...]" >&2
   exit 2

@@ -70,7 +70,7 @@ SCALES = {
     "fmnist": Scale(
         "SmallCNN on Fashion-MNIST, 5 runs of the paper's SmallCNN recipe (10 epochs), "
         "every analysis at CPU size", "fashion_mnist", "small_cnn", plane_samples=20,
-        ensemble_samples=2, corruptions="gaussian_noise,shot_noise,motion_blur,contrast",
+        ensemble_samples=2, corruptions="gaussian_noise,contrast,zoom_blur",
         posterior_samples=5, grid_points=13, path_points=13, connect_epochs=5),
     "cifar10_small_cnn": Scale(
         "the paper's SmallCNN on CIFAR-10 (10 epochs), samples and CIFAR-10-C at the "
