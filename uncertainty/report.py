@@ -1,6 +1,7 @@
 """The study's report: the paper's claims checked by explicit rules, every figure, the
 published comparison, the environment and the wall-clock of each stage, as
-`report/report.md` and `report/index.html` (the same Markdown, rendered).
+`report/report.md` and `report/index.html` (the same Markdown, rendered), with the
+claims also as `report/claims.json`.
 
 It only reads what the binaries wrote under a study folder (`scales.analysis_dir`);
 figures are copied next to the pages so the report folder stands on its own.
@@ -243,7 +244,8 @@ def _ood_claims(result) -> list[dict]:
 def _bayesian_claim(study: dict) -> dict:
     text = "Deep ensembles beat the Bayesian baselines: MC dropout and mean-field VI"
     rule = ("the independent ensemble's clean accuracy and NLL beat one run's MC-dropout "
-            "predictive and one variational run's posterior predictive")
+            "predictive and one variational run's posterior predictive (those this "
+            "study ran)")
     paper = ("uncertainty-baselines WRN-28-10: ensemble 0.966 / 0.114, MC dropout "
              "0.961 / 0.145, VI 0.947 / 0.211 (accuracy / NLL)")
     result, vi = study.get("ensemble"), study.get("ensemble_variational")
@@ -364,7 +366,7 @@ def write(root: str, scale_name: str, scale, stage_times: list[dict], command: s
              f"the paper's numbers are MediumCNN or SmallCNN on CIFAR-10 unless stated, so "
              f"at another setting compare orderings and gaps, not values.", "",
              "## Claims", ""]
-    lines += _table(["claim", "paper", "ours", "rule", ""],
+    lines += _table(["claim", "paper", "ours", "rule", "holds"],
                     [[r["claim"], r["paper"], r["ours"], r["rule"], r["verdict"]]
                      for r in rows])
     section = None
@@ -386,6 +388,7 @@ def write(root: str, scale_name: str, scale, stage_times: list[dict], command: s
     lines += _timing_section(stage_times)
     text = "\n".join(lines) + "\n"
     files.write_text(os.path.join(out, "report.md"), text)
+    files.write_json(os.path.join(out, "claims.json"), rows)
     body = markdown.markdown(text, extensions=["tables"])
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>Deep ensembles report: {scale_name}</title><style>{_CSS}</style>"
