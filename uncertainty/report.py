@@ -28,15 +28,17 @@ _CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 
         "pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}")
 
 
+# every analysis the report reads, and its result file
+RESULTS = {"similarity": "similarity.json", "plane": "subspace.json",
+           "ensemble": "ensemble.json", "ensemble_variational": "ensemble.json",
+           **{f"cross_section/{plane}": "cross_section.json"
+              for plane in ("independent", "trajectory", "random")}}
+
+
 def load(root: str) -> dict:
     """Every result JSON of the study at `root` that exists, by analysis name."""
     found = {}
-    for name, file in (("similarity", "similarity.json"), ("plane", "subspace.json"),
-                       ("ensemble", "ensemble.json"),
-                       ("ensemble_variational", "ensemble.json"),
-                       ("cross_section/independent", "cross_section.json"),
-                       ("cross_section/trajectory", "cross_section.json"),
-                       ("cross_section/random", "cross_section.json")):
+    for name, file in RESULTS.items():
         path = os.path.join(analysis_dir(root, name), file)
         if files.exists(path):
             found[name] = files.read_json(path)
@@ -383,7 +385,7 @@ def write(root: str, scale_name: str, scale, stage_times: list[dict], command: s
     lines += _ood_section(study.get("ensemble"))
     lines += _tables_section(root, study)
     lines += _published_section(study.get("ensemble"))
-    lines += _results_section(root, study)
+    lines += _results_section(study)
     lines += _environment_section(environment())
     lines += _timing_section(stage_times)
     text = "\n".join(lines) + "\n"
@@ -449,13 +451,10 @@ def _published_section(result) -> list[str]:
           "–" if r["ours"] is None else f"{r['ours']:.4f}"] for r in rows])
 
 
-def _results_section(root, study) -> list[str]:
-    names = {"similarity": "similarity.json", "plane": "subspace.json",
-             "ensemble": "ensemble.json", "ensemble_variational": "ensemble.json"}
+def _results_section(study) -> list[str]:
     lines = ["## Result files", ""]
     for name in study:
-        file = names.get(name, "cross_section.json")
-        lines.append(f"- [{name}/{file}](../analyses/{name}/{file})")
+        lines.append(f"- [{name}/{RESULTS[name]}](../analyses/{name}/{RESULTS[name]})")
     return lines + [""]
 
 
