@@ -33,9 +33,9 @@ runs = os.path.join(root, "runs")
 train_binary = load_binary("train")
 binaries = {name: load_binary(name) for name in ("similarity", "subspace", "ensemble")}
 flags.FLAGS(["pipeline"])
-recipe = dict(train_epochs=2, batch_size=4, validation_examples=4)
-with mock_tfds(16):
-    # seed 0: two replicas of two images each
+recipe = dict(train_epochs=2, batch_size=2, validation_examples=4)
+with mock_tfds(8):
+    # seed 0: two replicas of one image each
     data = datasets.load("imagenet2012", validation_examples=4, manual_dir=manual)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     config = TrainConfig.from_recipe("imagenet2012", "resnet50", 0, **recipe)
@@ -80,11 +80,11 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     runs = [str(tmp_path / "runs" / f"seed{seed}") for seed in (0, 1)]
 
-    # training: 12 training images, batch 4 -> 3 steps an epoch, 2 epochs, checkpoints
+    # training: 4 training images, batch 2 -> 2 steps an epoch, 2 epochs, checkpoints
     # 0 (initialisation) to 2; the mirrored run has two replicas
     mirrored = report["mirrored"]
-    assert mirrored["train/steps_per_epoch"] == 3 and mirrored["epochs"] == 2
-    assert mirrored["test/num_examples"] == 16 and "train/accuracy" not in mirrored
+    assert mirrored["train/steps_per_epoch"] == 2 and mirrored["epochs"] == 2
+    assert mirrored["test/num_examples"] == 8 and "train/accuracy" not in mirrored
     for run in runs:
         assert trajectory.epochs(run) == [1, 2]
         config = trajectory.read_config(run)
@@ -93,8 +93,8 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
         assert 0 <= metrics["test/accuracy"] <= 1 and "train/accuracy" not in metrics
         assert metrics["test/negative_log_likelihood"] > 0
     history = files.read_json(os.path.join(runs[0], trajectory.HISTORY))
-    # the per-step warm-up: 3 steps an epoch, the last at 0.4 x (0 + 2/3) / 5 in epoch 1
-    assert history[0]["learning_rate"] == pytest.approx(0.4 * (2 / 3) / 5, rel=1e-6)
+    # the per-step warm-up: 2 steps an epoch, the last at 0.4 x (0 + 1/2) / 5 in epoch 1
+    assert history[0]["learning_rate"] == pytest.approx(0.4 * (1 / 2) / 5, rel=1e-6)
 
     # similarity: both trajectories' checkpoints compared in weight and function space
     similarity = files.read_json(tmp_path / "similarity" / "similarity.json")
