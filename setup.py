@@ -35,6 +35,7 @@ setuptools.setup(
     package_data={"uncertainty": ["data/*.json"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
-    # selenium drives Debian's headless Chromium in the report's browser test
-    extras_require={"test": ["pytest==9.0.3", "selenium==4.50.0"]},
+    # pytest-xdist runs the suite on both cores; selenium drives Debian's headless
+    # Chromium in the report's browser test
+    extras_require={"test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "selenium==4.50.0"]},
 )
