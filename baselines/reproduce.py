@@ -23,7 +23,7 @@ import time
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, locks, report, scales
+from uncertainty import UserError, cli, files, locks, progress, report, scales
 
 flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's scale: " + "; ".join(
     f"{name}: {s.description}" for name, s in scales.SCALES.items()))
@@ -83,7 +83,7 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
         print(f"{head}: done earlier ({done['seconds']:.0f} s)", flush=True)
         return {"stage": stage.name, "seconds": done["seconds"], "ran_now": False,
                 "finished": done["finished"]}
-    print(f"{head} (study {_clock(time.time() - began)} so far)", flush=True)
+    print(f"{head} (study {progress.clock(time.time() - began)} so far)", flush=True)
     start = time.time()
     lines, failed = _execute(stage)
     seconds = time.time() - start
@@ -96,7 +96,7 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
     finished = time.strftime("%Y-%m-%d %H:%M")
     files.write_json(marker, {"flags": list(stage.flags), "seconds": seconds,
                               "finished": finished})
-    print(f"    done in {_clock(seconds)}", flush=True)
+    print(f"    done in {progress.clock(seconds)}", flush=True)
     return {"stage": stage.name, "seconds": seconds, "ran_now": True, "finished": finished}
 
 
@@ -115,10 +115,6 @@ def _execute(stage: scales.Stage) -> tuple[list[str], bool]:
     if process.wait() in (130, -signal.SIGINT):
         raise KeyboardInterrupt
     return lines, process.returncode != 0
-
-
-def _clock(seconds: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(seconds))
 
 
 if __name__ == "__main__":

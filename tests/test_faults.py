@@ -664,6 +664,12 @@ def test_training_logs_progress_with_rate_and_eta_and_can_be_silenced(tmp_path,
     assert not [r for r in caplog.records if "steps (" in r.getMessage()]
 
 
+def test_progress_clock_on_worked_values():
+    # the progress lines' and reproduce.py's stage times: MM:SS, H:MM:SS from an hour
+    assert progress.clock(5) == "00:05" and progress.clock(59.6) == "01:00"
+    assert progress.clock(3599) == "59:59" and progress.clock(3725) == "1:02:05"
+
+
 def test_progress_bar_on_a_terminal(monkeypatch):
     class Terminal:
         text = ""

@@ -20,7 +20,8 @@ LOG_SECONDS = 30.0  # between log lines when stderr is not a terminal
 BAR_SECONDS = 0.5  # between redraws of the bar
 
 
-def _duration(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """`seconds` as MM:SS, or H:MM:SS from an hour on."""
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return (f"{hours}:" if hours else "") + f"{rest // 60:02d}:{rest % 60:02d}"
@@ -46,8 +47,8 @@ class Progress:
         units = self.unit if self.unit.endswith("s") else self.unit + "s"
         return (f"{self.what}: {self.done}/{self.total} {units} "
                 f"({100 * self.done / self.total:.0f}%), {rate:.3g} {units}/s, "
-                f"{_duration(elapsed)} elapsed, ETA "
-                f"{_duration(eta) if eta == eta else '?'}")
+                f"{clock(elapsed)} elapsed, ETA "
+                f"{clock(eta) if eta == eta else '?'}")
 
     def update(self, n: int = 1) -> None:
         if self._closed:
