@@ -3,9 +3,9 @@ stages each runs: which runs to train and which analyses to run on them, as the
 command lines of the project's own binaries.
 
 A scale fixes the dataset, the model, how many runs and how large every analysis is.
-`quickstart`, `mnist1d` and `fmnist` (the default) run on a 2-core CPU; the `cifar10_*` scales are
-the paper's studies (the paper's recipes and sample counts) for machines with the data
-and an accelerator; `tiny` is the smoke test.
+`quickstart`, `mnist1d` and `fmnist` (the default) run on a 2-core CPU; the `cifar10_*`
+scales are the paper's studies (the paper's recipes and sample counts) for machines with
+the data and an accelerator; `tiny` is the smoke test.
 """
 
 import dataclasses
