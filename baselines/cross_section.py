@@ -23,19 +23,28 @@ runs/fashion_mnist/small_cnn/seed1 --plane=independent --connect --split=test \
       --output_dir=results/cross_section/independent
 """
 
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
+
 import json
 import os
 
 from absl import flags, logging
 
-from uncertainty import cli
-from uncertainty import UserError, cross_section, files, locks, plotting, trajectory
+from uncertainty.analyses import cross_section
+from uncertainty.cli import app, common_flags
+from uncertainty.infra import files, locks
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import discovery
+from uncertainty.study import plots
 
-cli.define_data_flags(dataset=False)
-cli.define_analysis_flags()
-cli.define_output_flags()  # --output_dir: cross_section.json, figures, grids
-cli.define_runs_flag()
-cli.define_batchnorm_flag()
+common_flags.define_data_flags(dataset=False)
+common_flags.define_analysis_flags()
+common_flags.define_output_flags()  # --output_dir: cross_section.json, figures, grids
+common_flags.define_runs_flag()
+common_flags.define_batchnorm_flag()
 _DEFAULT = cross_section.Options()  # the library's defaults, defined once there
 flags.DEFINE_enum("plane", _DEFAULT.plane, list(cross_section.PLANES),
                   "Which plane to draw (see the module doc).")
@@ -93,16 +102,16 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     if not FLAGS.runs or not FLAGS.output_dir:
         raise UserError("--runs and --output_dir are required")
-    runs = trajectory.find_runs(FLAGS.runs)[:2]
+    runs = discovery.find_runs(FLAGS.runs)[:2]
     settings = options(runs)
-    data = cli.load_run_data(trajectory.check_runs(runs, minimum=1,
+    data = common_flags.load_run_data(discovery.check_runs(runs, minimum=1,
                                                    allow_failed=FLAGS.allow_failed_runs))
     for run in runs:
-        trajectory.check_source(run, data)
+        discovery.check_source(run, data)
     with locks.hold(FLAGS.output_dir):
         result = cross_section.analyse(runs, data, FLAGS.split, settings, FLAGS.output_dir,
                                        FLAGS.prediction_batch_size,
-                                       cli.strategy())  # a connector trains on one device
+                                       common_flags.strategy())  # a connector trains on one device
         write_figures(result)
         files.write_json(os.path.join(FLAGS.output_dir, "cross_section.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)
@@ -113,12 +122,12 @@ def write_figures(result: dict) -> None:
     """plane.png (the plane's contours) and paths.png (metrics along the paths)."""
     setting = f"{result['model']} on {result['dataset']} {result['split']}"
     if "plane_section" in result:
-        plotting.plane_contours(result["plane_section"], f"Cross-section: "
+        plots.plane_contours(result["plane_section"], f"Cross-section: "
                                 f"{result['plane']} plane ({setting})",
                                 os.path.join(FLAGS.output_dir, "plane.png"))
     if "paths" in result:
         a, b = result["runs"]
-        plotting.line_panels(
+        plots.line_panels(
             [(title, title, {name: (p["t"], p[key]) for name, p in result["paths"].items()})
              for title, key in (("accuracy", "accuracy"), ("loss (NLL)", "loss"),
                                 ("disagreement with a (t = 0)", "disagreement_a"),
@@ -128,4 +137,4 @@ def write_figures(result: dict) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -13,36 +13,47 @@ evaluation set. Subspace samples are the ones `subspace.py` drew around each run
 a set is not predicted yet. Every prediction is cached in the runs. Writes
 ensemble.json, table.txt (single members vs ensembles, clean and corrupted), figures
 and, with --compare_published, published.txt
-(`uncertainty.shift` documents the metric names and the two corrupted means).
+(`uncertainty.core.names` documents the metric names and the two corrupted means).
 
   python baselines/ensemble.py --runs=runs/fashion_mnist/small_cnn \
       --subspace_dir=results/ensemble/subspace --corruptions=all \
       --compare_published --output_dir=results/ensemble
 """
 
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
+
 import json
 import os
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, locks, plotting, published, shift, trajectory
+from uncertainty.analyses import shift, shift_report
+from uncertainty.cli import app, common_flags
+from uncertainty.core import published
+from uncertainty.infra import files, locks
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import discovery
+from uncertainty.study import plots
 
-cli.define_data_flags(dataset=False)
-cli.define_analysis_flags(split=False)
-cli.define_output_flags()  # --output_dir: ensemble.json, figures; --seed: subsets
-cli.define_runs_flag()
+common_flags.define_data_flags(dataset=False)
+common_flags.define_analysis_flags(split=False)
+common_flags.define_output_flags()  # --output_dir: ensemble.json, figures; --seed: subsets
+common_flags.define_runs_flag()
 flags.DEFINE_string("subspace_dir", None, "Folder searched for the subspace.json files "
                     "of subspace.py runs around these runs (optional).")
-cli.define_methods_flag()  # default: every method sampled in --subspace_dir (+ VI's)
-cli.define_posterior_samples_flag()
-cli.define_mc_dropout_flag()
+common_flags.define_methods_flag()  # default: every method sampled in --subspace_dir (+ VI's)
+common_flags.define_posterior_samples_flag()
+common_flags.define_mc_dropout_flag()
 flags.DEFINE_integer("max_ensemble_size", None, "Largest ensemble (default: the number "
                      "of runs).")
 flags.DEFINE_integer("max_subsets", shift.Options.max_subsets,
                      "Subsets per ensemble size; distinct random "
                      "ones (from --seed) when there are more.")
-cli.define_shift_flags()
-cli.define_batchnorm_flag()
+common_flags.define_shift_flags()
+common_flags.define_batchnorm_flag()
 flags.DEFINE_bool("ood", True, "Also score out-of-distribution detection (AUROC, AUPRC, "
                   "FPR at 95% TPR of the maximum probability, entropy and mutual "
                   "information) against the dataset's pairings (CIFAR-10: SVHN and "
@@ -63,7 +74,7 @@ def options() -> shift.Options:
         value = getattr(FLAGS, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be positive, got {value}")
-    corruptions, intensities = cli.shift_sets()
+    corruptions, intensities = common_flags.shift_sets()
     methods = None if FLAGS["methods"].using_default_value else tuple(FLAGS.methods)
     return shift.Options(corruptions=corruptions, intensities=intensities, methods=methods,
                          max_ensemble_size=FLAGS.max_ensemble_size,
@@ -79,39 +90,41 @@ def main(argv):
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     settings = options()
-    runs = trajectory.find_runs(FLAGS.runs)
-    shared = trajectory.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
-    data = cli.load_run_data(shared)
+    runs = discovery.find_runs(FLAGS.runs)
+    shared = discovery.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
+    data = common_flags.load_run_data(shared)
     for run in runs:
-        trajectory.check_source(run, data)
+        discovery.check_source(run, data)
     with locks.hold(FLAGS.output_dir):
         write(runs, data, settings, shared)
 
 
 def write(runs, data, settings, shared) -> None:
     """The study, its figures, tables and ensemble.json in --output_dir."""
-    with cli.strategy().scope():  # every model built and predicted under it
-        result = shift.study(runs, data, settings, FLAGS.subspace_dir,
-                             lambda name: cli.load_dataset(name, shared["validation_examples"]))
+    with common_flags.strategy().scope():  # every model built and predicted under it
+        def load(name):
+            return common_flags.load_dataset(name, shared["validation_examples"])
+
+        result = shift.study(runs, data, settings, FLAGS.subspace_dir, load)
     if FLAGS.compare_published:
-        result["published_comparison"] = shift.compare_published(result)
+        result["published_comparison"] = shift_report.compare_published(result)
         table = published.format_table(result["published_comparison"])
         print(table)
         files.write_text(os.path.join(FLAGS.output_dir, "published.txt"), table + "\n")
-    for figure in shift.figures(result):
-        plotting.line_panels(figure["panels"], figure["xlabel"], figure["title"],
+    for figure in shift_report.figures(result):
+        plots.line_panels(figure["panels"], figure["xlabel"], figure["title"],
                              os.path.join(FLAGS.output_dir, figure["file"]),
                              columns=figure["columns"])
     js = result["summary"]["js_divergence"]
-    plotting.js_bars(js, result["summary"]["intensities"],
+    plots.js_bars(js, result["summary"]["intensities"],
                      f"JS divergence ({result['model']} on {result['dataset']})",
                      os.path.join(FLAGS.output_dir, "js_divergence.png"))
     files.write_json(os.path.join(FLAGS.output_dir, "ensemble.json"), result)
-    summary_table = shift.table(result)
+    summary_table = shift_report.table(result)
     files.write_text(os.path.join(FLAGS.output_dir, "table.txt"), summary_table + "\n")
     print(summary_table)
     if "ood" in result:
-        detection = shift.ood_table(result)
+        detection = shift_report.ood_table(result)
         files.write_text(os.path.join(FLAGS.output_dir, "ood.txt"), detection + "\n")
         print(detection)
     counts = result["predictions"]
@@ -121,4 +134,4 @@ def write(runs, data, settings, shared) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -11,11 +11,19 @@ from this project to load:
   logits = model.serve(images)["logits"]
 """
 
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
+
 import json
 
 from absl import flags
 
-from uncertainty import UserError, cli, export, files, trajectory
+from uncertainty.cli import app
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import export, layout
 
 flags.DEFINE_string("run_dir", None, "The run (made by train.py) to export.")
 flags.DEFINE_integer("epoch", None, "Checkpoint to export (default: the last; 0 = "
@@ -29,7 +37,7 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     if not FLAGS.run_dir or not FLAGS.output_dir:
         raise UserError("--run_dir and --output_dir are required")
-    trajectory.read_config(FLAGS.run_dir)  # a run directory, or one clear line
+    layout.read_config(FLAGS.run_dir)  # a run directory, or one clear line
     if files.exists(FLAGS.output_dir) and files.listdir(FLAGS.output_dir):
         raise UserError(f"--output_dir {FLAGS.output_dir} is not empty; pass a new or "
                         f"empty directory")
@@ -38,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

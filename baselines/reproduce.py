@@ -1,8 +1,8 @@
 r"""The whole study at a named scale, then its report: one command.
 
 Trains the scale's runs and runs every analysis through the project's binaries (each
-stage a `python baselines/X.py ...` call, listed by `uncertainty.scales`), then writes
-<output_dir>/report/index.html and report.md (`uncertainty.report`): the paper's
+stage a `python baselines/X.py ...` call, listed by `uncertainty.study.scales`), then writes
+<output_dir>/report/index.html and report.md (`uncertainty.study.report`): the paper's
 claims checked by explicit rules, every figure, the published comparison, the
 environment and the wall-clock of every stage. Re-running skips every stage that
 finished with the same command (and the binaries themselves resume and reuse their
@@ -12,6 +12,11 @@ caches), so an interrupted study continues where it stopped.
   python baselines/reproduce.py --scale=cifar10_medium_cnn --output_dir=gs://b/study \
       -- --strategy=tpu --tpu=NAME    # flags after -- go to every binary
 """
+
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
 
 import os
 import re
@@ -23,7 +28,10 @@ import time
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, locks, progress, report, scales
+from uncertainty.cli import app
+from uncertainty.infra import files, locks, progress
+from uncertainty.infra.errors import UserError
+from uncertainty.study import report, scales
 
 flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's scale: " + "; ".join(
     f"{name}: {s.description}" for name, s in scales.SCALES.items()))
@@ -118,4 +126,4 @@ def _execute(stage: scales.Stage) -> tuple[list[str], bool]:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -9,17 +9,27 @@ predictions. Predictions are cached inside the runs: a second call predicts noth
       --output_dir=results/similarity/fashion_mnist_small_cnn
 """
 
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
+
 import json
 import os
 
 from absl import flags, logging
 
-from uncertainty import UserError, cli, files, locks, plotting, similarity, trajectory
+from uncertainty.analyses import similarity
+from uncertainty.cli import app, common_flags
+from uncertainty.infra import files, locks
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import discovery
+from uncertainty.study import plots
 
-cli.define_data_flags(dataset=False)
-cli.define_analysis_flags()
-cli.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
-cli.define_runs_flag()
+common_flags.define_data_flags(dataset=False)
+common_flags.define_analysis_flags()
+common_flags.define_output_flags()  # --output_dir: similarity.json, figures; --seed: t-SNE
+common_flags.define_runs_flag()
 flags.DEFINE_integer("tsne_runs", 3, "How many trajectories to embed with t-SNE.")
 FLAGS = flags.FLAGS
 
@@ -33,10 +43,10 @@ def main(argv):
         raise UserError("--output_dir is required: where to write the results")
     if FLAGS.tsne_runs < 1 or FLAGS.prediction_batch_size < 1:
         raise UserError("--tsne_runs and --prediction_batch_size must be positive")
-    runs = trajectory.find_runs(FLAGS.runs)
-    shared = trajectory.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
-    data = cli.load_run_data(shared)
-    with locks.hold(FLAGS.output_dir), cli.strategy().scope():  # models built under it
+    runs = discovery.find_runs(FLAGS.runs)
+    shared = discovery.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
+    data = common_flags.load_run_data(shared)
+    with locks.hold(FLAGS.output_dir), common_flags.strategy().scope():  # models built under it
         result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                     FLAGS.prediction_batch_size)
         result["model"], result["method"] = shared["model"], shared["method"]
@@ -52,19 +62,19 @@ def write_figures(result: dict, output_dir: str) -> None:
     if len(set(names)) < len(names):  # same basename in different folders
         names = [f"{i}_{name}" for i, name in enumerate(names)]
     for name, (run, t) in zip(names, result["trajectories"].items()):
-        plotting.cosine_and_disagreement(
+        plots.cosine_and_disagreement(
             t["weight_cosine"], t["disagreement"], t["epochs"], "epoch",
             f"Along one trajectory: {name} ({setting})",
             os.path.join(output_dir, f"trajectory_{name}.png"))
-    plotting.cosine_and_disagreement(
+    plots.cosine_and_disagreement(
         result["independent"]["weight_cosine"], result["independent"]["disagreement"],
         names, "independent run", f"Between independent solutions ({setting})",
         os.path.join(output_dir, "independent.png"))
     tsne = result["tsne"]
-    plotting.tsne_trajectories(tsne["points"], tsne["run"], tsne["epoch"],
+    plots.tsne_trajectories(tsne["points"], tsne["run"], tsne["epoch"],
                                f"t-SNE of predictions along trajectories ({setting})",
                                os.path.join(output_dir, "tsne.png"))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -1,13 +1,13 @@
 r"""Trains one network and records its whole trajectory (one checkpoint per epoch).
 
-Flags left unset take the model's recipe (uncertainty/recipes.py). Re-running the same
+Flags left unset take the model's recipe (uncertainty/train/recipes.py). Re-running the same
 command resumes from the last complete epoch; a finished run only reports its metrics.
 
   python baselines/train.py --dataset=fashion_mnist --model=small_cnn --seed=0 \
       --output_dir=runs/small_cnn/seed0
 
 --method=variational trains the model's variational twin (mean-field Gaussian weights,
-Flipout; uncertainty/models/variational.py) on NLL + KL / N with the KL term annealed,
+Flipout; uncertainty/models/flipout.py) on NLL + KL / N with the KL term annealed,
 and reports its posterior predictive (test/accuracy, ...) and posterior mean
 (test/posterior_mean/accuracy, ...); every analysis reads its checkpoints as the
 deterministic model holding the posterior means.
@@ -26,21 +26,32 @@ that rate, for planning a paper-scale study (run_scripts/paper_scale.sh):
       --steps=200
 """
 
+from uncertainty.cli import notices
+
+if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    notices.hide_tensorflow_notices()
+
 import contextlib
 import json
 import os
 
 from absl import flags
 
-from uncertainty import (UserError, cli, datasets, distribute, evaluation, files, locks,
-                         models, recipes, trajectory)
+from uncertainty import datasets, models
+from uncertainty.analyses import evaluation
+from uncertainty.cli import app, common_flags
 from uncertainty.datasets import PREPROCESSING
-from uncertainty import training
-from uncertainty.training import LOCATION_FIELDS, TrainConfig, train
+from uncertainty.infra import distribute, files, locks
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import layout
+from uncertainty.runs.layout import RUNTIME_FIELDS
+from uncertainty.train import recipes, train_config, trainer
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 
-cli.define_data_flags()
-cli.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
-cli.define_strategy_flags()
+common_flags.define_data_flags()
+common_flags.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
+common_flags.define_strategy_flags()
 flags.DEFINE_string("model", "small_cnn", f"One of {', '.join(models.NAMES)}.")
 flags.DEFINE_integer("train_epochs", None, "Epochs (recipe default).")
 flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas.")
@@ -65,7 +76,7 @@ flags.DEFINE_enum("dtype", None, list(recipes.DTYPES),
 flags.DEFINE_float("max_loss", None, "Stop training (the run marked failed, its last good "
                    "checkpoint kept) when a step's mean training loss exceeds this; a loss "
                    "that is not finite always stops it.")
-flags.DEFINE_integer("steps_per_loop", training.STEPS_PER_LOOP,
+flags.DEFINE_integer("steps_per_loop", train_config.STEPS_PER_LOOP,
                      "Training steps per host call, run on the device inside one "
                      "tf.function (an execution setting: the weights do not depend on "
                      "it, and it may change on resume).")
@@ -77,7 +88,7 @@ flags.DEFINE_float("posterior_init_stddev", None, "Variational: the posterior st
                    "weight starts with (recipe 1e-3).")
 flags.DEFINE_integer("kl_annealing_epochs", None, "Variational: epochs over which the KL "
                      "term's weight rises linearly to 1 (recipe: 80% of the epochs).")
-cli.define_posterior_samples_flag()
+common_flags.define_posterior_samples_flag()
 flags.DEFINE_bool("eval_only", False, "Train nothing: evaluate the run in --output_dir "
                   "on its clean and corrupted test sets (--corruptions, --intensities) "
                   "and its out-of-distribution set, and write eval.json there.")
@@ -88,8 +99,8 @@ flags.DEFINE_integer("steps", None, "Dry run: time this many training steps (aft
                      "write nothing.")
 flags.DEFINE_bool("eval_train_split", True, "Score the whole training split when the run "
                   "ends (train/accuracy, ...); turn off at ImageNet scale.")
-cli.define_shift_flags()
-cli.define_analysis_flags(split=False)
+common_flags.define_shift_flags()
+common_flags.define_analysis_flags(split=False)
 FLAGS = flags.FLAGS
 
 
@@ -153,20 +164,20 @@ def evaluate_only() -> None:
     run_dir = FLAGS.output_dir
     if not run_dir:
         raise UserError("--output_dir is required: the run directory to evaluate")
-    config = trajectory.read_config(run_dir)
+    config = layout.read_config(run_dir)
     try:
         epochs = [int(e) for e in FLAGS.eval_epochs or []]
     except ValueError:
         raise UserError(f"--eval_epochs are integers, got {','.join(FLAGS.eval_epochs)}")
-    corruptions, intensities = cli.shift_sets()
-    strategy = cli.strategy()
+    corruptions, intensities = common_flags.shift_sets()
+    strategy = common_flags.strategy()
     chief = distribute.is_chief(strategy)
     with locks.hold(run_dir) if chief else contextlib.nullcontext():
         results = evaluation.evaluate(
-            run_dir, lambda name: cli.load_dataset(name, config["validation_examples"]),
+            run_dir, lambda name: common_flags.load_dataset(name, config["validation_examples"]),
             epochs, corruptions, intensities, batch_size=FLAGS.prediction_batch_size,
             strategy=strategy)
-        report = {trajectory.checkpoint_name(epoch): scores
+        report = {layout.checkpoint_name(epoch): scores
                   for epoch, scores in results.items()}
         if chief:
             files.write_json(os.path.join(run_dir, "eval.json"), report)
@@ -180,14 +191,14 @@ def main(argv):
         return evaluate_only()
     config = resolve_config()
     datasets.check(FLAGS.dataset)
-    strategy = cli.strategy()
-    data = cli.load_dataset(FLAGS.dataset, config.validation_examples)
+    strategy = common_flags.strategy()
+    data = common_flags.load_dataset(FLAGS.dataset, config.validation_examples)
     if FLAGS.steps:
-        report = training.measure_throughput(config, data, FLAGS.steps, strategy,
+        report = trainer.measure_throughput(config, data, FLAGS.steps, strategy,
                                              FLAGS.steps_per_loop)
         print(json.dumps(report, indent=2, sort_keys=True))
         return
-    locations = {name: getattr(FLAGS, name) for name in LOCATION_FIELDS}
+    locations = {name: getattr(FLAGS, name) for name in RUNTIME_FIELDS}
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
                     steps_per_loop=FLAGS.steps_per_loop, max_loss=FLAGS.max_loss,
                     eval_train=FLAGS.eval_train_split)
@@ -196,4 +207,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -21,12 +21,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import common  # noqa: E402
-from uncertainty import datasets, models, predictions  # noqa: E402
+from uncertainty import datasets, models
+from uncertainty.runs import predictions
 
 flags.DEFINE_list("models", ["small_cnn", "resnet20_v1"], "Models to time.")
 flags.DEFINE_integer("batch_size", 500, "Prediction batch size (the analyses' default).")

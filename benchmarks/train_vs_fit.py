@@ -2,7 +2,7 @@ r"""Training throughput of this project's loop against plain `tf_keras` `model.f
 
 Same model, same data (Fashion-MNIST training examples, raw pixels), same optimizer and
 global batch, in one process. `model.fit` gets the examples as in-memory numpy arrays
-(its fastest input); our loop (`training.fit`, what train.py runs) reads them by index
+(its fastest input); our loop (`loop.fit`, what train.py runs) reads them by index
 through the TFDS reader: by default (this split is within `--cache_data_mb`) once into
 host memory and gathered from there, and also, as `streaming`, from the data source
 at every step (`--cache_data_mb=0`, the path of splits larger than the cache), each at
@@ -23,11 +23,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import common  # noqa: E402
-from uncertainty import datasets, models, recipes, training  # noqa: E402
+from uncertainty import datasets, models
+from uncertainty.train import loop, recipes, train_config
 
 flags.DEFINE_list("models", ["small_cnn", "resnet20_v1"], "Models to time.")
 flags.DEFINE_integer("epochs", 3, "Epochs for each contender (the first is not timed).")
@@ -58,7 +59,7 @@ def _model(name: str, data, recipe: dict):
 def time_fit(name: str, data, recipe: dict, steps: int) -> float:
     """Median epoch seconds of Keras `model.fit` on in-memory arrays."""
     model = _model(name, data, recipe)
-    model.compile(training.make_optimizer(recipe["optimizer"], recipe["learning_rate"]),
+    model.compile(loop.make_optimizer(recipe["optimizer"], recipe["learning_rate"]),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     x, y = data.read("train", steps * recipe["batch_size"])
@@ -69,11 +70,11 @@ def time_fit(name: str, data, recipe: dict, steps: int) -> float:
 
 
 def time_ours(name: str, data, recipe: dict, steps: int, steps_per_loop: int) -> float:
-    """Median epoch seconds of `training.fit` on the streaming pipeline."""
+    """Median epoch seconds of `loop.fit` on the streaming pipeline."""
     model = _model(name, data, recipe)
-    config = training.TrainConfig.from_recipe("fashion_mnist", name, 0,
+    config = train_config.TrainConfig.from_recipe("fashion_mnist", name, 0,
                                               train_epochs=FLAGS.epochs)
-    optimizer = training.make_optimizer(config.optimizer, config.learning_rate,
+    optimizer = loop.make_optimizer(config.optimizer, config.learning_rate,
                                         config.momentum)
 
     def batches(epoch, input_context):
@@ -81,7 +82,7 @@ def time_ours(name: str, data, recipe: dict, steps: int, steps_per_loop: int) ->
                                    with_replacement=config.sample_with_replacement,
                                    augment=config.augment, input_context=input_context)
 
-    history = training.fit(config, model, optimizer, batches, steps,
+    history = loop.fit(config, model, optimizer, batches, steps,
                            steps_per_loop=steps_per_loop)
     return statistics.median(h["epoch_seconds"] for h in history[1:])
 
@@ -99,15 +100,15 @@ def main(_):
                 for n in FLAGS.steps_per_loop}
         best = min(ours, key=ours.get)
         streaming = time_ours(name, dataclasses.replace(data, cache_bytes=0, _cache={}),
-                              recipe, steps, training.STEPS_PER_LOOP)
+                              recipe, steps, train_config.STEPS_PER_LOOP)
         report["models"][name] = {
             "batch_size": recipe["batch_size"], "steps_per_epoch": steps,
             "fit_epoch_seconds": fit_seconds,
             "ours_epoch_seconds": {str(n): s for n, s in ours.items()},
             "speedup": {str(n): fit_seconds / s for n, s in ours.items()},
-            "default_steps_per_loop": training.STEPS_PER_LOOP,
-            "speedup_at_default": (fit_seconds / ours[training.STEPS_PER_LOOP]
-                                   if training.STEPS_PER_LOOP in ours else None),
+            "default_steps_per_loop": train_config.STEPS_PER_LOOP,
+            "speedup_at_default": (fit_seconds / ours[train_config.STEPS_PER_LOOP]
+                                   if train_config.STEPS_PER_LOOP in ours else None),
             "fastest_steps_per_loop": best,
             "streaming_epoch_seconds": streaming,
             "streaming_speedup": fit_seconds / streaming}

@@ -13,7 +13,7 @@
 #   [STRATEGY=mirrored|multi_worker|tpu] [TPU=name] [NUM_RUNS=5] [DATA_DIR=..]
 #   [MANUAL_DIR=..] [RUNS=..] [RESULTS=..] bash run_scripts/paper_scale.sh STUDY [train.py flags]
 #
-# STUDY       model on data (recipe: uncertainty/recipes.py)   steps per run
+# STUDY       model on data (recipe: uncertainty/train/recipes.py) steps per run
 # cifar10_small_cnn       SmallCNN, 10 epochs x 386 steps of 128            3,860
 # cifar10_medium_cnn      MediumCNN, 40 epochs x 386 of 128                15,440
 # cifar10_resnet20_v1     ResNet20v1, 200 epochs x 386 of 128              77,200

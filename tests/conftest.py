@@ -4,6 +4,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def mnist1d():
 @pytest.fixture(scope="session")
 def mnist1d_runs(tmp_path_factory, mnist1d):
     """Three real CNN-1D runs of 4 epochs on MNIST-1D (seeds 0-2), in one folder."""
-    from uncertainty.training import TrainConfig, train
+    from uncertainty.train.train_config import TrainConfig
+    from uncertainty.train.trainer import train
 
     root = tmp_path_factory.mktemp("mnist1d_runs")
     for seed in range(3):
@@ -88,6 +90,16 @@ def mock_tfds(num_examples: int):
     with tfds.testing.mock_data(num_examples=num_examples,
                                 mock_array_record_data_source=DataSource()):
         yield
+
+
+# A line of TensorFlow's C++ log (not the project's: absl's Python log lines name a .py file)
+_TENSORFLOW_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ \S+\.(cc|h):\d+\] ")
+
+
+def own_lines(stderr: str) -> list[str]:
+    """A binary's stderr lines without TensorFlow's own C++ log lines (which the
+    binaries show: GPU libraries not found, device errors)."""
+    return [line for line in stderr.strip().splitlines() if not _TENSORFLOW_LINE.match(line)]
 
 
 def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

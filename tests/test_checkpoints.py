@@ -1,4 +1,4 @@
-"""Standard checkpoints: runs of the older .npz format still read the same, a checkpoint
+"""Standard checkpoints: the .npz layout is refused in one line, a checkpoint
 exported as a SavedModel reloads elsewhere with the same logits, --eval_only."""
 
 import os
@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-
 from conftest import load_binary, run_binary
-from uncertainty import UserError, files, models, trajectory
-from uncertainty.predictions import RunPredictions
+
+from uncertainty import models
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, discovery, layout
+from uncertainty.runs.predictions import RunPredictions
 
 train_binary = load_binary("train")
 flags.FLAGS(["pytest"])  # parse defaults once; tests override with flagsaver
@@ -23,50 +26,20 @@ def run(runs):
     return os.path.join(runs, "seed0")
 
 
-def _as_legacy(run: str, legacy: str) -> str:
-    """Writes `run` in the layout of earlier versions, by hand: config.json without the
-    derived fields, normalizer.npz, and checkpoints/{init,epoch_NNN}.npz holding the
-    model's weights after the normaliser (names, trainable flags, w000, ...)."""
-    os.makedirs(os.path.join(legacy, "checkpoints"))
-    config = files.read_json(os.path.join(run, "config.json"))
-    for field in trajectory.DERIVED_FIELDS:
-        del config[field]
-    files.write_json(os.path.join(legacy, "config.json"), config)
-    for name in ("metrics.json", "history.json"):
-        files.write_bytes(os.path.join(legacy, name), files.read_bytes(os.path.join(run, name)))
-    for epoch in [0] + trajectory.epochs(run):
-        model = trajectory.restore(run, epoch)
-        shift, scale, *weights = model.weights
-        trainable = {id(w) for w in model.trainable_weights}
-        np.savez(os.path.join(legacy, "checkpoints", f"{trajectory.checkpoint_name(epoch)}.npz"),
-                 names=np.array([w.name for w in weights]),
-                 trainable=np.array([id(w) in trainable for w in weights]),
-                 **{f"w{i:03d}": w.numpy() for i, w in enumerate(weights)})
-    np.savez(os.path.join(legacy, "normalizer.npz"), shift=shift.numpy(), scale=scale.numpy())
-    return legacy
-
-
-@pytest.mark.slow
-def test_runs_of_the_npz_format_read_as_before(run, tmp_path, mnist1d):
-    legacy = _as_legacy(run, str(tmp_path / "legacy"))
-    assert trajectory.is_legacy(legacy) and not trajectory.is_legacy(run)
-    assert trajectory.epochs(legacy) == trajectory.epochs(run) == [1, 2, 3, 4]
-    for epoch in (0, 2, 4):
-        for old, new in zip(trajectory.load_arrays(legacy, epoch),
-                            trajectory.load_arrays(run, epoch), strict=True):
-            np.testing.assert_array_equal(old, new)
-    assert trajectory.model_shape(legacy) == trajectory.model_shape(run) == ((40, 1), 10)
-    assert trajectory.identity(legacy) == trajectory.identity(run)
-    np.testing.assert_array_equal(RunPredictions(legacy).checkpoint(mnist1d, "test"),
-                                  RunPredictions(run).checkpoint(mnist1d, "test"))
-    # train.py on a finished legacy run reports it; an unfinished one is refused.
+def test_a_run_of_the_npz_layout_is_refused_with_one_line(run, tmp_path):
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    files.write_bytes(str(old / "config.json"), files.read_bytes(os.path.join(run, "config.json")))
+    np.savez(old / "checkpoints" / "init.npz", w000=np.zeros(3))
     config = files.read_json(os.path.join(run, "config.json"))
     same = {k: config[k] for k in ("dataset", "model", "seed", "train_epochs")}
-    with flagsaver.flagsaver(output_dir=legacy, **same):
-        train_binary.main(["train.py"])
-    os.remove(os.path.join(legacy, "metrics.json"))
-    with flagsaver.flagsaver(output_dir=legacy, **same):
-        with pytest.raises(UserError, match="cannot be resumed; train it again"):
+    for call in (lambda: checkpoints.epochs(str(old)),
+                 lambda: discovery.check_runs([str(old), run])):
+        with pytest.raises(UserError, match="holds .npz checkpoints, a run layout this "
+                                            "version does not read; train the run again"):
+            call()
+    with flagsaver.flagsaver(output_dir=str(old), **same):
+        with pytest.raises(UserError, match="holds .npz checkpoints"):
             train_binary.main(["train.py"])
 
 
@@ -102,8 +75,8 @@ def test_eval_only_scores_checkpoints_on_clean_and_corrupted_sets(run, mnist1d):
     assert sorted(report) == ["epoch_001", "epoch_004"]
     model = models.build("cnn1d", (40, 1), 10)
     for epoch in (1, 4):  # independently: Keras on raw inputs, numpy accuracy
-        model.set_weights(trajectory.load_arrays(run, epoch))
-        scores = report[trajectory.checkpoint_name(epoch)]
+        model.set_weights(checkpoints.load_arrays(run, epoch))
+        scores = report[layout.checkpoint_name(epoch)]
         for key, name in (("test/accuracy", "mnist1d"),
                           ("test/accuracy_shift_3", "mnist1d_corrupted/shift_3")):
             data = datasets.load(name)

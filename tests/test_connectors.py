@@ -11,8 +11,11 @@ import tf_keras as keras
 from scipy.special import softmax
 from sklearn.metrics import log_loss
 
-from uncertainty import connectors, models, training, trajectory
-from uncertainty.predictions import RunPredictions
+from uncertainty import models
+from uncertainty.analyses import connectors
+from uncertainty.runs import checkpoints
+from uncertainty.runs.predictions import RunPredictions
+from uncertainty.train import loop
 
 
 def test_bezier_and_line_follow_their_formulas():
@@ -114,7 +117,7 @@ def test_curve_refuses_ends_of_another_shape():
 def test_trained_connector_lowers_the_loss_at_its_middle(runs, mnist1d):
     """Against sklearn's log loss on softmax of the logits."""
     run_a, run_b = (os.path.join(runs, f"seed{i}") for i in (0, 1))
-    a, b = trajectory.load_weights(run_a), trajectory.load_weights(run_b)
+    a, b = checkpoints.load_weights(run_a), checkpoints.load_weights(run_b)
     bend, history = connectors.train_bezier(run_a, run_b, mnist1d, epochs=2,
                                             learning_rate=3e-3, seed=0)
     assert bend.shape == a.shape and len(history) == 2 and history[1] < history[0]
@@ -140,7 +143,7 @@ def test_connector_streams_derive_from_seed_and_runs(runs, mnist1d, monkeypatch)
         assert len(ts) == steps and config.batch_size == 128 and config.train_epochs == 1
         return [{"train/loss": 0.0}]
 
-    monkeypatch.setattr(training, "fit", capture)
+    monkeypatch.setattr(loop, "fit", capture)
     run = {i: os.path.join(runs, f"seed{i}") for i in range(3)}
 
     def streams(first, second, seed):

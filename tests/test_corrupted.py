@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-
 from conftest import mock_tfds
-from uncertainty import UserError, datasets
+
+from uncertainty import datasets
 from uncertainty.datasets import corrupted
+from uncertainty.infra.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from conftest import load_binary, own_lines, run_binary
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, log_loss
 
-from conftest import load_binary, run_binary
-from uncertainty import (UserError, connectors, cross_section, files, models, trajectory)
-from uncertainty.predictions import RunPredictions
+from uncertainty import models
+from uncertainty.analyses import connectors, cross_section
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, layout
+from uncertainty.runs.predictions import RunPredictions
 
 cross_section_binary = load_binary("cross_section")
 
@@ -65,7 +69,7 @@ def test_filter_normalisation_matches_each_filter(bias_bn):
     arrays = [rng.normal(size=(3, 3, 2, 4)), rng.normal(size=4), rng.normal(size=(5, 3)),
               rng.normal(size=3)]
     direction = cross_section.filter_normalized(arrays, np.random.default_rng(2), bias_bn)
-    parts = trajectory.unflatten(direction.astype(np.float32), [a.shape for a in arrays])
+    parts = checkpoints.unflatten(direction.astype(np.float32), [a.shape for a in arrays])
     for w, d in zip(arrays, parts):
         if w.ndim == 1:
             assert np.allclose(d, 0 if bias_bn == "zero" else w)
@@ -73,7 +77,7 @@ def test_filter_normalisation_matches_each_filter(bias_bn):
         for j in range(w.shape[-1]):  # every output filter, by hand
             assert np.isclose(np.linalg.norm(d[..., j]), np.linalg.norm(w[..., j]), rtol=1e-5)
     plane = cross_section.random_plane(arrays, seed=0, identity="run", bias_bn=bias_bn)
-    assert np.allclose(plane.at(0, 0), trajectory.flatten(arrays))
+    assert np.allclose(plane.at(0, 0), checkpoints.flatten(arrays))
     assert not np.allclose(plane.axes[0], plane.axes[1])
     assert cross_section.grid(plane, 5, 1.0)[0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
 
@@ -89,7 +93,7 @@ def test_random_directions_derive_from_seed_and_run(tmp_path):
         run.mkdir()
         (run / "config.json").write_text(json.dumps(
             {"model": "cnn1d", "seed": seed, "output_dir": str(run)}))
-        identities.append(trajectory.identity(str(run)))
+        identities.append(layout.identity(str(run)))
 
     def axes(seed, identity):
         return cross_section.random_plane(arrays, seed, identity).axes
@@ -143,9 +147,9 @@ def test_grid_resumes_after_interruption_with_identical_values(tmp_path):
 @pytest.mark.slow
 def test_plane_point_reproduces_its_checkpoint(runs, mnist1d):
     run_a, run_b = (os.path.join(runs, f"seed{i}") for i in (0, 1))
-    plane = cross_section.through({"init": trajectory.load_weights(run_a, 0),
-                                   "a": trajectory.load_weights(run_a),
-                                   "b": trajectory.load_weights(run_b)})
+    plane = cross_section.through({"init": checkpoints.load_weights(run_a, 0),
+                                   "a": checkpoints.load_weights(run_a),
+                                   "b": checkpoints.load_weights(run_b)})
     predictor = RunPredictions(run_a)
     own = RunPredictions(run_b).checkpoint(mnist1d, "test")
     at_b = predictor.uncached(mnist1d, "test", plane.at(*plane.points["b"]))
@@ -201,7 +205,7 @@ def _keras_logits(run, vector, data, split):
     """Logits of the run's model with the flat trainable `vector`, by hand: split by
     the model's own weight shapes, raw inputs, `model.predict`."""
     model = models.build("cnn1d", data.input_shape, data.num_classes)
-    model.set_weights(trajectory.load_arrays(run))
+    model.set_weights(checkpoints.load_arrays(run))
     sizes = [int(np.prod(w.shape)) for w in model.trainable_weights]
     for w, part in zip(model.trainable_weights,
                        np.split(vector, np.cumsum(sizes)[:-1])):
@@ -221,8 +225,8 @@ def test_binary_outputs(section, runs, mnist1d):
     assert result["batchnorm"] == "checkpoint"  # cnn1d has no batch norm
     labels = mnist1d.labels("test")
     seed0, seed1 = _pair(runs)
-    a = _keras_logits(seed0, trajectory.load_weights(seed0), mnist1d, "test")
-    b = _keras_logits(seed1, trajectory.load_weights(seed1), mnist1d, "test")
+    a = _keras_logits(seed0, checkpoints.load_weights(seed0), mnist1d, "test")
+    b = _keras_logits(seed1, checkpoints.load_weights(seed1), mnist1d, "test")
     assert np.isclose(plane["points"]["seed1"]["accuracy"],
                       accuracy_score(labels, b.argmax(1)))
     assert np.isclose(plane["points"]["seed1"]["disagreement_a"],
@@ -232,8 +236,8 @@ def test_binary_outputs(section, runs, mnist1d):
 
     # A grid point away from the defining points: its weights from numpy's QR of the
     # defining points, its logits from Keras, its metrics from sklearn.
-    p0, p1, p2 = (trajectory.load_weights(seed0, 2), trajectory.load_weights(seed0),
-                  trajectory.load_weights(seed1))
+    p0, p1, p2 = (checkpoints.load_weights(seed0, 2), checkpoints.load_weights(seed0),
+                  checkpoints.load_weights(seed1))
     q, r = np.linalg.qr(np.stack([p1 - p0, p2 - p0], axis=1).astype(np.float64))
     q = q * np.sign(np.diag(r))
     ix, iy = 1, 2
@@ -319,6 +323,6 @@ def test_binary_reports_one_line_and_exit_code_2(runs, tmp_path):
     result = run_binary("cross_section", f"--runs={os.path.join(runs, 'seed0')}",
                         "--plane=independent", f"--output_dir={tmp_path / 'out'}")
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    lines = own_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("cross_section.py: error:")
     assert "need two runs, got 1" in lines[0] and not os.path.exists(tmp_path / "out")

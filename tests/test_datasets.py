@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import mock_tfds
-from uncertainty import UserError, datasets
+
+from uncertainty import datasets
 from uncertainty.datasets import fashion_mnist
+from uncertainty.infra.errors import UserError
 
 
 def test_mnist_digits_are_mlxtends_bundled_mnist_subset():
@@ -33,6 +34,7 @@ def test_mnist_digits_are_mlxtends_bundled_mnist_subset():
 
 def test_mnist1d_novel_is_mnist1d_generation_of_new_templates(mnist1d):
     from mnist1d.data import get_templates
+
     from uncertainty.datasets import builders
 
     novel = datasets.load("mnist1d_novel")

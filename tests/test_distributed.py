@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
-from uncertainty import files, trajectory
+
+from uncertainty.infra import files
+from uncertainty.runs import checkpoints, layout
 
 pytestmark = pytest.mark.slow  # trains in subprocesses
 
@@ -19,14 +20,16 @@ import json, sys
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from uncertainty import datasets, models, predictions, trajectory
-from uncertainty.training import TrainConfig, train
+from uncertainty import datasets, models
+from uncertainty.runs import checkpoints, predictions
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 data = datasets.load("mnist1d")
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3, method=sys.argv[2])
 results = train(config, data, sys.argv[1], strategy)
 model = models.build("cnn1d", data.input_shape, 10)
-model.set_weights(trajectory.load_arrays(sys.argv[1]))
+model.set_weights(checkpoints.load_arrays(sys.argv[1]))
 both = predictions.predict(model, data, "test", 96, strategy)  # 1000 % 96 != 0
 one = predictions.predict(model, data, "test", 96)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
@@ -46,7 +49,7 @@ def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path, method):
     assert report["steps"] == 3500 // 128  # global batch, split over the replicas
     assert report["rows"] == 1000 and report["max_difference"] < 1e-5
     assert report["accuracy"] > 0.5  # chance is 0.1
-    assert trajectory.epochs(str(tmp_path / "run")) == [1, 2, 3]
+    assert checkpoints.epochs(str(tmp_path / "run")) == [1, 2, 3]
 
 
 def _free_port() -> int:
@@ -103,7 +106,7 @@ def test_multi_worker_on_loopback_writes_one_run(tmp_path, method):
     printed = _run_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
                            "--train_epochs=2", f"--method={method}")
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
-    assert trajectory.epochs(run_dir) == [1, 2]
+    assert checkpoints.epochs(run_dir) == [1, 2]
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
 
 
@@ -112,11 +115,11 @@ def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):
     args = ("--dataset=fashion_mnist", "--model=small_cnn", "--train_examples=8192",
             "--train_epochs=4")
     _run_workers(run_dir, *args, kill_after="epoch 1/4")  # the chief's log line
-    assert not trajectory.is_complete(run_dir) and trajectory.epochs(run_dir)[-1] < 4
+    assert not layout.is_complete(run_dir) and checkpoints.epochs(run_dir)[-1] < 4
 
     printed = _run_workers(run_dir, *args)
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]
     assert printed[0]["test/accuracy"] > 0.6  # resumed training, not a fresh start
-    assert trajectory.epochs(run_dir) == [1, 2, 3, 4]
+    assert checkpoints.epochs(run_dir) == [1, 2, 3, 4]
     history = files.read_json(os.path.join(run_dir, "history.json"))
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]

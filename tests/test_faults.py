@@ -21,10 +21,12 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-
 from conftest import REPO, load_binary, run_binary
-from uncertainty import UserError, files, locks, progress, trajectory
+
 from uncertainty.datasets import tfds_loader
+from uncertainty.infra import files, locks, progress
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, discovery, layout
 
 FLAGS = flags.FLAGS
 train_binary = load_binary("train")
@@ -147,9 +149,9 @@ def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path):
     status = files.read_json(os.path.join(run_dir, "status.json"))
     assert status["state"] == "failed" and status["epoch"] == 1 and status["step"] >= 1
     # the initialisation is kept and verifies; nothing after it was saved
-    assert trajectory.epochs(run_dir) == []
-    assert trajectory.checkpoint_problem(run_dir, 0) is None
-    assert not trajectory.is_complete(run_dir)
+    assert checkpoints.epochs(run_dir) == []
+    assert checkpoints.checkpoint_problem(run_dir, 0) is None
+    assert not layout.is_complete(run_dir)
 
 
 def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tmp_path,
@@ -161,7 +163,7 @@ def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tm
     assert status["state"] == "failed" and status["step"] == 1 and status["loss"] > 1.0
     with pytest.raises(UserError, match=f"{run_dir} failed in training \\(the training "
                                         f"loss was .* above --max_loss=1 at step 1"):
-        trajectory.check_runs([run_dir, str(pristine / "runs" / "seed1")])
+        discovery.check_runs([run_dir, str(pristine / "runs" / "seed1")])
     init = digests(os.path.join(run_dir, "checkpoints"))
     # the bound is not part of the run: without it the same run resumes and finishes
     train(run_dir)
@@ -172,7 +174,7 @@ def test_loss_above_max_loss_stops_at_the_first_step_and_resume_keeps_the_run(tm
 
 
 def test_analyses_refuse_a_failed_run_unless_asked(work, tmp_path):
-    trajectory.write_status(work.other, "failed", reason="the training loss was nan")
+    layout.write_status(work.other, "failed", reason="the training loss was nan")
     before = digests(work.root)
     message = fails(similarity_binary, runs=[work.runs], output_dir=str(tmp_path / "out"))
     assert f"{work.other} failed in training (the training loss was nan)" in message
@@ -201,7 +203,7 @@ ANALYSES = ["similarity", "subspace", "ensemble", "cross_section"]
 
 @pytest.mark.parametrize("name", ANALYSES)
 def test_every_analysis_refuses_a_failed_run(work, tmp_path, name):
-    trajectory.write_status(work.run, "failed", reason="the training loss was nan")
+    layout.write_status(work.run, "failed", reason="the training loss was nan")
     before = digests(work.root)
     binary, values = analysis_flags(work, name, str(tmp_path / "out"))
     assert f"{work.run} failed in training" in fails(binary, **values)
@@ -226,15 +228,15 @@ def test_every_analysis_refuses_an_output_dir_another_process_writes(work, tmp_p
 @pytest.mark.parametrize("damage,part", [("truncated", "data"), ("empty", "index"),
                                          ("bit_flip", "data")])
 def test_damaged_last_checkpoint_is_set_aside_and_retrained(work, damage, part):
-    weights = trajectory.load_weights(work.run, 2)
+    weights = checkpoints.load_weights(work.run, 2)
     first = digests(os.path.join(work.run, "checkpoints"))
-    path = [p for p in files.glob(trajectory.checkpoint_prefix(work.run, 2) + ".*")
+    path = [p for p in files.glob(layout.checkpoint_prefix(work.run, 2) + ".*")
             if part in os.path.basename(p)][0]
     DAMAGE[damage](path)
-    assert trajectory.checkpoint_problem(work.run, 2) is not None
+    assert checkpoints.checkpoint_problem(work.run, 2) is not None
     train(work.run)  # "complete" only if every checkpoint verifies: it is not
-    assert trajectory.checkpoint_problem(work.run, 2) is None
-    np.testing.assert_array_equal(trajectory.load_weights(work.run, 2), weights)
+    assert checkpoints.checkpoint_problem(work.run, 2) is None
+    np.testing.assert_array_equal(checkpoints.load_weights(work.run, 2), weights)
     after = digests(os.path.join(work.run, "checkpoints"))
     for name in ("ckpt-0.index", "ckpt-1.index", "ckpt-1.data-00000-of-00001"):
         assert after[name] == first[name]
@@ -244,11 +246,11 @@ def test_damaged_last_checkpoint_is_set_aside_and_retrained(work, damage, part):
 
 
 def test_damaged_middle_checkpoint_retrains_from_the_last_sound_prefix(work):
-    weights = [trajectory.load_weights(work.run, e) for e in (1, 2)]
-    flip(trajectory.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 200)
+    weights = [checkpoints.load_weights(work.run, e) for e in (1, 2)]
+    flip(layout.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 200)
     train(work.run)
     for epoch, expected in zip((1, 2), weights):  # deterministic: the same trajectory
-        np.testing.assert_array_equal(trajectory.load_weights(work.run, epoch), expected)
+        np.testing.assert_array_equal(checkpoints.load_weights(work.run, epoch), expected)
     aside = files.glob(os.path.join(work.run, "checkpoints", "set_aside", "*", "ckpt-*"))
     assert sorted({os.path.basename(p).split(".")[0] for p in aside}) == ["ckpt-1", "ckpt-2"]
 
@@ -262,11 +264,11 @@ def test_garbage_checkpoint_state_file_is_set_aside(work):
 
 
 def test_analysis_of_a_damaged_checkpoint_names_it_and_the_fix(work, tmp_path):
-    flip(trajectory.checkpoint_prefix(work.other, 2) + ".data-00000-of-00001", 100)
+    flip(layout.checkpoint_prefix(work.other, 2) + ".data-00000-of-00001", 100)
     shutil.rmtree(os.path.join(work.other, "predictions"))  # so it must be read
     before = digests(work.root)
     message = fails(similarity_binary, runs=[work.runs], output_dir=str(tmp_path / "out"))
-    assert message.startswith(f"{trajectory.checkpoint_prefix(work.other, 2)} is damaged")
+    assert message.startswith(f"{layout.checkpoint_prefix(work.other, 2)} is damaged")
     assert f"re-run baselines/train.py with --output_dir={work.other}" in message
     assert digests(work.root) == before
 
@@ -307,7 +309,7 @@ def test_damaged_metrics_are_computed_again(work):
 
 def test_damaged_history_is_set_aside_when_resuming(work):
     # an unfinished run: its last epoch and metrics gone
-    for path in files.glob(trajectory.checkpoint_prefix(work.run, 2) + ".*"):
+    for path in files.glob(layout.checkpoint_prefix(work.run, 2) + ".*"):
         os.remove(path)
     os.remove(os.path.join(work.run, "metrics.json"))
     history = os.path.join(work.run, "history.json")
@@ -315,7 +317,7 @@ def test_damaged_history_is_set_aside_when_resuming(work):
     train(work.run)
     assert os.path.exists(history + ".damaged")
     assert [h["epoch"] for h in files.read_json(history)] == [2]  # epoch 1's is lost
-    assert trajectory.is_complete(work.run)
+    assert layout.is_complete(work.run)
 
 
 def test_damaged_subspace_json_names_the_command_that_remakes_it(work, tmp_path):
@@ -376,7 +378,7 @@ sys.path.insert(0, {repo!r})
 kind, target, binary = sys.argv[1:4]
 sys.argv = [binary] + sys.argv[4:]
 if kind == "file":
-    from uncertainty import files
+    from uncertainty.infra import files
     real = files.gfile
     class Half:
         def __init__(self, path, mode):
@@ -446,26 +448,26 @@ def test_kill_while_writing_a_prediction_cache_then_rerun(work):
 def test_kill_while_writing_history_then_resume_is_bit_identical(tmp_path, pristine):
     run_dir = str(tmp_path / "run")
     killed("file", "history.json", "train", *RUN_ARGS, f"--output_dir={run_dir}")
-    assert trajectory.epochs(run_dir) == []  # epoch 1's checkpoint comes after its history
+    assert checkpoints.epochs(run_dir) == []  # epoch 1's checkpoint comes after its history
     train(run_dir)
     for epoch in (0, 1, 2):
         np.testing.assert_array_equal(
-            trajectory.load_weights(run_dir, epoch),
-            trajectory.load_weights(str(pristine / "runs" / "seed0"), epoch))
+            checkpoints.load_weights(run_dir, epoch),
+            checkpoints.load_weights(str(pristine / "runs" / "seed0"), epoch))
 
 
 def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, pristine):
     run_dir = str(tmp_path / "run")
     killed("checkpoint", "2", "train", *RUN_ARGS, f"--output_dir={run_dir}")
-    assert trajectory.checkpoint_problem(run_dir, 2) is not None
+    assert checkpoints.checkpoint_problem(run_dir, 2) is not None
     good = digests(run_dir)
     train(run_dir)
     after = digests(run_dir)
     for name in ("checkpoints/ckpt-1.index", "checkpoints/ckpt-1.data-00000-of-00001"):
         assert after[name] == good[name]
     np.testing.assert_array_equal(
-        trajectory.load_weights(run_dir, 2),
-        trajectory.load_weights(str(pristine / "runs" / "seed0"), 2))
+        checkpoints.load_weights(run_dir, 2),
+        checkpoints.load_weights(str(pristine / "runs" / "seed0"), 2))
 
 
 def training_in_background(run_dir: str, epochs: int) -> subprocess.Popen:
@@ -493,8 +495,8 @@ def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
                            "whole: run the same command again")
     assert "Traceback" not in rest
     assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # released
-    done = trajectory.epochs(run_dir)
-    assert done and all(trajectory.checkpoint_problem(run_dir, e) is None for e in done)
+    done = checkpoints.epochs(run_dir)
+    assert done and all(checkpoints.checkpoint_problem(run_dir, e) is None for e in done)
 
 
 # --- one writer per directory ------------------------------------------------------------
@@ -641,11 +643,11 @@ def test_disk_full_while_saving_a_checkpoint_is_one_line_and_resumable(tmp_path,
     message = fails(train_binary, output_dir=run_dir, **RUN_FLAGS)
     assert message.startswith(f"cannot write the checkpoint of epoch 2 in {run_dir} (No "
                               f"space left on device)")
-    assert trajectory.epochs(run_dir) == [1]
+    assert checkpoints.epochs(run_dir) == [1]
     assert files.read_json(os.path.join(run_dir, "status.json"))["state"] == "training"
     monkeypatch.undo()
     train(run_dir)
-    assert trajectory.epochs(run_dir) == [1, 2] and trajectory.is_complete(run_dir)
+    assert checkpoints.epochs(run_dir) == [1, 2] and layout.is_complete(run_dir)
 
 
 # --- progress -------------------------------------------------------------------------
@@ -688,7 +690,8 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     with progress.Progress(4, "grid", "point") as meter:
         for _ in range(4):
             meter.update()
-    frames = Terminal.text.split("\r")[1:]
-    assert len(frames) == 4 and frames[-1].startswith("[" + "#" * 24 + "] grid: 4/4 points")
-    assert frames[1].startswith("[" + "#" * 12 + "." * 12 + "] grid: 2/4 points (50%)")
+    frames = [f for f in Terminal.text.split("\r") if f.strip()]
+    assert frames[-1].startswith("grid: 100%") and "4/4" in frames[-1], frames
+    assert any(f.startswith("grid:  50%") and "2/4" in f for f in frames), frames
+    assert "point/s" in frames[-1]
     assert Terminal.text.endswith("\n")

@@ -12,9 +12,11 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-
 from conftest import REPO, load_binary
-from uncertainty import files, plotting, training
+
+from uncertainty.infra import files
+from uncertainty.study import plots
+from uncertainty.train import train_config, trainer
 
 similarity_binary = load_binary("similarity")
 subspace_binary = load_binary("subspace")
@@ -78,7 +80,7 @@ def test_figure_is_written_to_ram():
     path = os.path.join(_ram("figure"), "plot.png")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
-    plotting.save(fig, path)
+    plots.save(fig, path)
     assert files.read_bytes(path).startswith(b"\x89PNG")
 
 
@@ -140,6 +142,7 @@ sys.addaudithook(_LocalWrites.hook)
 @pytest.mark.slow
 def test_pipeline_reads_and_writes_only_ram(mnist1d, monkeypatch, tmp_path):
     import sklearn.manifold  # noqa: F401 (similarity's lazy import, before the snapshot)
+
     from uncertainty import datasets
 
     # Data are prepared once as TFDS datasets under TFDS's data_dir (local here, any
@@ -157,9 +160,9 @@ def test_pipeline_reads_and_writes_only_ram(mnist1d, monkeypatch, tmp_path):
     recorded = _LocalWrites.active = []
     try:
         for seed in range(2):
-            config = training.TrainConfig.from_recipe("mnist1d", "cnn1d", seed,
+            config = train_config.TrainConfig.from_recipe("mnist1d", "cnn1d", seed,
                                                       train_epochs=2)
-            training.train(config, mnist1d, os.path.join(runs, f"seed{seed}"))
+            trainer.train(config, mnist1d, os.path.join(runs, f"seed{seed}"))
         with flagsaver.flagsaver(runs=[runs], split="test", tsne_runs=2,
                                  output_dir=os.path.join(root, "similarity")):
             similarity_binary.main(["similarity.py"])

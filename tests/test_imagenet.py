@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import mock_tfds, own_lines, run_binary
 
-from conftest import mock_tfds, run_binary
-from uncertainty import UserError, datasets
+from uncertainty import datasets
 from uncertainty.datasets import image_crops
+from uncertainty.infra.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def test_imagenet_run_without_its_files_fails_with_one_line(tmp_path):
     done = run_binary("train", "--dataset=imagenet2012", "--model=resnet50",
                       f"--data_dir={data_dir}", f"--output_dir={run}")
     assert done.returncode == 2, done.stderr[-2000:]
-    lines = done.stderr.strip().splitlines()
+    lines = own_lines(done.stderr)
     assert len(lines) == 1, lines
     assert ("put ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar in "
             f"{data_dir / 'downloads' / 'manual'} (or pass --manual_dir") in lines[0]

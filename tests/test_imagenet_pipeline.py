@@ -10,9 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
-from uncertainty import files, trajectory
+
+from uncertainty.infra import files
+from uncertainty.runs import checkpoints, layout
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +26,10 @@ sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from absl import flags
 from absl.testing import flagsaver
 from conftest import load_binary, mock_tfds
-from uncertainty import cli, datasets
-from uncertainty.training import TrainConfig, train
+from uncertainty import datasets
+from uncertainty.cli import common_flags
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 
 root, manual = sys.argv[2], sys.argv[3]
 runs = os.path.join(root, "runs")
@@ -48,7 +51,7 @@ with mock_tfds(8):
         train_binary.main(["train.py"])
     # the analyses under the two-replica strategy (--strategy=mirrored would take only
     # this machine's one physical CPU)
-    cli.strategy = lambda: mirrored
+    common_flags.strategy = lambda: mirrored
     common = dict(manual_dir=manual, prediction_batch_size=8)
     with flagsaver.flagsaver(runs=[runs], output_dir=os.path.join(root, "similarity"),
                              tsne_runs=2, **common):
@@ -86,13 +89,13 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
     assert mirrored["train/steps_per_epoch"] == 2 and mirrored["epochs"] == 2
     assert mirrored["test/num_examples"] == 8 and "train/accuracy" not in mirrored
     for run in runs:
-        assert trajectory.epochs(run) == [1, 2]
-        config = trajectory.read_config(run)
+        assert checkpoints.epochs(run) == [1, 2]
+        config = layout.read_config(run)
         assert config["input_shape"] == [224, 224, 3] and config["num_classes"] == 1000
-        metrics = trajectory.read_metrics(run)
+        metrics = layout.read_metrics(run)
         assert 0 <= metrics["test/accuracy"] <= 1 and "train/accuracy" not in metrics
         assert metrics["test/negative_log_likelihood"] > 0
-    history = files.read_json(os.path.join(runs[0], trajectory.HISTORY))
+    history = files.read_json(os.path.join(runs[0], layout.HISTORY))
     # the per-step warm-up: 2 steps an epoch, the last at 0.4 x (0 + 1/2) / 5 in epoch 1
     assert history[0]["learning_rate"] == pytest.approx(0.4 * (1 / 2) / 5, rel=1e-6)
 

@@ -12,7 +12,7 @@ from scipy.special import softmax as scipy_softmax
 from scipy.stats import entropy as scipy_entropy
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
 
-from uncertainty import metrics
+from uncertainty.core import metrics
 
 
 @pytest.fixture

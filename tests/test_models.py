@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from uncertainty import UserError, models
+from uncertainty import models
+from uncertainty.infra.errors import UserError
 
 
 def conv_params(k, cin, cout, bias=True):
@@ -35,7 +36,8 @@ def resnet20_params(classes, in_channels=3):
 
 def test_medium_cnn_has_the_papers_971146_parameters():
     model = models.build("medium_cnn", (32, 32, 3), 10)
-    assert models.num_parameters(model) == 971_146 == cnn_params((64, 128, 256, 256), 3, [32, 32], 10)
+    assert models.num_parameters(model) == 971_146 == cnn_params((64, 128, 256, 256), 3,
+                                                                 [32, 32], 10)
 
 
 @pytest.mark.parametrize("name,shape,classes,expected", [

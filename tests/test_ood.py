@@ -8,7 +8,7 @@ import pytest
 from scipy import special, stats
 from sklearn import metrics as sk
 
-from uncertainty import ensemble, metrics, ood
+from uncertainty.core import ensemble, metrics, ood
 
 
 def two_class_logits(p):

@@ -4,11 +4,14 @@ truncated or unreadable file is recomputed, never trusted."""
 import logging
 
 import numpy as np
-import tensorflow as tf
 import pytest
+import tensorflow as tf
 
-from uncertainty import datasets, files, predictions, trajectory
-from uncertainty.training import TrainConfig, train
+from uncertainty import datasets
+from uncertainty.infra import files
+from uncertainty.runs import checkpoints, layout, predictions
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,10 @@ def test_changed_checkpoint_content_is_recomputed(run, mnist1d, tmp_path):
     copy = str(tmp_path / "run")
     shutil.copytree(run, copy)
     before = fresh(copy).checkpoint(mnist1d, "test", 1)
-    model = trajectory.restore(copy, 1)
+    model = checkpoints.restore(copy, 1)
     for weight in model.trainable_weights:
         weight.assign(0.5 * weight)
-    tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(copy, 1))
+    tf.train.Checkpoint(model=model).write(layout.checkpoint_prefix(copy, 1))
     predictor = fresh(copy)
     after = predictor.checkpoint(mnist1d, "test", 1)
     assert predictor.counts["computed"] == 1 and not np.allclose(before, after)
@@ -70,11 +73,11 @@ def test_changed_preprocessing_is_recomputed(run, mnist1d, tmp_path):
     copy = str(tmp_path / "run")
     shutil.copytree(run, copy)
     before = fresh(copy).checkpoint(mnist1d, "test")
-    for epoch in (0, trajectory.epochs(copy)[-1]):  # the normaliser is in every one
-        model = trajectory.restore(copy, epoch)
+    for epoch in (0, checkpoints.epochs(copy)[-1]):  # the normaliser is in every one
+        model = checkpoints.restore(copy, epoch)
         model.get_layer("normalizer").shift.assign_add(tf.ones_like(
             model.get_layer("normalizer").shift))
-        tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(copy, epoch))
+        tf.train.Checkpoint(model=model).write(layout.checkpoint_prefix(copy, epoch))
     predictor = fresh(copy)
     after = predictor.checkpoint(mnist1d, "test")
     assert predictor.counts["computed"] == 1 and not np.allclose(before, after)
@@ -111,7 +114,7 @@ def test_analyses_see_the_training_examples_the_runs_saw():
     on: `--train_examples` cuts it, and the cache key tells the two apart."""
     from absl import flags
 
-    from uncertainty import cli
+    from uncertainty.cli import common_flags as cli
 
     cli.define_data_flags(dataset=False)
     flags.FLAGS(["pytest"], known_only=True)

@@ -1,6 +1,6 @@
-"""The published-numbers data file holds PAPER.md's figures."""
+"""The published-numbers data file holds the paper's and uncertainty-baselines' numbers."""
 
-from uncertainty import published
+from uncertainty.core import published
 
 
 def test_published_numbers_match_the_paper():

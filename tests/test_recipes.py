@@ -2,8 +2,9 @@
 
 import pytest
 
-from uncertainty import UserError, recipes
-from uncertainty.training import TrainConfig
+from uncertainty.infra.errors import UserError
+from uncertainty.train import recipes
+from uncertainty.train.train_config import TrainConfig
 
 
 def test_halving_schedule_worked_values():

@@ -1,17 +1,21 @@
 """The one-command study: reproduce.sh at the tiny scale end to end, its report as a
-reader sees it in headless Chromium, the claims' rules on hand-built results, and
-every bad input."""
+reader sees it in headless Chromium, the example notebook run on it, the claims' rules
+on hand-built results, and every bad input."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, own_lines, run_binary
 
-from conftest import REPO, run_binary
-from uncertainty import files, report, scales
+from uncertainty.infra import files
+from uncertainty.runs import checkpoints
+from uncertainty.study import claims, report, scales
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -40,11 +44,11 @@ def test_tiny_study_writes_every_claim_and_figure(study, mnist1d):
     assert stdout.rstrip().splitlines()[-1].startswith(f"report: {index}")
     text = open(os.path.join(root, "report", "report.md")).read()
     rows = _claims_table(text)
-    assert len(rows) == len(report.claims({})) == 15
+    assert len(rows) == len(claims.claims({})) == 15
     verdicts = [row[-1] for row in rows]
-    assert set(verdicts) <= {report.PASS, report.FAIL, report.NOT_RUN}
+    assert set(verdicts) <= {claims.PASS, claims.FAIL, claims.NOT_RUN}
     # every analysis ran: only the plane-range row (no paper number for MNIST-1D) is open
-    assert [row[0] for row in rows if row[-1] == report.NOT_RUN] == [
+    assert [row[0] for row in rows if row[-1] == claims.NOT_RUN] == [
         "Independent optima's normalised diversity (Fig. 5)"]
     for image in re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", text):
         assert os.path.getsize(os.path.join(root, "report", image)) > 1000, image
@@ -58,12 +62,12 @@ def test_tiny_study_writes_every_claim_and_figure(study, mnist1d):
 
     # The ensemble claim's numbers against the runs' final weights in Keras, averaged
     # by numpy: accuracy of the 2-ensemble and the mean single run, and their JS.
-    from uncertainty import models, trajectory
+    from uncertainty import models
     probabilities = []
     for seed in (0, 1):
         run = os.path.join(root, "runs", "cnn1d", f"seed{seed}")
         model = models.build("cnn1d", mnist1d.input_shape, mnist1d.num_classes)
-        model.set_weights(trajectory.load_arrays(run, trajectory.epochs(run)[-1]))
+        model.set_weights(checkpoints.load_arrays(run, checkpoints.epochs(run)[-1]))
         logits = model.predict(mnist1d.read("test")[0].astype(np.float32), verbose=0)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities.append(e / e.sum(axis=1, keepdims=True))
@@ -126,10 +130,46 @@ def test_rerun_skips_finished_stages_and_rewrites_the_report(study):
     assert "report: " in done.stdout
 
 
+@pytest.mark.slow
+def test_example_notebook_runs_on_the_study(study, tmp_path, monkeypatch):
+    """examples/explore_a_study.ipynb, stored without outputs, runs top to bottom in a
+    Jupyter kernel of this interpreter on the tiny study: both figures are drawn, and
+    the ensemble accuracy it computes from the runs' cached logits (no prediction) is
+    the one ensemble.py reported."""
+    import nbclient
+    import nbformat
+
+    root, _ = study
+    notebook = nbformat.read(os.path.join(REPO, "examples", "explore_a_study.ipynb"),
+                             as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and not any(cell.outputs or cell.execution_count for cell in code)
+    # A kernel spec for this interpreter where Jupyter looks first (JUPYTER_PATH), so
+    # the test needs no kernel installed on the machine.
+    prefix = tmp_path / "jupyter"
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix),
+                    "--name", "python3"], check=True, capture_output=True)
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    monkeypatch.setenv("STUDY_DIR", root)
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600, resources={
+        "metadata": {"path": os.path.join(REPO, "examples")}}).execute()
+
+    figures = [cell for cell in code if any("image/png" in out.get("data", {})
+                                            for out in cell.outputs)]
+    assert len(figures) == 2
+    stdout = "".join(out.get("text", "") for out in code[-1].outputs
+                     if out.output_type == "stream" and out.name == "stdout")
+    with open(os.path.join(root, "analyses", "ensemble", "ensemble.json")) as f:
+        reported = json.load(f)["metrics"]["independent"]["2"]["test/accuracy"]
+    assert f"ensemble of 2 runs: accuracy {reported:.4f}" in stdout, stdout
+    assert "read from the cache: 2 of 2" in stdout, stdout
+
+
 def test_claims_rules_on_hand_built_results():
     """JS and ensemble rules decided on numbers small enough to check by eye."""
     def ensemble(js_trajectory, accuracy_5):
-        clean = {"test/accuracy": accuracy_5, "test/brier": 0.3, "test/negative_log_likelihood": 0.5}
+        clean = {"test/accuracy": accuracy_5, "test/brier": 0.3,
+                 "test/negative_log_likelihood": 0.5}
         return {"summary": {
             "js_divergence": {"independent": [0.20, 0.30], "trajectory": [js_trajectory, 0.1]},
             "ensemble_size": 5, "intensities": [0, 5], "js_independent_largest_at_every_intensity":
@@ -142,20 +182,20 @@ def test_claims_rules_on_hand_built_results():
                         "trajectory": {"1": {"test/accuracy": 0.7}, "5": {
                             "test/accuracy": 0.72}}}}
     def verdicts(result):
-        rows = report.claims({"ensemble": result})
+        rows = claims.claims({"ensemble": result})
         return lambda start: next(r["verdict"] for r in rows if r["claim"].startswith(start))
 
     holds = verdicts(ensemble(0.05, 0.75))
-    assert holds("Independent runs are more diverse") == report.PASS
-    assert holds("The diversity of independent runs grows") == report.PASS
-    assert holds("Ensembling independent runs") == report.PASS
-    assert holds("An ensemble of independent runs beats") == report.PASS
-    assert holds("Subspace sampling and ensembling") == report.NOT_RUN  # no samples
+    assert holds("Independent runs are more diverse") == claims.PASS
+    assert holds("The diversity of independent runs grows") == claims.PASS
+    assert holds("Ensembling independent runs") == claims.PASS
+    assert holds("An ensemble of independent runs beats") == claims.PASS
+    assert holds("Subspace sampling and ensembling") == claims.NOT_RUN  # no samples
     holds = verdicts(ensemble(0.25, 0.69))
-    assert holds("Independent runs are more diverse") == report.FAIL
-    assert holds("Ensembling independent runs") == report.FAIL
-    assert holds("An ensemble of independent runs beats") == report.FAIL  # 0.69 < 0.72
-    assert all(r["verdict"] == report.NOT_RUN for r in report.claims({}))
+    assert holds("Independent runs are more diverse") == claims.FAIL
+    assert holds("Ensembling independent runs") == claims.FAIL
+    assert holds("An ensemble of independent runs beats") == claims.FAIL  # 0.69 < 0.72
+    assert all(r["verdict"] == claims.NOT_RUN for r in claims.claims({}))
 
 
 @pytest.mark.slow
@@ -163,14 +203,14 @@ def test_bad_input_one_line_and_nothing_mixed(tmp_path):
     unknown = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"),
                               "cifar11"], capture_output=True, text=True, cwd=REPO)
     assert unknown.returncode != 0
-    assert unknown.stderr.strip().splitlines()[-1].startswith("reproduce.py: error: ")
+    assert own_lines(unknown.stderr)[-1].startswith("reproduce.py: error: ")
     assert "mnist1d" in unknown.stderr and "cifar10_resnet20" in unknown.stderr
 
     other = tmp_path / "other"
     files.write_json(str(other / "study.json"), {"scale": "mnist1d"})
     mixed = run_binary("reproduce", "--scale=tiny", f"--output_dir={other}")
     assert mixed.returncode == 2
-    assert mixed.stderr.strip().splitlines()[-1] == (
+    assert own_lines(mixed.stderr)[-1] == (
         f"reproduce.py: error: {other} holds the 'mnist1d' study; pass another "
         f"--output_dir for 'tiny' (or remove {other})")
     assert sorted(os.listdir(other)) == ["study.json", "study.json.sha256"]
@@ -180,7 +220,7 @@ def test_bad_input_one_line_and_nothing_mixed(tmp_path):
                         f"--output_dir={tmp_path / 'cifar'}", "--", f"--data_dir={empty}",
                         "--nodownload")
     assert absent.returncode == 2
-    line = absent.stderr.strip().splitlines()[-1]
+    line = own_lines(absent.stderr)[-1]
     assert line.startswith("reproduce.py: error: stage train/seed0 failed: train.py: error: ")
     assert "cifar10" in line and "--manual_dir" in line, line
     assert not os.path.exists(tmp_path / "cifar" / "report")

@@ -7,8 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from conftest import REPO
+from conftest import REPO, own_lines
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 PEP_668_MARKER = "/usr/lib/python3.11/EXTERNALLY-MANAGED"  # Debian 12's
@@ -60,7 +59,7 @@ def test_no_python_is_one_line(tmp_path):
         os.symlink(shutil.which(tool), tools / tool)
     done = _source(project, str(tools))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
+    assert own_lines(done.stderr) == [
         "setup.sh: no python3 on PATH; install Python 3.10-3.12 (Debian: apt-get install "
         "python3 python3-venv)"]
     assert not (project / ".venv").exists()

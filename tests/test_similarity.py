@@ -6,13 +6,16 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy.special import softmax
-from scipy.stats import entropy
 from absl import flags
 from absl.testing import flagsaver
+from conftest import load_binary, own_lines
+from scipy.special import softmax
+from scipy.stats import entropy
 
-from uncertainty import UserError, files, models, predictions, trajectory
-from conftest import load_binary
+from uncertainty import models
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, predictions
 
 similarity_binary = load_binary("similarity")
 
@@ -32,7 +35,7 @@ def analysis(runs, tmp_path_factory):
 def keras_logits(run_dir, epoch, data):
     """Independent of the pipelines: the model on the raw arrays."""
     model = models.build("cnn1d", data.input_shape, data.num_classes)
-    model.set_weights(trajectory.load_arrays(run_dir, epoch))
+    model.set_weights(checkpoints.load_arrays(run_dir, epoch))
     return model.predict(data.read("test")[0].astype(np.float32), verbose=0)
 
 
@@ -60,7 +63,7 @@ def test_writes_json_and_figures(analysis, runs):
 def test_matrices_against_independent_computation(analysis, runs, mnist1d):
     _, result = analysis
     run = os.path.join(runs, "seed1")
-    weights = [trajectory.load_weights(run, e) for e in (1, 2, 3, 4)]
+    weights = [checkpoints.load_weights(run, e) for e in (1, 2, 3, 4)]
     logits = [keras_logits(run, e, mnist1d) for e in (1, 2, 3, 4)]
     t = result["trajectories"][run]
     for i in range(4):
@@ -107,7 +110,7 @@ def test_cached_predictions_equal_direct_predictions(analysis, runs, mnist1d):
 def test_predictions_of_a_flat_weight_vector(analysis, runs, mnist1d):
     run = os.path.join(runs, "seed2")
     predictor = predictions.RunPredictions(run)
-    vector = trajectory.load_weights(run, 3)
+    vector = checkpoints.load_weights(run, 3)
     same = predictor.vector(mnist1d, "test", "vector_epoch3", vector, {"epoch": 3},
                             base_epoch=3)
     np.testing.assert_allclose(same, predictor.checkpoint(mnist1d, "test", 3), atol=1e-5)
@@ -181,7 +184,7 @@ def test_binary_error_is_one_line(runs, tmp_path):
     result = run_binary("similarity", f"--runs={os.path.join(runs, 'seed0')}",
                         f"--output_dir={tmp_path}")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+    assert own_lines(result.stderr) == [
         "similarity.py: error: need at least 2 runs to compare, got 1; train more seeds "
         "with baselines/train.py"]
 

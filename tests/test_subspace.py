@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from conftest import load_binary
 from sklearn.decomposition import PCA
 
-from conftest import load_binary
-from uncertainty import (UserError, diversity, files, models, predictions, subspace,
-                         trajectory)
-from uncertainty.training import TrainConfig, train
+from uncertainty import models
+from uncertainty.core import diversity
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, predictions
+from uncertainty.samplers import catalog, subspace
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 
 subspace_binary = load_binary("subspace")
 
@@ -31,7 +36,7 @@ def space():
 
 
 def draws(space, method, scale, n, **kwargs):
-    spec = subspace.SamplerSpec(method, **kwargs)
+    spec = catalog.SamplerSpec(method, **kwargs)
     return np.stack([subspace.sample(space, spec, scale, np.random.default_rng([7, i]))
                      for i in range(n)])
 
@@ -78,17 +83,17 @@ def test_random_samples_have_the_intended_norm_and_no_preferred_direction(space)
 
 def test_uniform_scales_and_weight_average(space):
     rng = np.random.default_rng(1)
-    uniform = subspace.SamplerSpec("random", 70.0, uniform=True)
+    uniform = catalog.SamplerSpec("random", 70.0, uniform=True)
     scales = [uniform.draw_scale(rng) for _ in range(2000)]
     assert 0 <= min(scales) and max(scales) <= 70 and abs(np.mean(scales) - 35) < 1.5
-    assert subspace.SamplerSpec("low_rank_gaussian", 6.0).draw_scale(rng) == 6.0
-    average = subspace.sample(space, subspace.SamplerSpec("weight_average"), 0, rng)
+    assert catalog.SamplerSpec("low_rank_gaussian", 6.0).draw_scale(rng) == 6.0
+    average = subspace.sample(space, catalog.SamplerSpec("weight_average"), 0, rng)
     np.testing.assert_allclose(average, space.checkpoints.mean(0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("method", subspace.PAPER_METHODS + ("variational",))
+@pytest.mark.parametrize("method", catalog.PAPER_METHODS + ("variational",))
 def test_same_seed_same_sample(space, method):
-    spec = subspace.SamplerSpec(method)
+    spec = catalog.SamplerSpec(method)
     if method == "variational":  # a posterior's std around the solution
         space = dataclasses.replace(space, training_method="variational",
                                     posterior_std=np.full_like(space.solution, 0.1))
@@ -102,7 +107,7 @@ def test_same_seed_same_sample(space, method):
 
 
 def test_low_rank_gaussian_log_prob_is_finite_and_correct(space):
-    for scaling in subspace.LOW_RANK_SCALINGS:
+    for scaling in catalog.LOW_RANK_SCALINGS:
         gaussian = subspace.low_rank_gaussian(space, 3, 1.5, scaling)
         z = np.random.default_rng(0).normal(size=(4, 3))
         widths = 1.5 * (np.ones(3) if scaling == "unit" else
@@ -121,7 +126,7 @@ def test_samples_around_different_runs_use_different_streams(space, tmp_path):
 
     other = dataclasses.replace(space, run="another run")
     for method in ("random", "dropout", "diagonal_gaussian", "low_rank_gaussian"):
-        spec = subspace.SamplerSpec(method, 0.2)
+        spec = catalog.SamplerSpec(method, 0.2)
         params = {"method": method, "scale": 0.2, "seed": 0, "index": 0, "attempt": 0,
                   "epochs": list(space.epochs), "rank": 5, "low_rank_scaling": "unit"}
         a = subspace.regenerate(space, {**params, "run": space.run}) - space.mean
@@ -185,7 +190,7 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     train(config, fashion, run)
     small = fashion.head("train", 1500)  # three batches of 500: a running average
     predictor = predictions.RunPredictions(run)
-    vector = 1.1 * trajectory.load_weights(run)
+    vector = 1.1 * checkpoints.load_weights(run)
     stale = predictor.vector(small, "test", "stale", vector, {"scale": 1.1})
     fresh = predictor.vector(small, "test", "fresh", vector, {"scale": 1.1}, bn_data=small)
     assert not np.allclose(stale, fresh)
@@ -193,7 +198,7 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     stem = model.get_layer("stem_bn")
     # Independently: the stem conv's outputs over the same 500 training images.
     conv = models.build("resnet20_v1", fashion.input_shape, 10)
-    conv.set_weights(trajectory.with_vector(run, vector))
+    conv.set_weights(checkpoints.with_vector(run, vector))
     batches = [images for images, _ in small.train_pipeline(
         500, 3, 0, 0, with_replacement=False)]
     features = [conv.get_layer("stem_conv")(conv.get_layer("normalizer")(images)).numpy()
@@ -227,7 +232,7 @@ def test_plane_outputs(plane, runs, mnist1d):
     out, result = plane
     assert {"subspace.json", "diversity_accuracy.png", "tsne_with_samples.png"} <= set(
         os.listdir(out))
-    counts = {m: sum(s["method"] == m for s in result["samples"]) for m in subspace.METHODS}
+    counts = {m: sum(s["method"] == m for s in result["samples"]) for m in catalog.METHODS}
     assert counts["weight_average"] == 1
     assert all(counts[m] == 3 for m in ("dropout", "diagonal_gaussian",
                                         "low_rank_gaussian"))

@@ -7,13 +7,16 @@ import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
 import pytest
+import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
+from conftest import REPO, load_binary, own_lines, run_binary
 
-from conftest import REPO, run_binary, load_binary
-from uncertainty import UserError, files, models, predictions, trajectory
+from uncertainty import models
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, layout, predictions
 
 train_binary = load_binary("train")
 
@@ -33,12 +36,12 @@ def small_run(tmp_path_factory):
 
 
 def test_run_learns_and_records_its_trajectory(small_run, fashion):
-    assert trajectory.epochs(small_run) == [1, 2]
+    assert checkpoints.epochs(small_run) == [1, 2]
     # standard checkpoints, every epoch and the initialisation kept, TF-readable
     for epoch in (0, 1, 2):
-        reader = tf.train.load_checkpoint(trajectory.checkpoint_prefix(small_run, epoch))
+        reader = tf.train.load_checkpoint(layout.checkpoint_prefix(small_run, epoch))
         assert int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")) == epoch
-    names = dict(tf.train.list_variables(trajectory.checkpoint_prefix(small_run, 2)))
+    names = dict(tf.train.list_variables(layout.checkpoint_prefix(small_run, 2)))
     assert names["model/layer_with_weights-0/shift/.ATTRIBUTES/VARIABLE_VALUE"] == [28, 28, 1]
     assert any(name.startswith("optimizer/") for name in names)
     results = files.read_json(os.path.join(small_run, "metrics.json"))
@@ -46,7 +49,7 @@ def test_run_learns_and_records_its_trajectory(small_run, fashion):
     assert results["test/accuracy"] > 0.6  # chance is 0.1
     for key in ("train/accuracy", "validation/accuracy", "test/negative_log_likelihood"):
         assert key in results
-    config = trajectory.read_config(small_run)
+    config = layout.read_config(small_run)
     assert config["train_epochs"] == 2 and config["dropout_rate"] == 0.1  # recipe filled
     assert {"learning_rate", "lr_schedule", "optimizer", "strategy", "data_dir"} <= set(config)
     assert len(files.read_json(os.path.join(small_run, "history.json"))) == 2
@@ -54,8 +57,8 @@ def test_run_learns_and_records_its_trajectory(small_run, fashion):
 
     # The saved weights are the model's: reloaded, they reproduce the test accuracy.
     model = models.build("small_cnn", (28, 28, 1), 10)
-    model.set_weights(trajectory.load_arrays(small_run))
-    vector = trajectory.load_weights(small_run)
+    model.set_weights(checkpoints.load_arrays(small_run))
+    vector = checkpoints.load_weights(small_run)
     assert vector.dtype == np.float32 and vector.size == models.num_parameters(model) == 19178
     np.testing.assert_array_equal(
         vector, np.concatenate([w.numpy().ravel() for w in model.trainable_weights]))
@@ -133,13 +136,14 @@ def test_eval_only_detects_mnist_digits_against_fashion_mnist(small_run):
     """Real data: the run's maximum softmax probability on Fashion-MNIST's test set vs
     MNIST's digits, scored by scikit-learn on Keras predictions."""
     from sklearn.metrics import roc_auc_score
+
     from uncertainty import datasets
 
     with flagsaver.flagsaver(eval_only=True, output_dir=small_run, corruptions=["none"]):
         train_binary.main(["train.py"])
     scores = files.read_json(os.path.join(small_run, "eval.json"))["epoch_002"]
     model = models.build("small_cnn", (28, 28, 1), 10)
-    model.set_weights(trajectory.load_arrays(small_run, 2))
+    model.set_weights(checkpoints.load_arrays(small_run, 2))
     confidence = [tf.nn.softmax(model.predict(datasets.load(name).read("test")[0],
                                               batch_size=500, verbose=0)).numpy().max(1)
                   for name in ("fashion_mnist", "mnist_digits")]
@@ -171,7 +175,7 @@ def test_non_empty_directory_without_a_run_is_refused(tmp_path):
 def test_binary_reports_one_line_and_exit_code_2(tmp_path, args, message):
     result = run_binary("train", f"--output_dir={tmp_path / 'run'}", *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    lines = own_lines(result.stderr)
     assert len(lines) == 1 and lines[0].startswith("train.py: error:") and message in lines[0]
     assert not os.path.exists(tmp_path / "run")
 
@@ -191,24 +195,25 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
     process.send_signal(signal.SIGKILL)
     process.wait()
     process.stderr.close()
-    assert not trajectory.is_complete(killed) and trajectory.epochs(killed)[-1] < 4
+    assert not layout.is_complete(killed) and checkpoints.epochs(killed)[-1] < 4
 
     # resumed with another number of steps per host call: the same weights
     assert run_binary("train", *args, f"--output_dir={killed}",
                       "--steps_per_loop=7").returncode == 0
-    assert trajectory.epochs(killed) == [1, 2, 3, 4]
+    assert checkpoints.epochs(killed) == [1, 2, 3, 4]
     for epoch in (0, 1, 2, 3, 4):
-        np.testing.assert_array_equal(trajectory.load_weights(straight, epoch),
-                                      trajectory.load_weights(killed, epoch))
+        np.testing.assert_array_equal(checkpoints.load_weights(straight, epoch),
+                                      checkpoints.load_weights(killed, epoch))
         if method == "variational":
-            np.testing.assert_array_equal(trajectory.load_posterior(straight, epoch)[1],
-                                          trajectory.load_posterior(killed, epoch)[1])
+            np.testing.assert_array_equal(checkpoints.load_posterior(straight, epoch)[1],
+                                          checkpoints.load_posterior(killed, epoch)[1])
     assert (files.read_json(os.path.join(straight, "metrics.json"))["test/accuracy"] ==
             files.read_json(os.path.join(killed, "metrics.json"))["test/accuracy"])
 
 
 def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
-    from uncertainty.training import TrainConfig, train
+    from uncertainty.train.train_config import TrainConfig
+    from uncertainty.train.trainer import train
 
     config = TrainConfig.from_recipe("mnist1d", "cnn1d", 5, train_epochs=2, deterministic=True)
     for steps_per_loop in (1, 4, 1000):  # 27 steps an epoch: loops of 1, 4 + 3, all
@@ -217,8 +222,8 @@ def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
     for epoch in (1, 2):
         for steps_per_loop in (4, 1000):
             np.testing.assert_array_equal(
-                trajectory.load_weights(str(tmp_path / "1"), epoch),
-                trajectory.load_weights(str(tmp_path / str(steps_per_loop)), epoch))
+                checkpoints.load_weights(str(tmp_path / "1"), epoch),
+                checkpoints.load_weights(str(tmp_path / str(steps_per_loop)), epoch))
     history = [files.read_json(str(tmp_path / n / "history.json")) for n in ("1", "4")]
     assert history[0][-1]["train/loss"] == pytest.approx(history[1][-1]["train/loss"],
                                                          rel=1e-12)
@@ -227,7 +232,8 @@ def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
 @pytest.mark.parametrize("dtype", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_on_cpu_and_its_checkpoints_load_in_float32(
         tmp_path, mnist1d, dtype):
-    from uncertainty.training import TrainConfig, train
+    from uncertainty.train.train_config import TrainConfig
+    from uncertainty.train.trainer import train
 
     run_dir = str(tmp_path / dtype)
     config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, train_epochs=3, dtype=dtype)
@@ -236,12 +242,12 @@ def test_mixed_precision_trains_on_cpu_and_its_checkpoints_load_in_float32(
                                                                     "history.json"))]
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
     assert results["test/accuracy"] > 0.5  # chance is 0.1
-    assert trajectory.read_config(run_dir)["dtype"] == dtype
-    trained = trajectory.restore(run_dir)
+    assert layout.read_config(run_dir)["dtype"] == dtype
+    trained = checkpoints.restore(run_dir)
     assert all(w.dtype == tf.float32 for w in trained.weights)
     # its metrics are the float32 network's holding its weights, as analyses see it
     model = models.build("cnn1d", (40, 1), 10)
-    model.set_weights(trajectory.load_arrays(run_dir))
+    model.set_weights(checkpoints.load_arrays(run_dir))
     logits = model.predict(mnist1d.read("test")[0], verbose=0)
     assert np.mean(logits.argmax(1) == mnist1d.labels("test")) == results["test/accuracy"]
 
@@ -250,7 +256,9 @@ def test_fit_sets_the_learning_rate_at_every_step():
     """Plain SGD on a linear softmax model against numpy gradient descent with the
     warm-up's per-step rates (0, then base x (step / 3) / 5 within the first epoch)."""
     import tf_keras as keras
-    from uncertainty.training import TrainConfig, fit, make_optimizer
+
+    from uncertainty.train.loop import fit, make_optimizer
+    from uncertainty.train.train_config import TrainConfig
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 4, 5)).astype(np.float32)  # 3 steps of 4 examples
@@ -277,7 +285,8 @@ def test_fit_sets_the_learning_rate_at_every_step():
 
 def test_dry_run_measures_at_most_an_epoch_and_writes_nothing(mnist1d, tmp_path,
                                                                monkeypatch):
-    from uncertainty.training import TrainConfig, measure_throughput
+    from uncertainty.train.train_config import TrainConfig
+    from uncertainty.train.trainer import measure_throughput
 
     monkeypatch.chdir(tmp_path)
     config = TrainConfig.from_recipe("mnist1d", "cnn1d", 0, sample_with_replacement=False,

@@ -10,12 +10,19 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import flags
 from absl.testing import flagsaver
+from conftest import load_binary, own_lines, run_binary
 
-from conftest import load_binary, run_binary
-from uncertainty import UserError, files, metrics, models, subspace, trajectory, variational
-from uncertainty.models.variational import Variational, twin_weights
-from uncertainty.predictions import RunPredictions
-from uncertainty.training import TrainConfig, train
+from uncertainty import models
+from uncertainty.core import metrics
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
+from uncertainty.models.flipout import Variational, twin_weights
+from uncertainty.runs import checkpoints, layout
+from uncertainty.runs.predictions import RunPredictions
+from uncertainty.samplers import catalog, draw, subspace
+from uncertainty.train import posteriors
+from uncertainty.train.train_config import TrainConfig
+from uncertainty.train.trainer import train
 
 cross_section_binary = load_binary("cross_section")
 similarity_binary = load_binary("similarity")
@@ -54,17 +61,17 @@ def test_with_std_near_zero_the_twin_with_the_posterior_mean_gives_the_same_logi
     files.write_json(str(tmp_path / "config.json"), {
         "model": name, "method": "variational", "prior_stddev": 0.1,
         "posterior_init_stddev": 1e-9, "seed": 0, "input_shape": shape, "num_classes": 10})
-    tf.train.Checkpoint(model=model).write(trajectory.checkpoint_prefix(str(tmp_path), 1))
-    twin.set_weights(trajectory.load_arrays(str(tmp_path), 1))
+    tf.train.Checkpoint(model=model).write(layout.checkpoint_prefix(str(tmp_path), 1))
+    twin.set_weights(checkpoints.load_arrays(str(tmp_path), 1))
     # equal up to float32 round-off (and sigma = 1.2e-7, TFP's floor), relative to the
     # logits' scale (an untrained ResNet's reach ~60)
     np.testing.assert_allclose(twin(x, training=False).numpy(), vi_logits,
                                atol=1e-5 * np.abs(vi_logits).max())
     assert [w.name for w in twin.weights] == [n for n, _, _, _ in twin_weights(model)]
-    std = trajectory.load_posterior(str(tmp_path), 1)[1]
+    std = checkpoints.load_posterior(str(tmp_path), 1)[1]
     kernels = sum(l.kernel_posterior.distribution.loc.shape.num_elements()
                   for l in model.layers if hasattr(l, "kernel_posterior"))
-    assert std.shape == trajectory.load_weights(str(tmp_path), 1).shape
+    assert std.shape == checkpoints.load_weights(str(tmp_path), 1).shape
     assert np.count_nonzero(std) == kernels and np.all(std < 1e-6)
 
 
@@ -106,23 +113,23 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
     config = files.read_json(os.path.join(run, "config.json"))
     assert config["method"] == "variational" and config["dropout_rate"] == 0.0
     assert config["kl_annealing_epochs"] == 2  # 80% of the 3 epochs, rounded
-    result = trajectory.read_metrics(run)
+    result = layout.read_metrics(run)
     assert result["test/accuracy"] > 0.4 and result["test/posterior_mean/accuracy"] > 0.4
     assert result["train/num_examples"] == 3500 and result["test/num_examples"] == 1000
     # the predictive is the mean probability of 3 draws, computed independently here
-    posterior = variational.posterior(run)
-    start = variational.posterior(run, 0)  # the initialisation: std 1e-3 on kernels
+    posterior = posteriors.posterior(run)
+    start = posteriors.posterior(run, 0)  # the initialisation: std 1e-3 on kernels
     np.testing.assert_allclose(start.std[start.std > 0], 1e-3, rtol=1e-3)
-    np.testing.assert_array_equal(start.mean, trajectory.load_weights(run, 0))
+    np.testing.assert_array_equal(start.mean, checkpoints.load_weights(run, 0))
     assert np.count_nonzero(posterior.std) == np.count_nonzero(start.std)
     twin = models.build("cnn1d", mnist1d.input_shape, 10)
-    space, records = subspace.draw_model_samples(
-        run, subspace.SamplerSpec("variational", 1.0), 3, variational.PREDICTIVE_SEED)
+    space, records = draw.draw_model_samples(
+        run, catalog.SamplerSpec("variational", 1.0), 3, posteriors.PREDICTIVE_SEED)
     probs = []
     for record in records:
         weights = subspace.regenerate(space, record["params"])
         assert np.all(np.abs(weights - posterior.mean) <= 6 * posterior.std + 1e-7)
-        twin.set_weights(trajectory.with_vector(run, weights))
+        twin.set_weights(checkpoints.with_vector(run, weights))
         x = mnist1d.read("test")[0]  # raw: the twin holds the run's normaliser
         probs.append(tf.nn.softmax(twin(x.astype(np.float32))).numpy())
     labels = mnist1d.labels("test")
@@ -136,7 +143,7 @@ def test_a_variational_run_learns_and_reports_its_predictive_and_mean(vi_runs, m
 def test_posterior_of_a_deterministic_run_is_refused(runs):
     with pytest.raises(UserError, match="has no posterior; pass a run trained with "
                                         "--method=variational"):
-        variational.posterior(os.path.join(runs, "seed0"))
+        posteriors.posterior(os.path.join(runs, "seed0"))
 
 
 @pytest.mark.slow
@@ -148,7 +155,7 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
     # dropout kept on at inference, at rate 0: the deterministic network's logits
     always_on = models.build("cnn1d", mnist1d.input_shape, 10, dropout_rate=0.0,
                              mc_dropout=True)
-    always_on.set_weights(trajectory.load_arrays(run))
+    always_on.set_weights(checkpoints.load_arrays(run))
     x = mnist1d.read("test")[0].astype(np.float32)  # raw: the model holds its normaliser
     np.testing.assert_allclose(always_on(x, training=False).numpy(), plain, atol=1e-5)
 
@@ -160,7 +167,7 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
     def mean_of_passes(seeds):  # never cached: computed afresh each time
         fresh = RunPredictions(run, batch_size=128)
         return metrics.ensemble(np.stack([fresh._compute(
-            mnist1d, "test", lambda: trajectory.load_arrays(run), None, dropout=(0.3, s))
+            mnist1d, "test", lambda: checkpoints.load_arrays(run), None, dropout=(0.3, s))
             for s in seeds]))
 
     np.testing.assert_allclose(mean_of_passes([11, 12]), mean_of_passes([11, 12]),
@@ -193,7 +200,7 @@ def test_variational_and_mc_dropout_samples_flow_through_subspace_and_ensemble(
     space = subspace.fit(os.path.join(vi_runs, "seed0"), 2)
     from uncertainty import datasets
     data = datasets.load("mnist1d")
-    logits = [subspace.sample_logits(base, space, s, data, "test")
+    logits = [draw.sample_logits(base, space, s, data, "test")
               for s in result["samples"] if s["method"] == "variational"]
     # in groups as large as base + optima (2): the first two of the 3 samples
     probs = metrics.softmax(np.stack(logits[:2]))
@@ -227,7 +234,7 @@ def test_similarity_and_cross_sections_take_variational_runs_as_posterior_means(
         similarity_binary.main(["similarity.py"])
     result = json.loads((out / "similarity.json").read_text())
     assert result["method"] == "variational"
-    means = [variational.posterior(os.path.join(vi_runs, f"seed{s}")).mean for s in (0, 1)]
+    means = [posteriors.posterior(os.path.join(vi_runs, f"seed{s}")).mean for s in (0, 1)]
     cosine = means[0] @ means[1] / np.linalg.norm(means[0]) / np.linalg.norm(means[1])
     assert result["independent"]["weight_cosine"][0][1] == pytest.approx(cosine, rel=1e-5)
 
@@ -241,7 +248,7 @@ def test_similarity_and_cross_sections_take_variational_runs_as_posterior_means(
     # the straight path's ends are the posterior means: the runs' reported mean accuracy
     accuracy = result["paths"]["linear"]["accuracy"]
     for end, seed in ((accuracy[0], 0), (accuracy[-1], 1)):
-        metrics_file = trajectory.read_metrics(os.path.join(vi_runs, f"seed{seed}"))
+        metrics_file = layout.read_metrics(os.path.join(vi_runs, f"seed{seed}"))
         assert end == pytest.approx(metrics_file["test/posterior_mean/accuracy"])
 
 
@@ -285,7 +292,7 @@ def test_bad_variational_flags_are_one_line_and_write_nothing(tmp_path, args, me
     result = run_binary("train", "--dataset=mnist1d", "--model=cnn1d",
                         "--method=variational", f"--output_dir={tmp_path / 'run'}", *args)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    lines = own_lines(result.stderr)
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not os.path.exists(tmp_path / "run")
 

@@ -14,8 +14,10 @@ dataset prepared as ArrayRecord files under `data_dir` (TFDS's default:
 `builders` on first use. Image datasets keep raw uint8 pixels (ImageNet's JPEG bytes,
 cropped to 224 x 224 as they are read); models choose their preprocessing through
 `Dataset.normalizer`. TFDS has no CIFAR-100-C, so cifar100 has no shifted sets.
+`register` adds a dataset of one's own (a TFDS builder class).
 """
 
+import dataclasses
 import functools
 import os
 
@@ -24,10 +26,10 @@ import tensorflow_datasets as tfds
 # (which would drop the flags again on exit).
 from array_record.python import array_record_data_source  # noqa: F401
 
-from uncertainty.datasets import builders, corrupted, fashion_mnist, tfds_loader
+from uncertainty.datasets import builders, corrupted, tfds_loader
 from uncertainty.datasets.base import (CACHE_BYTES, PREPROCESSING, Dataset, Split,
                                        split_validation)
-from uncertainty.errors import UserError
+from uncertainty.infra.errors import UserError
 
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
          "fashion_mnist_corrupted/<type>_<severity>", "imagenet2012",
@@ -51,7 +53,38 @@ OUT_OF_DISTRIBUTION = {"cifar10": ("svhn_cropped", "cifar100"),
                        "fashion_mnist": ("mnist_digits",), "mnist1d": ("mnist1d_novel",)}
 
 __all__ = ["CLEAN", "Dataset", "NAMES", "OUT_OF_DISTRIBUTION", "PREPROCESSING", "check",
-           "corruption_names", "corruption_types", "load", "shift_sets"]
+           "corruption_names", "corruption_types", "load", "register", "shift_sets"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Registered:
+    builder_class: type
+    splits: dict[str, str]
+    max_value: float
+
+
+_REGISTERED: dict[str, _Registered] = {}
+
+
+def register(name: str, builder_class: type, num_classes: int, max_value: float,
+             splits: dict[str, str] | None = None,
+             out_of_distribution: tuple[str, ...] = ()) -> None:
+    """Adds a dataset: `builder_class`, a `tfds.core.GeneratorBasedBuilder` with the
+    features "image" (or a signal) and "label", built under `data_dir` on first use and
+    read like every other dataset. `splits` maps ours ("train", "test") to its split
+    names (default: train and test); the last `validation_examples` of "train"
+    validate. `max_value` is the inputs' largest raw value (255 for uint8 pixels, 1.0
+    for signals in [0, 1]); `out_of_distribution` names datasets to detect as OOD."""
+    global NAMES
+    if name in _CLASSES:
+        raise ValueError(f"dataset {name!r} exists")
+    _CLASSES[name] = num_classes
+    _REGISTERED[name] = _Registered(builder_class, dict(splits or {"train": "train",
+                                                                   "test": "test"}),
+                                    max_value)
+    NAMES = NAMES + (name,)
+    if out_of_distribution:
+        OUT_OF_DISTRIBUTION[name] = tuple(out_of_distribution)
 
 
 @functools.cache
@@ -130,6 +163,12 @@ def _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir, do
     options = {"data_dir": data_dir, "manual_dir": manual_dir, "download": download}
     check(name)
     family, _, config = name.partition("/")
+    if family in _REGISTERED:
+        entry = _REGISTERED[family]
+        return _dataset(name, tfds_loader.prepare(entry.builder_class, data_dir),
+                        entry.splits, source=family, max_value=entry.max_value,
+                        validation_examples=validation_examples
+                        if "train" in entry.splits else 0)
     if family in ("cifar10_corrupted", "svhn_cropped"):
         return _dataset(name, tfds_loader.prepare(name, **options),
                         {"test": "test"}, source="tfds")
@@ -160,7 +199,7 @@ def _load(name, validation_examples, data_dir, manual_dir, fashion_mnist_dir, do
     if family in ("cifar10", "cifar100"):
         builder, source = tfds_loader.prepare(family, **options), "tfds"
     elif family == "fashion_mnist":
-        builder, source = fashion_mnist.builder(fashion_mnist_dir, data_dir, download)
+        builder, source = builders.fashion_mnist_builder(fashion_mnist_dir, data_dir, download)
     else:
         builder, source = tfds_loader.prepare(builders.Mnist1d, data_dir), "mnist1d"
     return _dataset(name, builder, {"train": "train", "test": "test"}, source,

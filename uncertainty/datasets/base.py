@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from uncertainty.datasets import image_crops
-from uncertainty.errors import UserError
+from uncertainty.infra.errors import UserError
 
 PREPROCESSING = ("raw", "unit", "pixel_mean", "mean_std")
 # ImageNet's per-channel RGB mean and standard deviation, for pixels in [0, 1].

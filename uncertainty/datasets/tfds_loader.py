@@ -23,7 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from uncertainty.errors import UserError, reason
+from uncertainty.infra.errors import UserError, reason
 
 FILE_FORMAT = "array_record"
 PROBE_SECONDS = 3.0  # to decide that a download server cannot be reached

@@ -1,17 +1,19 @@
 """Architectures by name: `build(name, input_shape, num_classes, **kwargs)`, and their
-variational twins (`build(..., variational=Variational(...))`, `models.variational`)."""
+variational twins (`build(..., variational=Variational(...))`, `models.flipout`);
+`register` adds one."""
 
 import dataclasses
 from typing import Callable, Sequence
 
 import tf_keras as keras
 
-from uncertainty.errors import UserError
+from uncertainty.infra.errors import UserError
 from uncertainty.models.cnn import cnn1d, medium_cnn, small_cnn
+from uncertainty.models.flipout import Variational
 from uncertainty.models.layers import Normalizer
 from uncertainty.models.resnet import resnet20_v1
 from uncertainty.models.resnet50 import resnet50
-from uncertainty.models.variational import Variational
+
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
@@ -30,6 +32,27 @@ _MODELS = {
     "resnet50": _Spec(resnet50, 2, dropout=False, batchnorm=True, variational=False),
 }
 NAMES = tuple(_MODELS)
+
+
+def register(name: str, builder: Callable[..., keras.Model], input_rank: int, *,
+             dropout: bool, batchnorm: bool, variational: bool = False) -> None:
+    """Adds an architecture under `name`.
+
+    `builder(input_shape, num_classes, **kwargs)` returns a Keras model from raw inputs
+    to logits whose first layer is a `layers.Normalizer` named "normalizer"; it takes
+    the keyword arguments the paper's builders take (`cnn.conv_net`): `normalizer`,
+    `seed`, `dropout_rate`, `l2`, `mc_dropout` and `layers` (its weight layers come from
+    `layers`, so that with `variational=True` the same builder makes the variational
+    twin). `input_rank` is 1 for (length, channels) signals, 2 for images; `dropout`
+    and `batchnorm` say whether it has dropout layers (MC dropout) and batch norm (whose
+    statistics sampled weights re-estimate). A training recipe goes with it
+    (`train.recipes.register`)."""
+    global NAMES
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} exists")
+    _MODELS[name] = _Spec(builder, input_rank, dropout=dropout, batchnorm=batchnorm,
+                          variational=variational)
+    NAMES = tuple(_MODELS)
 
 
 def check(name: str, input_shape: Sequence[int] | None = None,

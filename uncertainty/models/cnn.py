@@ -9,7 +9,7 @@ from typing import Sequence
 
 import tf_keras as keras
 
-from uncertainty import seeding
+from uncertainty.core import seeding
 from uncertainty.models.layers import Deterministic, Dropout, Normalizer, glorot_bias
 
 

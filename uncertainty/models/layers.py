@@ -1,6 +1,6 @@
 """Layers shared by the architectures, and the factory that makes their weight layers.
 
-Builders take `layers=` (a `Deterministic` here, or `models.variational.Variational`)
+Builders take `layers=` (a `Deterministic` here, or `models.flipout.Variational`)
 and ask it for every convolution and dense layer, so one builder defines an
 architecture and its variational twin, layer for layer under the same names.
 """

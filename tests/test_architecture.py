@@ -1,0 +1,102 @@
+"""The library's shape: layers whose imports flow one way (import-linter's contracts in
+.importlinter), no import cycle, modules that do nothing when imported, and the
+binaries' filter of TensorFlow's start-up notices."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import grimp
+from conftest import REPO
+
+
+def test_import_contracts_hold():
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "lint-imports"),
+                           "--config", os.path.join(REPO, ".importlinter")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout
+
+
+def test_no_module_imports_itself_through_others():
+    """No cycle, counting the imports inside functions: for every direct import a -> b,
+    no chain leads back from b to a."""
+    graph = grimp.build_graph("uncertainty")
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back and not imported.startswith(module + "."):
+                cycles.append((module, *back))
+    # a package importing its own submodules (re-exports) is not a cycle
+    cycles = [c for c in cycles if not any(b.startswith(c[0] + ".") for b in c[1:2])]
+    assert not cycles, cycles[:5]
+
+
+IMPORT_EVERYTHING = textwrap.dedent("""
+    import os, pkgutil, importlib, sys
+    from absl import flags
+    def state():
+        ours = [m for m in flags.FLAGS.flags_by_module_dict() if "uncertainty" in m]
+        return (dict(os.environ), [os.fstat(fd).st_ino for fd in (0, 1, 2)], ours,
+                sys.stderr.fileno())
+    import tensorflow, tensorflow_datasets, tensorflow_probability, matplotlib  # their own
+    before = state()
+    import uncertainty
+    names = [m.name for m in pkgutil.walk_packages(uncertainty.__path__, "uncertainty.")]
+    for name in names:
+        importlib.import_module(name)
+    after = state()
+    assert before[0] == after[0], set(after[0].items()) ^ set(before[0].items())
+    assert before[1:] == after[1:], (before[1:], after[1:])
+    print(len(names), "modules")
+""")
+
+
+def test_importing_any_module_touches_no_descriptor_environment_or_flag():
+    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[0]) >= 60
+
+
+NOTICE_AND_ERROR = textwrap.dedent("""
+    import os, sys
+    from uncertainty.cli import notices
+    notices.hide_tensorflow_notices()
+    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                b"written to STDERR\\n")
+    os.write(2, b"I0000 00:00:1796.1   15267 cpu_feature_guard.cc:227] This TensorFlow "
+                b"binary is optimized to use available CPU instructions in "
+                b"performance-critical operations.\\nTo enable the following instructions: "
+                b"AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
+                b"compiler flags.\\n")
+    os.write(2, b"I0000 00:00:1796.2   15267 cudart_stub.cc:31] Could not find cuda "
+                b"drivers on your machine, GPU will not be used.\\n")
+    os.write(2, b"E0000 00:00:1796.3   15267 cuda_platform.cc:52] failed call to cuInit\\n")
+    print("a Python error line", file=sys.stderr)
+    sys.stderr.flush()
+    os.write(2, b"F0000 00:00:1796.4   15267 some_op.cc:1] Check failed: fatal")
+    os.abort() if sys.argv[1] == "abort" else None
+""")
+
+
+def test_notice_filter_hides_only_the_notices_even_when_the_process_aborts():
+    for ending in ("exit", "abort"):
+        done = subprocess.run([sys.executable, "-c", NOTICE_AND_ERROR, ending],
+                              capture_output=True, text=True, cwd=REPO)
+        assert done.stderr.splitlines() == [
+            "I0000 00:00:1796.2   15267 cudart_stub.cc:31] Could not find cuda drivers on "
+            "your machine, GPU will not be used.",
+            "E0000 00:00:1796.3   15267 cuda_platform.cc:52] failed call to cuInit",
+            "a Python error line",
+            "F0000 00:00:1796.4   15267 some_op.cc:1] Check failed: fatal"], ending
+        assert done.returncode == (0 if ending == "exit" else -6)
+
+
+def test_tensorflow_notices_are_off_with_tf_cpp_min_log_level_0():
+    done = subprocess.run([sys.executable, "-c", NOTICE_AND_ERROR, "exit"],
+                          capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert "cpu_feature_guard" in done.stderr and "To enable the following" in done.stderr

@@ -1,0 +1,299 @@
+"""Ensembles under dataset shift (paper Sec. 5, Fig. 8-9): the sets of functions of
+the study gathered on every evaluation set, scored by `ensemble.score`, and named and
+averaged over corruptions as uncertainty-baselines names them.
+
+Evaluation sets: the clean test set (intensity 0) and corrupted test sets
+`<type>_<intensity>` (TFDS's CIFAR-10-C, or the locally generated sets); the metrics
+are named as uncertainty-baselines names them (`core.names`).
+
+Sets of functions from the model's own randomness (`catalog.MODEL_METHODS`) are drawn
+here, `Options.num_posterior_samples` per run: for runs trained with
+--method=variational the set "variational" (each run's posterior predictive; the
+runs' own functions, "independent", are their posterior means, and
+"independent+variational" is the ensemble of the runs' posterior predictives) is
+always scored; "mc_dropout" (passes with each run's dropout on) when asked in
+`Options.methods`.
+
+Every function of a set is predicted under one batch-norm policy: statistics
+re-estimated on the runs' training data for models with batch norm (by default), the
+checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`)."""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+from uncertainty import datasets, models
+from uncertainty.core import ensemble, names
+from uncertainty.datasets import Dataset
+from uncertainty.infra import files, progress
+from uncertainty.infra.errors import UserError
+from uncertainty.runs import checkpoints, layout
+from uncertainty.runs.predictions import RunPredictions
+from uncertainty.samplers import catalog, draw, subspace
+from uncertainty.train import recipes
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What the study evaluates. corruptions: types, None for all, () for the clean
+    test set only; methods: subspace methods, None for every one found (each must be
+    sampled around every run) and, for variational runs, variational;
+    num_posterior_samples: draws (or MC-dropout passes) per run of the model methods;
+    mc_dropout_rate: None for the runs' training rate; max_ensemble_size: None for the
+    number of runs; max_subsets: per size; reestimate_bn: the batch-norm policy
+    (models with batch norm only); ood: also score out-of-distribution detection
+    against `datasets.OUT_OF_DISTRIBUTION`'s pairings, if the dataset has any."""
+
+    corruptions: tuple[str, ...] | None = None
+    intensities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    methods: tuple[str, ...] | None = None
+    max_ensemble_size: int | None = None
+    max_subsets: int = 100
+    seed: int = 0
+    reestimate_bn: bool = True
+    batch_size: int = 500
+    num_posterior_samples: int = recipes.COMMON["num_posterior_samples"]
+    mc_dropout_rate: float | None = None
+    ood: bool = True
+
+
+def evaluation_sets(clean: str, corruptions, intensities) -> list[tuple]:
+    """(intensity, type, dataset name) of every evaluation set, clean first."""
+    if corruptions == ():
+        return [(0, None, clean)]
+    return datasets.shift_sets(clean, None if corruptions is None else list(corruptions),
+                               intensities)
+
+
+def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
+                 ) -> dict[str, dict[str, list[dict]]]:
+    """{method: {run: [sample records]}} from the subspace.json files under
+    `subspace_dir` whose samples were drawn around one of `runs` (matched by the run's
+    identity, so a moved run still finds its samples)."""
+    found = {}
+    if subspace_dir is None:
+        return found
+    if not files.isdir(subspace_dir):
+        raise UserError(f"--subspace_dir {subspace_dir} is not a directory")
+    paths = files.find(subspace_dir, "subspace.json")
+    if not paths:
+        raise UserError(f"no subspace.json under {subspace_dir}; run baselines/subspace.py "
+                        f"around each run with --output_dir inside it")
+    by_identity = {layout.identity(run): run for run in runs}
+    seen = {}
+    for path in paths:
+        result = files.read_json(path, fix=f"run baselines/subspace.py again with "
+                                           f"--output_dir={os.path.dirname(path)}")
+        matched = [(by_identity.get(s["params"]["run"]), s) for s in result["samples"]]
+        if not any(run for run, _ in matched):
+            logging.info("skipping %s: its base run is not in --runs", path)
+            continue
+        if result["dataset"] != dataset:
+            raise UserError(f"{path} sampled on {result['dataset']}, the runs are on "
+                            f"{dataset}")
+        for run, sample in matched:
+            method = sample["method"]
+            if run is None:
+                continue
+            if seen.setdefault((method, run), path) != path:
+                raise UserError(f"{path} and {seen[method, run]} both hold {method} "
+                                f"samples around {run}; keep one")
+            found.setdefault(method, {}).setdefault(run, []).append(sample)
+    return found
+
+
+def choose_methods(samples: dict, runs: list[str], asked=None,
+                   training_method: str = "deterministic") -> list[str]:
+    """The methods to score: `asked`, or when None every subspace method found, and
+    variational for variational runs in any case; each subspace method must have been
+    sampled around every run (the model methods are drawn here)."""
+    if asked is None:
+        asked = [m for m in catalog.PAPER_METHODS if m in samples]
+    if training_method == "variational" and "variational" not in asked:
+        asked = list(asked) + ["variational"]
+    unknown = sorted(set(asked) - set(catalog.METHODS))
+    if unknown:
+        raise UserError(f"unknown --methods {', '.join(unknown)}; choose from "
+                        f"{', '.join(catalog.METHODS)}")
+    for method in [m for m in asked if m not in catalog.MODEL_METHODS]:
+        missing = [r for r in runs if r not in samples.get(method, {})]
+        if missing:
+            raise UserError(f"no {method} samples around {', '.join(missing)} in "
+                            f"--subspace_dir; run subspace.py --methods={method} around "
+                            f"every run, or leave {method} out of --methods")
+    return list(asked)
+
+
+class Functions:
+    """The study's functions, predicted (and cached) on any evaluation set: the runs'
+    final solutions, the first run's last `size` checkpoints, and each run's subspace
+    samples (the first `num_samples[method]` of `records`), all under one batch-norm
+    policy (`bn_data`: re-estimate on its training split; None: checkpoint
+    statistics)."""
+
+    def __init__(self, runs: list[str], size: int, records: dict, num_samples: dict,
+                 bn_data: Dataset | None, batch_size: int):
+        self.runs, self.bn_data = runs, bn_data
+        self.predictors = {run: RunPredictions(run, batch_size) for run in runs}
+        self.trajectory_epochs = checkpoints.epochs(runs[0])[-size:]
+        self.records = {m: {r: records[m][r][:n] for r in runs}
+                        for m, n in num_samples.items()}
+        self._spaces = {}
+
+    def _space(self, run: str, num_checkpoints: int) -> subspace.Subspace:
+        if (run, num_checkpoints) not in self._spaces:
+            self._spaces[run, num_checkpoints] = subspace.fit(run, num_checkpoints)
+        return self._spaces[run, num_checkpoints]
+
+    def logits(self, data: Dataset) -> tuple:
+        """(independent [M, N, C], trajectory [K, N, C], {method: [[S, N, C] per run]})
+        logits on `data`'s test split."""
+        first = self.predictors[self.runs[0]]
+        independent = np.stack([p.checkpoint(data, "test", bn_data=self.bn_data)
+                                for p in self.predictors.values()])
+        path = np.stack([first.checkpoint(data, "test", e, bn_data=self.bn_data)
+                         for e in self.trajectory_epochs])
+        samples = {method: [np.stack([draw.sample_logits(
+            self.predictors[run], self._space(run, len(s["params"]["epochs"])), s, data,
+            "test", self.bn_data) for s in per_run[run]]) for run in self.runs]
+            for method, per_run in self.records.items()}
+        return independent, path, samples
+
+    def counts(self) -> dict[str, int]:
+        return {k: sum(p.counts[k] for p in self.predictors.values())
+                for k in ("computed", "from_cache")}
+
+
+def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | None,
+          load) -> dict:
+    """The whole study on the runs' clean `data` and the corrupted sets `load(name)`
+    returns; subspace samples from `subspace_dir`. Returns ensemble.json's content.
+    Errors in the options or the samples, and a first corrupted set that cannot be
+    loaded, are raised before anything is predicted."""
+    start = time.time()
+    model = layout.read_config(runs[0])["model"]
+    sets = evaluation_sets(data.name, options.corruptions, options.intensities)
+    kinds = list(dict.fromkeys(kind for _, kind, _ in sets[1:]))
+    intensities = sorted({s for s, _, _ in sets[1:]})
+    samples = find_samples(subspace_dir, runs, data.name)
+    methods = choose_methods(samples, runs, options.methods, layout.method(runs[0]))
+    size = min(options.max_ensemble_size or len(runs), len(runs))
+    bn_data = data if options.reestimate_bn and models.uses_batchnorm(model) else None
+    for method in [m for m in methods if m in catalog.MODEL_METHODS]:
+        spec = catalog.SamplerSpec(method, scale=1.0 if method == "variational" else
+                                    options.mc_dropout_rate or 0.0)
+        samples[method] = {run: draw.draw_model_samples(
+            run, spec, options.num_posterior_samples, options.seed, bn_data)[1]
+            for run in runs}
+    num_samples = {m: min(len(samples[m][r]) for r in runs) for m in methods}
+    functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
+    loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
+    values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
+    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
+    meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
+    for i, (intensity, kind, name) in enumerate(sets):
+        shifted = loaded.pop(name) if name in loaded else load(name)
+        logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
+        logits = functions.logits(shifted)
+        if intensity == 0 and outliers:  # while the clean set's logits are at hand
+            found_ood = {outlier: detect_ood(functions, logits, load(outlier), size,
+                                             options) for outlier in outliers}
+        tables, js = ensemble.score(*logits, shifted.labels("test"), size,
+                                    options.max_subsets, options.seed)
+        for set_name, table in tables.items():
+            for k, scores in table.items():
+                values.setdefault(set_name, {}).setdefault(str(k), {}).update(
+                    {names.metric_key(m, kind, intensity): v for m, v in scores.items()})
+        for set_name, divergence in js.items():
+            values[set_name].setdefault("all", {})[
+                names.metric_key("js_divergence", kind, intensity)] = divergence
+        meter.update()
+    meter.close()
+    for entry in (e for table in values.values() for e in table.values()):
+        for metric in names.METRICS:
+            if names.metric_key(metric) in entry:
+                entry.update(names.aggregate_corrupted(entry, metric, kinds, intensities))
+    result = {
+        "runs": runs, "model": model, "method": layout.method(runs[0]),
+        "dataset": data.name, "corruptions": kinds,
+        "intensities": [0] + intensities, "evaluation_sets": [n for _, _, n in sets],
+        "corruption_means": {mean: {"types": types, "names": [
+            names.mean_key("<metric>", "<intensity>", mean),
+            names.mean_key("<metric>", None, mean)]}
+            for mean, types in names.mean_types(kinds).items()},
+        "max_ensemble_size": size, "max_subsets": options.max_subsets,
+        "seed": options.seed,
+        "batchnorm": "checkpoint" if bn_data is None else "reestimated",
+        "trajectory": {"run": runs[0], "epochs": functions.trajectory_epochs},
+        "methods": methods, "subspace_samples_per_run": num_samples, "metrics": values,
+        "summary": summarize(values, size, [0] + intensities),
+    }
+    if outliers:
+        result["ood"] = found_ood
+        result["summary"]["ood"] = {name: summarize_ood(found, size)
+                                    for name, found in result["ood"].items()}
+    result["predictions"] = {**functions.counts(), "analysis_seconds": time.time() - start}
+    return result
+
+
+def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: int,
+               options: Options) -> dict:
+    """Every set of functions detecting `outlier`'s test examples among the clean test
+    examples, on which their logits are `inside` (`Functions.logits`), by
+    `ensemble.score_ood`; and the sets' JS divergence on both."""
+    logging.info("out-of-distribution detection against %s", outlier.name)
+    tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), size,
+                                        options.max_subsets, options.seed)
+    js_in = ensemble.js_divergences(*inside)
+    return {"dataset": outlier.name, "num_examples": outlier.num_examples("test"),
+            "metrics": {name: {str(k): v for k, v in table.items()}
+                        for name, table in tables.items()},
+            "js_divergence": {name: {"in_distribution": js_in[name],
+                                     "out_of_distribution": js_out[name]}
+                              for name in js_out}}
+
+
+def summarize_ood(found: dict, size: int) -> dict:
+    """The paper's point off distribution: independent runs disagree more on
+    out-of-distribution inputs than on their own test set, and more than the other
+    sets; their `size`-ensemble's AUROC against a single model's."""
+    js = found["js_divergence"]
+    independent = found["metrics"]["independent"]
+    return {
+        "js_higher_out_of_distribution": {name: bool(v["out_of_distribution"] >
+                                                     v["in_distribution"])
+                                          for name, v in js.items()},
+        "js_independent_largest_out_of_distribution": bool(all(
+            js["independent"]["out_of_distribution"] > v["out_of_distribution"]
+            for name, v in js.items() if name != "independent")),
+        "auroc_max_probability": {"1": independent["1"]["ood/auroc_max_probability"],
+                                  str(size): independent[str(size)][
+                                      "ood/auroc_max_probability"]},
+    }
+
+
+def summarize(values: dict, size: int, intensities: list[int]) -> dict:
+    """The paper's claims, checked (corrupted intensities: the mean over all types):
+    the `size`-member ensemble beats the mean single member in accuracy, NLL and Brier
+    at every intensity; independent runs have the largest JS divergence at every
+    intensity."""
+    single, full = values["independent"]["1"], values["independent"][str(size)]
+    better = {}
+    for metric, sign in (("accuracy", 1), ("nll", -1), ("brier", -1)):
+        gains = [sign * (names.at_intensity(full, metric, s) -
+                         names.at_intensity(single, metric, s)) for s in intensities]
+        better[metric] = {"gain_by_intensity": gains, "all_better": bool(min(gains) > 0)}
+    js = {name: [names.at_intensity(t["all"], "js_divergence", s) for s in intensities]
+          for name, t in values.items() if "all" in t}
+    others = [name for name in js if name != "independent"]
+    return {
+        "ensemble_size": size, "intensities": intensities, "corruption_mean": "all",
+        f"independent_{size}_vs_1": better, "js_divergence": js,
+        "js_independent_largest_at_every_intensity": bool(all(
+            js["independent"][i] > max(js[o][i] for o in others)
+            for i in range(len(intensities)))) if others else None,
+    }
+

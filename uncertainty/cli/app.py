@@ -1,0 +1,48 @@
+"""`run(main)`: absl's app.run for the binaries, with one-line errors and exit codes."""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from uncertainty.cli.common_flags import define_progress_flags
+from uncertainty.infra import progress
+from uncertainty.infra.errors import UserError
+
+FLAGS = flags.FLAGS
+
+
+def _fail(program: str, message: str, code: int = 2) -> None:
+    print(f"{os.path.basename(program)}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(argv[0], str(e))
+
+
+def run(main) -> None:
+    """Runs `main(argv)` like absl's app.run, but a UserError or a bad flag ends in one
+    line and exit code 2, an interrupt (Ctrl-C, SIGINT) in one line and exit code 130.
+    Progress goes to the log at INFO level, as --progress and --progress_seconds say."""
+    define_progress_flags()
+
+    def guarded(argv):
+        logging.set_verbosity(logging.INFO)
+        progress.ENABLED, progress.LOG_SECONDS = FLAGS.progress, FLAGS.progress_seconds
+        try:
+            main(argv)
+        except UserError as e:
+            progress.close_all()
+            _fail(argv[0], str(e))
+        except KeyboardInterrupt:
+            progress.close_all()
+            _fail(argv[0], "interrupted; every file written so far is whole: run the same "
+                           "command again to finish the work", code=130)
+        finally:
+            progress.close_all()
+
+    app.run(guarded, flags_parser=_parse_flags)

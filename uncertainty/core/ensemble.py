@@ -1,0 +1,133 @@
+"""Ensembles of functions given by their logits (paper Sec. 5): every ensemble
+averages its members' probabilities through `metrics.ensemble` (never their logits),
+and every ensemble size is scored over subsets of the members.
+
+For size k the metrics are averaged over all k-subsets of the M members, or over
+`max_subsets` distinct random ones when there are more, drawn from the stream
+(seed, "ensemble_subsets", M, k) of `seeding`.
+"""
+
+import itertools
+import math
+
+import numpy as np
+
+from uncertainty.core import metrics, ood, seeding
+
+METRICS = {"accuracy": metrics.accuracy, "nll": metrics.nll, "brier": metrics.brier,
+           "ece": metrics.ece}
+
+
+def subsets(num_members: int, size: int, max_subsets: int | None = None, seed: int = 0
+            ) -> list[tuple[int, ...]]:
+    """The `size`-subsets of range(num_members): all of them in lexicographic order, or
+    `max_subsets` distinct random ones (sorted) when there are more."""
+    if max_subsets is not None and max_subsets < 1:
+        raise ValueError(f"max_subsets must be positive, got {max_subsets}")
+    if max_subsets is None or math.comb(num_members, size) <= max_subsets:
+        return list(itertools.combinations(range(num_members), size))
+    rng = seeding.rng(seed, "ensemble_subsets", num_members, size)
+    chosen = set()
+    while len(chosen) < max_subsets:
+        chosen.add(tuple(sorted(rng.choice(num_members, size, replace=False).tolist())))
+    return sorted(chosen)
+
+
+def by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None,
+            max_subsets: int | None = None, seed: int = 0) -> dict[int, dict[str, float]]:
+    """{k: {metric: mean over k-subsets}} for k = 1..max_size of member logits
+    [M, N, C]; a subset's ensemble is `metrics.ensemble` of its members."""
+    max_size = min(max_size or len(members), len(members))
+    log_probs = metrics.log_softmax(members)  # once, not once per subset
+    table = {}
+    for size in range(1, max_size + 1):
+        scores = {name: [] for name in METRICS}
+        for subset in subsets(len(members), size, max_subsets, seed):
+            logits = metrics.ensemble(log_probs[list(subset)], normalized=True)
+            for name, metric in METRICS.items():
+                scores[name].append(metric(logits, labels))
+        table[size] = {name: float(np.mean(values)) for name, values in scores.items()}
+    return table
+
+
+def score(independent: np.ndarray, trajectory: np.ndarray,
+          samples: dict[str, list[np.ndarray]], labels: np.ndarray,
+          max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
+          ) -> tuple[dict, dict]:
+    """Every set of functions of the paper's Sec. 5 scored on one evaluation set.
+
+    All arrays are logits. independent [M, N, C]: the final solutions of M runs;
+    trajectory [K, N, C]: the last checkpoints of one run; samples {method: [one
+    [S, N, C] per run]}: subspace samples around each run. Returns ({name: {size:
+    {metric: value}}}, {name: JS divergence}) (a method's JS: its samples in groups of
+    M, `metrics.grouped_js_divergence`) for the names independent, trajectory,
+    <method> (one run's samples ensembled, the metrics averaged over runs) and
+    independent+<method> (ensembles whose members are each run's samples ensembled;
+    with weight_average, ensembles of weight averages).
+    """
+    return (_tables(independent, trajectory, samples, lambda members: by_size(
+        members, labels, max_size, max_subsets, seed)),
+        js_divergences(independent, trajectory, samples))
+
+
+def score_ood(inside: tuple, outside: tuple, max_size: int | None = None,
+              max_subsets: int | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """The sets of functions of `score` detecting out-of-distribution examples:
+    `inside` and `outside` are `score`'s (independent, trajectory, samples) logits on
+    the in- and out-of-distribution test sets. Returns ({name: {size: {"<ood metric>_
+    <score>": value}}}, {name: JS divergence on the out-of-distribution set})."""
+    count = inside[0].shape[1]  # in-distribution examples come first
+
+    def joined(a, b):
+        return np.concatenate([a, b], axis=1)
+
+    independent, trajectory = joined(inside[0], outside[0]), joined(inside[1], outside[1])
+    samples = {m: [joined(a, b) for a, b in zip(inside[2][m], outside[2][m])]
+               for m in inside[2]}
+    return (_tables(independent, trajectory, samples, lambda members: ood_by_size(
+        members[:, :count], members[:, count:], max_size, max_subsets, seed)),
+        js_divergences(*outside))
+
+
+def ood_by_size(inside: np.ndarray, outside: np.ndarray, max_size: int | None = None,
+                max_subsets: int | None = None, seed: int = 0) -> dict[int, dict]:
+    """{k: {"<ood metric>_<score>": mean over k-subsets}} of members' logits on in-
+    [M, N, C] and out-of-distribution [M, N', C] examples (`ood.evaluate`: mutual
+    information from k = 2), over the subsets `by_size` uses."""
+    max_size = min(max_size or len(inside), len(inside))
+    table = {}
+    for size in range(1, max_size + 1):
+        found = {}
+        for subset in subsets(len(inside), size, max_subsets, seed):
+            chosen = list(subset)
+            for name, values in ood.evaluate(inside[chosen], outside[chosen]).items():
+                for metric, value in values.items():
+                    found.setdefault(f"{metric}_{name}", []).append(value)
+        table[size] = {name: float(np.mean(v)) for name, v in found.items()}
+    return table
+
+
+def js_divergences(independent: np.ndarray, trajectory: np.ndarray,
+                   samples: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """{name: JS divergence} of `score`'s sets (a method's: its samples in groups as
+    large as the independent set, averaged over runs; none for single samples)."""
+    js = {"independent": metrics.js_divergence(independent),
+          "trajectory": metrics.js_divergence(trajectory)}
+    for method, per_run in samples.items():
+        if len(per_run[0]) > 1:
+            js[method] = float(np.mean([metrics.grouped_js_divergence(s, len(independent))
+                                        for s in per_run]))
+    return js
+
+
+def _tables(independent, trajectory, samples, scored) -> dict:
+    """{set name: scored(members)} for `score`'s sets of functions; a method alone is
+    averaged over the runs."""
+    tables = {"independent": scored(independent), "trajectory": scored(trajectory)}
+    for method, per_run in samples.items():
+        alone = [scored(s) for s in per_run]
+        tables[method] = {size: {name: float(np.mean([t[size][name] for t in alone]))
+                                 for name in alone[0][size]} for size in alone[0]}
+        tables[f"independent+{method}"] = scored(np.stack([metrics.ensemble(s)
+                                                           for s in per_run]))
+    return tables

@@ -1,0 +1,261 @@
+"""A run's epoch checkpoints: which exist, whether they verify, and their weights.
+
+A checkpoint is trusted when every tensor reads back with the CRC32C checksum
+TensorFlow stored beside it (`checkpoint_problem`); `recover` keeps the longest run of
+trusted checkpoints from the initialisation on and sets the rest aside.
+
+The weights of a checkpoint are read as the run's deterministic network's
+`model.weights` (a variational run: its twin holding the posterior means); a weight
+vector is its trainable weights, each flattened, concatenated in `trainable_weights`
+order (kernels and biases of every layer), float32.
+"""
+import functools
+import hashlib
+import json
+import os
+import re
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from uncertainty import models
+from uncertainty.infra import files
+from uncertainty.infra.errors import UserError, reason
+from uncertainty.models import flipout
+from uncertainty.runs import layout
+
+
+def epochs(run_dir: str) -> list[int]:
+    """The epochs (1-based) that have a checkpoint, ascending."""
+    pattern = os.path.join(layout.checkpoints_dir(run_dir), f"{layout.CHECKPOINT_NAME}-*.index")
+    paths = files.glob(pattern)
+    if not paths:
+        layout.check_format(run_dir)
+    found = (int(re.search(rf"{layout.CHECKPOINT_NAME}-(\d+)\.index$", p).group(1))
+             for p in paths)
+    return sorted(epoch for epoch in found if epoch > 0)
+
+
+def _check_epoch(run_dir: str, epoch: int | None) -> int:
+    """`epoch` (the last if None) if the run has its checkpoint; else a UserError."""
+    available = epochs(run_dir)
+    if epoch is None:
+        if not available:
+            raise UserError(f"{run_dir} has no epoch checkpoints; train it with "
+                            f"baselines/train.py first")
+        return available[-1]
+    if epoch not in available and not (epoch == 0 and _has_init(run_dir)):
+        raise UserError(f"{run_dir} has no checkpoint for epoch {epoch}; it has epochs "
+                        f"{available}")
+    return epoch
+
+
+def _has_init(run_dir: str) -> bool:
+    return files.exists(layout.checkpoint_prefix(run_dir, 0) + ".index")
+
+
+def checkpoint_digest(run_dir: str, epoch: int) -> str:
+    """SHA-1 of the files of the checkpoint of `epoch`: the identity of its weights."""
+    epoch = _check_epoch(run_dir, epoch)
+    digest = hashlib.sha1()
+    for path in files.glob(layout.checkpoint_prefix(run_dir, epoch) + ".*"):
+        digest.update(files.read_bytes(path))
+    return digest.hexdigest()
+
+
+def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
+    """Why the checkpoint of `epoch` cannot be trusted, or None when every tensor in
+    it reads back and matches the CRC32C checksum TensorFlow stored with it."""
+    prefix = layout.checkpoint_prefix(run_dir, epoch)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # noqa: BLE001: the reader raises several types
+        message = reason(e)
+        if getattr(e, "error_code", None) in _TRANSIENT:  # not the file's fault
+            raise UserError(f"cannot read {prefix} now ({message}); try again") from None
+        return message
+    return None
+
+
+# Errors that say the storage failed to answer, not that a checkpoint is damaged.
+_TRANSIENT = {tf.errors.UNAVAILABLE, tf.errors.DEADLINE_EXCEEDED,
+              tf.errors.RESOURCE_EXHAUSTED, tf.errors.ABORTED, tf.errors.CANCELLED,
+              tf.errors.PERMISSION_DENIED, tf.errors.UNAUTHENTICATED}
+
+
+def recover(run_dir: str, set_aside: bool = True) -> int | None:
+    """The last epoch N such that the checkpoints of epochs 0..N all verify
+    (`checkpoint_problem`), None if the initialisation's does not. Every later
+    checkpoint (damaged, or after a damaged one: retraining replaces it) is moved to
+    checkpoints/set_aside/ with a log line, as are TensorFlow's temporary folders
+    and a checkpoint-state file that cannot be parsed; with `set_aside=False` (a
+    worker that only reads) nothing moves."""
+    directory = layout.checkpoints_dir(run_dir)
+    found = [0] * _has_init(run_dir) + epochs(run_dir)
+    good = None
+    for epoch in found:
+        problem = checkpoint_problem(run_dir, epoch)
+        if problem is not None:
+            logging.warning("%s: checkpoint of epoch %d is damaged (%s)", run_dir, epoch,
+                            problem)
+            break
+        if epoch != (0 if good is None else good + 1):
+            break  # a gap
+        good = epoch
+    if not set_aside or not files.isdir(directory):
+        return good
+    later = [e for e in found if good is None or e > good]
+    leftovers = [n for n in files.listdir(directory) if "_temp" in n]
+    if files.exists(os.path.join(directory, "checkpoint")) and (
+            good is None or not _state_readable(directory)):
+        leftovers.append("checkpoint")
+    if not later and not leftovers:
+        return good
+    aside = os.path.join(directory, layout.SET_ASIDE,
+                         time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex())
+    files.makedirs(aside)
+    for epoch in later:
+        for path in files.glob(layout.checkpoint_prefix(run_dir, epoch) + ".*"):
+            files.gfile.rename(path, os.path.join(aside, os.path.basename(path)))
+    for name in leftovers:
+        files.gfile.rename(os.path.join(directory, name), os.path.join(aside, name))
+    if good is not None:  # the state file lists what is left
+        tf.compat.v1.train.update_checkpoint_state(
+            directory, layout.checkpoint_prefix(run_dir, good),
+            [layout.checkpoint_prefix(run_dir, e) for e in range(good + 1)])
+    logging.warning("%s: set aside in %s: checkpoints of epochs %s%s (training resumes "
+                    "from epoch %s); delete that folder once the run is complete",
+                    run_dir, aside, later, f" and {leftovers}" if leftovers else "",
+                    "0" if good is None else good)
+    return good
+
+
+def _state_readable(directory: str) -> bool:
+    """Whether the CheckpointManager's state file in `directory` parses (TensorFlow
+    reads one that does not as no state, with a warning)."""
+    try:
+        return tf.train.get_checkpoint_state(directory) is not None
+    except Exception:  # noqa: BLE001: cut off or overwritten
+        return False
+
+
+def model_shape(run_dir: str) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of the run's model."""
+    config = layout.read_config(run_dir)
+    return tuple(config["input_shape"]), config["num_classes"]
+
+
+def load_arrays(run_dir: str, epoch: int | None = None,
+                trainable_only: bool = False) -> list[np.ndarray]:
+    """The weight arrays of `epoch` (the last if None; 0 = initialisation), in
+    `model.weights` order, or only the trainable ones."""
+    arrays, trainable, _ = _read_checkpoint(run_dir, epoch)
+    return [a for a, t in zip(arrays, trainable) if t or not trainable_only]
+
+
+def _read_checkpoint(run_dir: str, epoch: int | None
+                     ) -> tuple[list[np.ndarray], list[bool], list[np.ndarray | None]]:
+    """All weight arrays of `epoch` (the last if None), which are trainable, and each
+    one's posterior std (None where there is none)."""
+    epoch = _check_epoch(run_dir, epoch)
+    model = _restore(run_dir, epoch)
+    if flipout.is_variational(model):
+        weights = flipout.twin_weights(model)
+    else:
+        trainable = {id(w) for w in model.trainable_weights}
+        weights = [(w.name, w.numpy(), None, id(w) in trainable) for w in model.weights]
+    return ([value for _, value, _, _ in weights], [t for _, _, _, t in weights],
+            [std for _, _, std, _ in weights])
+
+
+def restore(run_dir: str, epoch: int | None = None):
+    """The run's model (a variational run's variational model) holding the weights of
+    the checkpoint of `epoch` (the last if None). The model object is shared by the
+    runs of one architecture: each call restores into it."""
+    epoch = _check_epoch(run_dir, epoch)
+    return _restore(run_dir, epoch)
+
+
+def _restore(run_dir: str, epoch: int):
+    """`restore` of an epoch already checked."""
+    config = layout.read_config(run_dir)
+    model = _reader(json.dumps({k: config.get(k) for k in (
+        "model", "method", "prior_stddev", "posterior_init_stddev", "seed",
+        *layout.DERIVED_FIELDS)}, sort_keys=True))
+    prefix = layout.checkpoint_prefix(run_dir, epoch)
+    try:
+        tf.train.Checkpoint(model=model).read(prefix).expect_partial()
+    except (tf.errors.OpError, ValueError, IndexError) as e:
+        raise files.CorruptFile(prefix, reason(e), _RETRAIN.format(run_dir=run_dir)) from None
+    return model
+
+
+_RETRAIN = ("re-run baselines/train.py with --output_dir={run_dir} and the run's flags: "
+            "it retrains from the newest checkpoint that verifies")
+
+
+@functools.lru_cache(maxsize=8)
+def _reader(architecture: str):
+    """A model to restore checkpoints of runs of one `architecture` (JSON of the
+    config fields that shape the model) into."""
+    spec = json.loads(architecture)
+    layers = None
+    if spec["method"] == "variational":
+        layers = models.Variational(spec["prior_stddev"], spec["posterior_init_stddev"],
+                                    num_train_examples=1, seed=spec["seed"])
+    return models.build(spec["model"], spec["input_shape"], spec["num_classes"],
+                        variational=layers)
+
+
+def load_posterior(run_dir: str, epoch: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A variational run's posterior mean and standard deviation (0 where a weight is
+    a point estimate) of every trainable weight, flat in `load_weights` order."""
+    if layout.method(run_dir) != "variational":
+        raise UserError(f"{run_dir} is a {layout.method(run_dir)} run and has no posterior; "
+                        f"pass a run trained with --method=variational")
+    arrays, trainable, stds = _read_checkpoint(run_dir, epoch)
+    trained = [(a, s) for a, t, s in zip(arrays, trainable, stds) if t]
+    return (flatten([a for a, _ in trained]),
+            flatten([np.zeros_like(a) if s is None else s for a, s in trained]))
+
+
+def load_weights(run_dir: str, epoch: int | None = None) -> np.ndarray:
+    """All trainable weights and biases of `epoch` as one flat float32 vector."""
+    return flatten(load_arrays(run_dir, epoch, trainable_only=True))
+
+
+def with_vector(run_dir: str, vector: np.ndarray, epoch: int | None = None
+                ) -> list[np.ndarray]:
+    """All weight arrays of `epoch` with the trainable ones replaced by the flat
+    `vector` (as `load_weights` orders them); non-trainable ones (batch-norm
+    statistics) stay those of `epoch`."""
+    arrays, trainable, _ = _read_checkpoint(run_dir, epoch)
+    shapes = [a.shape for a, t in zip(arrays, trainable) if t]
+    replacements = iter(unflatten(np.asarray(vector, np.float32), shapes))
+    return [next(replacements) if t else a for a, t in zip(arrays, trainable)]
+
+
+def flatten(arrays) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float32)
+
+
+def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
+    """Inverse of `flatten` for arrays of `shapes`."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    if sum(sizes) != vector.size:
+        raise ValueError(f"vector has {vector.size} values, shapes need {sum(sizes)}")
+    parts = np.split(vector, np.cumsum(sizes)[:-1])
+    return [p.reshape(s) for p, s in zip(parts, shapes)]
+
+
+def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (shift, scale) the run's inputs are normalised with (its model's first
+    weights, the `normalizer` layer's)."""
+    shift, scale = load_arrays(run_dir, 0)[:2]
+    return shift, scale
+

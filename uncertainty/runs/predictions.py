@@ -1,0 +1,231 @@
+"""The one way to get a function's predictions: logits on a split, nothing dropped
+(`predict`), cached on disk next to the run they belong to (`RunPredictions`)."""
+
+import hashlib
+import os
+import weakref
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
+
+from uncertainty import models
+from uncertainty.core import seeding
+from uncertainty.datasets import Dataset
+from uncertainty.infra import files
+from uncertainty.models.layers import Dropout
+from uncertainty.runs import checkpoints, layout
+
+
+def predict(model, data: Dataset, split: str, batch_size: int,
+            strategy: tf.distribute.Strategy | None = None) -> np.ndarray:
+    """Logits [N, C] (float32) of `model` (raw inputs in: it holds its preprocessing)
+    on every example of `split`, in order.
+
+    Batches are padded to `batch_size` and the padding masked out, so all N examples
+    are scored exactly once, also when `batch_size` does not divide N.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    batches = strategy.distribute_datasets_from_function(
+        lambda ctx: data.eval_pipeline(split, batch_size, input_context=ctx))
+    step = _predict_step(model, strategy)
+    outputs = [step(images, mask) for images, _, mask in batches]
+    logits = np.concatenate([z.numpy() for z, _ in outputs])
+    mask = np.concatenate([m.numpy() for _, m in outputs])
+    return logits[mask > 0]
+
+
+def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
+                         num_batches: int = 10, seed: int = 0) -> None:
+    """Recomputes every BatchNormalization layer's moving mean and variance as the
+    average over `num_batches` training batches of the current weights' activations
+    (needed after weights change, e.g. for subspace samples). The batches are the same
+    for every call (`seed`), so all functions get the same estimate procedure. No-op
+    without BN."""
+    layers = [l for l in model.submodules if isinstance(l, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    batch_size = min(batch_size, data.num_examples("train"))
+    steps = min(num_batches, data.num_examples("train") // batch_size)
+    batches = data.train_pipeline(batch_size, steps, seed, 0,
+                                  with_replacement=False)
+    for i, (images, _) in enumerate(batches):
+        for layer in layers:
+            layer.momentum = i / (i + 1)  # new = i/(i+1) old + 1/(i+1) batch: a running mean
+        model(images, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _predict_step(model, strategy):
+    """One traced prediction step per (model, strategy), reused across calls."""
+    steps = _STEPS.setdefault(model, {})
+    if strategy not in steps:
+        @tf.function
+        def step(images, mask):
+            logits = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
+                                  (images,))
+            return strategy.gather(logits, axis=0), strategy.gather(mask, axis=0)
+
+        steps[strategy] = step
+    return steps[strategy]
+
+
+class RunPredictions:
+    """Logits of one run's functions (its checkpoints, or any weight vector for its
+    model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npz` so that no
+    function is predicted twice on the same examples.
+
+    Each cache file stores, beside the logits, the identity of what made its rows: the
+    weights' content (checkpoint digest, or the caller's identity of a vector), the
+    dataset, its source and generator version, the split, the example selection
+    (validation and training examples), the run's preprocessing and how batch-norm
+    statistics were set. A file whose identity differs, or that cannot be read, is
+    recomputed (with a log line saying why). The model is built only when something is
+    not cached yet.
+    """
+
+    def __init__(self, run_dir: str, batch_size: int = 500,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.run_dir = run_dir
+        self.config = layout.read_config(run_dir)
+        self.batch_size = batch_size
+        self.strategy = strategy  # None: the strategy in scope when predicting
+        self._models = {}  # dropout rate (0: none active) -> model
+        self._digests = {}  # epoch -> checkpoint digest, read once per instance
+        self.counts = {"computed": 0, "from_cache": 0}
+        self._normalizer_digest = hashlib.sha1(b"".join(
+            np.ascontiguousarray(a).tobytes() for a in checkpoints.read_normalizer(run_dir)
+        )).hexdigest()
+
+    def cache_path(self, data: Dataset, split: str, key: str) -> str:
+        """Where the logits of function `key` on `split` of `data` live."""
+        return os.path.join(self.run_dir, "predictions", data.name.replace("/", "__"),
+                            split, f"{key}.npz")
+
+    def checkpoint(self, data: Dataset, split: str, epoch: int | None = None,
+                   bn_data: Dataset | None = None) -> np.ndarray:
+        """Logits of the checkpoint of `epoch` (last if None, 0 = initial); with
+        `bn_data`, batch-norm statistics re-estimated on its training split instead of
+        the checkpoint's own."""
+        if epoch is None:
+            epoch = checkpoints.epochs(self.run_dir)[-1]
+        key = layout.checkpoint_name(epoch)
+        if bn_data is not None:
+            key += "_bn_reestimated"
+        identity = {"checkpoint": epoch, "digest": self._checkpoint_digest(epoch)}
+        return self._cached(data, split, key, identity,
+                            lambda: checkpoints.load_arrays(self.run_dir, epoch), bn_data)
+
+    def vector(self, data: Dataset, split: str, key: str, vector, identity: dict,
+               base_epoch: int | None = None, bn_data: Dataset | None = None
+               ) -> np.ndarray:
+        """Logits of the run's model with the flat trainable `vector` (as
+        `checkpoints.load_weights` orders it; or a function returning it, called only if
+        not cached), cached under `key`. `identity` must determine the vector (e.g. a
+        sample's parameters and the digests of the checkpoints it came from).
+        Batch-norm statistics are re-estimated on `bn_data`'s training split when it is
+        given (they belong to other weights otherwise), else taken from `base_epoch`."""
+        if base_epoch is None:
+            base_epoch = checkpoints.epochs(self.run_dir)[-1]
+        identity = {**identity, "base_epoch": base_epoch,
+                    "base_digest": self._checkpoint_digest(base_epoch)}
+        return self._cached(data, split, key, identity, lambda: checkpoints.with_vector(
+            self.run_dir, vector() if callable(vector) else vector, base_epoch), bn_data)
+
+    def mc_dropout(self, data: Dataset, split: str, key: str, rate: float, seed: int,
+                   identity: dict, epoch: int | None = None,
+                   bn_data: Dataset | None = None) -> np.ndarray:
+        """Logits of one MC-dropout pass (Gal & Ghahramani 2016): the checkpoint of
+        `epoch` (last if None) with its dropout layers active on the activations at
+        `rate`, the masks drawn from `seed` (each layer its own stream). Masks follow
+        the batches, so the batch size and replica count are part of the cache key."""
+        if epoch is None:
+            epoch = checkpoints.epochs(self.run_dir)[-1]
+        replicas = (self.strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+        identity = {**identity, "mc_dropout": {"rate": rate, "seed": seed,
+                                               "batch_size": self.batch_size,
+                                               "replicas": replicas},
+                    "base_epoch": epoch, "base_digest": self._checkpoint_digest(epoch)}
+        return self._cached(data, split, key, identity,
+                            lambda: checkpoints.load_arrays(self.run_dir, epoch), bn_data,
+                            dropout=(rate, seed))
+
+    def uncached(self, data: Dataset, split: str, vector: np.ndarray,
+                 bn_data: Dataset | None = None) -> np.ndarray:
+        """Like `vector`, but computed every time and never stored: for the many
+        one-off functions of a weight-space cross-section."""
+        return self._compute(data, split, lambda: checkpoints.with_vector(
+            self.run_dir, vector), bn_data)
+
+    def _checkpoint_digest(self, epoch: int) -> str:
+        """The checkpoint's content digest, hashed once per instance rather than on
+        every lookup (a study asks for the base checkpoint's thousands of times)."""
+        if epoch not in self._digests:
+            self._digests[epoch] = checkpoints.checkpoint_digest(self.run_dir, epoch)
+        return self._digests[epoch]
+
+    def _identity(self, data, split, function, bn_data) -> dict:
+        return {"function": function, "data": data.identity(split),
+                "normalizer": self._normalizer_digest,
+                "batchnorm": None if bn_data is None else bn_data.identity("train")}
+
+    def _cached(self, data, split, key, function, arrays_fn, bn_data, dropout=None
+                ) -> np.ndarray:
+        path = self.cache_path(data, split, key)
+        identity = files.digest(self._identity(data, split, function, bn_data))
+        logits, reason = self._read(path, identity, data.num_examples(split))
+        if logits is not None:
+            self.counts["from_cache"] += 1
+            return logits
+        logging.info("predicting %s %s on %s %s (%d examples): %s", self.run_dir, key,
+                     data.name, split, data.num_examples(split), reason)
+        logits = self._compute(data, split, arrays_fn, bn_data, dropout)
+        files.write_npz(path, logits=logits, identity=identity)
+        return logits
+
+    @staticmethod
+    def _read(path: str, identity: str, num_examples: int
+              ) -> tuple[np.ndarray | None, str]:
+        """The cached logits at `path`, or None and why they cannot be used."""
+        if not files.exists(path):
+            return None, "not cached yet"
+        saved = files.read_npz_if_intact(path)
+        if saved is None or "logits" not in saved:
+            return None, "the cache file is damaged"
+        if str(saved.get("identity")) != identity:
+            return None, "cached for other weights, data or preprocessing"
+        logits = saved["logits"]
+        if len(logits) != num_examples:
+            return None, "cached rows do not match the examples"
+        return logits, ""
+
+    def _compute(self, data, split, arrays_fn, bn_data, dropout=None) -> np.ndarray:
+        """Logits of the weights `arrays_fn()`; with `dropout` = (rate, seed), one
+        MC-dropout pass."""
+        model = self._get_model(data, *(dropout or ()))
+        model.set_weights(arrays_fn())
+        if bn_data is not None:
+            reestimate_batchnorm(model, bn_data)
+        self.counts["computed"] += 1
+        return predict(model, data, split, self.batch_size, self.strategy)
+
+    def _get_model(self, data: Dataset, rate: float = 0.0, seed: int | None = None):
+        """The run's deterministic network (the twin of a variational run); with a
+        dropout `rate`, one whose dropout stays on, reseeded from `seed`."""
+        if rate not in self._models:
+            with (self.strategy or tf.distribute.get_strategy()).scope():
+                self._models[rate] = models.build(
+                    self.config["model"], data.input_shape, data.num_classes,
+                    dropout_rate=rate, mc_dropout=bool(rate))
+        model = self._models[rate]
+        if rate:
+            layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
+            for i, layer in enumerate(layers):
+                layer.reseed(seeding.integer(seed, "mc_dropout_layer", i))
+        return model

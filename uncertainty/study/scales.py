@@ -1,0 +1,167 @@
+"""The named scales of the one-command reproduction (`baselines/reproduce.py`) and the
+stages each runs: which runs to train and which analyses to run on them, as the
+command lines of the project's own binaries.
+
+A scale fixes the dataset, the model, how many runs and how large every analysis is.
+`quickstart`, `mnist1d` and `fmnist` (the default) run on a 2-core CPU; the `cifar10_*`
+scales are the paper's studies (the paper's recipes and sample counts) for machines with
+the data and an accelerator; `tiny` is the smoke test.
+"""
+
+import dataclasses
+import os
+import sys
+
+from uncertainty.samplers import catalog
+
+PAPER_METHODS = ",".join(catalog.PAPER_METHODS)
+_PLANE_METHODS = ",".join(m for m in catalog.PAPER_METHODS if m != "weight_average")
+# CPU networks (weight norm ~10): scales at which samples keep their run's accuracy
+# within ~1-2 points, and plane scales that cover chance to the base's accuracy (README).
+_CPU_ENSEMBLE_SCALES = ("--random_scale=2", "--dropout_scale=0.02",
+                        "--diagonal_gaussian_scale=0.4", "--low_rank_gaussian_scale=0.4")
+_CPU_PLANE_SCALES = (f"--uniform_scales={_PLANE_METHODS}", "--dropout_scale=0.5")
+# The paper's ensemble rule on CIFAR-10: random 10U, kept at validation accuracy >= 0.70.
+_PAPER_ENSEMBLE_SCALES = ("--random_scale=10", "--accept_threshold=0.70")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One study. train_flags go to every train.py call; plane/ensemble_scales to the
+    subspace.py calls; corruptions to ensemble.py (--corruptions); variational_runs
+    trains that many variational (TFP) runs beside the deterministic ones."""
+    description: str
+    dataset: str
+    model: str
+    num_runs: int = 5
+    train_flags: tuple = ()
+    num_checkpoints: int = catalog.NUM_CHECKPOINTS
+    subspace_flags: tuple = ()
+    plane_samples: int = 40
+    plane_scales: tuple = _CPU_PLANE_SCALES
+    ensemble_samples: int = 5
+    ensemble_scales: tuple = _CPU_ENSEMBLE_SCALES
+    posterior_samples: int = 10
+    corruptions: str = "all"
+    grid_points: int = 21
+    path_points: int = 21
+    connect_epochs: int = 10
+    variational_runs: int = 0
+    accelerator: bool = False  # the paper's scales: GPU/TPU and data the user provides
+
+
+SCALES = {
+    "tiny": Scale(
+        "smoke test: 2 MNIST-1D runs of 3 epochs on 1,000 signals, every analysis at its "
+        "smallest", "mnist1d", "cnn1d", num_runs=2,
+        train_flags=("--train_epochs=3", "--train_examples=1000"), num_checkpoints=3,
+        subspace_flags=("--rank=2",),
+        plane_samples=3, ensemble_samples=2, posterior_samples=2,
+        corruptions="gaussian_noise", grid_points=4, path_points=4, connect_epochs=1,
+        variational_runs=2),
+    "quickstart": Scale(
+        "CNN-1D on MNIST-1D, 3 runs of the full recipe (30 epochs), every analysis at "
+        "its smallest useful size", "mnist1d", "cnn1d", num_runs=3, plane_samples=10,
+        ensemble_samples=3, posterior_samples=3, corruptions="gaussian_noise,shift",
+        grid_points=11, path_points=11, connect_epochs=5),
+    "mnist1d": Scale(
+        "CNN-1D on MNIST-1D, 5 runs of the full recipe (30 epochs) and 2 variational "
+        "ones, every analysis at full size", "mnist1d", "cnn1d", variational_runs=2),
+    "fmnist": Scale(
+        "SmallCNN on Fashion-MNIST, 5 runs of the paper's SmallCNN recipe (10 epochs), "
+        "every analysis at CPU size", "fashion_mnist", "small_cnn", plane_samples=20,
+        ensemble_samples=2, corruptions="gaussian_noise,contrast,zoom_blur",
+        posterior_samples=5, grid_points=13, path_points=13, connect_epochs=5),
+    "cifar10_small_cnn": Scale(
+        "the paper's SmallCNN on CIFAR-10 (10 epochs), samples and CIFAR-10-C at the "
+        "paper's size", "cifar10", "small_cnn", plane_scales=(), ensemble_samples=30,
+        ensemble_scales=_PAPER_ENSEMBLE_SCALES, accelerator=True),
+    "cifar10_medium_cnn": Scale(
+        "the paper's MediumCNN on CIFAR-10 (40 epochs; the authors' notebook), samples "
+        "and CIFAR-10-C at the paper's size", "cifar10", "medium_cnn", plane_scales=(),
+        ensemble_samples=30, ensemble_scales=_PAPER_ENSEMBLE_SCALES, variational_runs=5,
+        accelerator=True),
+    "cifar10_resnet20": Scale(
+        "the paper's ResNet20v1 on CIFAR-10 (200 epochs), samples (batch-norm statistics "
+        "re-estimated) and CIFAR-10-C at the paper's size", "cifar10", "resnet20_v1",
+        plane_scales=(), ensemble_samples=30, ensemble_scales=_PAPER_ENSEMBLE_SCALES,
+        accelerator=True),
+}
+DEFAULT = "fmnist"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One step of a study: a binary of baselines/ and its flags."""
+    name: str
+    binary: str
+    flags: tuple
+
+    def command(self) -> list[str]:
+        """The command line, run by this interpreter."""
+        return [sys.executable, os.path.join(_BASELINES, f"{self.binary}.py"), *self.flags]
+
+
+# baselines/ beside the uncertainty package (three levels above this file)
+_BASELINES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "baselines")
+
+
+def analysis_dir(root: str, name: str) -> str:
+    """Where the study at `root` writes analysis `name` (e.g. "cross_section/random")."""
+    return os.path.join(root, "analyses", name)
+
+
+def run_dirs(scale: Scale, root: str) -> tuple[str, str]:
+    """The folders of the deterministic and the variational runs."""
+    runs = os.path.join(root, "runs")
+    return (os.path.join(runs, scale.model), os.path.join(runs, f"{scale.model}_variational"))
+
+
+def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
+    """Every stage of `scale`'s study under `root`, in order; `extra` flags (strategy,
+    data location) go to every binary."""
+    det, vi = run_dirs(scale, root)
+
+    def call(name, binary, *args):
+        return Stage(name, binary, (*args, *extra))
+
+    train = [f"--dataset={scale.dataset}", f"--model={scale.model}", *scale.train_flags]
+    out = [call(f"train/seed{i}", "train", *train, f"--seed={i}",
+                f"--output_dir={det}/seed{i}") for i in range(scale.num_runs)]
+    out += [call(f"train/variational_seed{i}", "train", *train, "--method=variational",
+                 f"--seed={i}", f"--output_dir={vi}/seed{i}")
+            for i in range(scale.variational_runs)]
+    samples = analysis_dir(root, "ensemble_samples")
+    checkpoints = (f"--num_checkpoints={scale.num_checkpoints}", *scale.subspace_flags)
+    out.append(call("similarity", "similarity", f"--runs={det}", "--split=test",
+                    f"--tsne_runs={min(3, scale.num_runs)}",
+                    f"--output_dir={analysis_dir(root, 'similarity')}"))
+    out.append(call("plane", "subspace", f"--base_run={det}/seed0", f"--other_runs={det}",
+                    f"--methods={_PLANE_METHODS},mc_dropout", "--preset=plane",
+                    *scale.plane_scales, f"--num_samples={scale.plane_samples}",
+                    *checkpoints, "--split=test", "--tsne",
+                    f"--output_dir={analysis_dir(root, 'plane')}"))
+    out += [call(f"ensemble_samples/seed{i}", "subspace", f"--base_run={det}/seed{i}",
+                 f"--methods={PAPER_METHODS}", "--preset=ensemble", *scale.ensemble_scales,
+                 f"--num_samples={scale.ensemble_samples}", *checkpoints,
+                 f"--output_dir={samples}/seed{i}")
+            for i in range(scale.num_runs)]
+    shift = [f"--corruptions={scale.corruptions}",
+             f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
+    out.append(call("ensemble", "ensemble", f"--runs={det}",
+                    f"--subspace_dir={samples}",
+                    f"--methods={PAPER_METHODS},mc_dropout", *shift,
+                    f"--output_dir={analysis_dir(root, 'ensemble')}"))
+    if scale.variational_runs:
+        out.append(call("ensemble_variational", "ensemble", f"--runs={vi}", *shift,
+                        f"--output_dir={analysis_dir(root, 'ensemble_variational')}"))
+    pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
+            f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
+    for plane in ("independent", "trajectory", "random"):
+        connect = ("--connect", f"--connect_epochs={scale.connect_epochs}") if (
+            plane == "independent") else ()
+        out.append(call(f"cross_section/{plane}", "cross_section", *pair, f"--plane={plane}",
+                        *connect, f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}"))
+    return out
