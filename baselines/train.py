@@ -43,6 +43,7 @@ from uncertainty.cli import app, common_flags
 from uncertainty.datasets import PREPROCESSING
 from uncertainty.infra import distribute, files, locks
 from uncertainty.infra.errors import UserError
+from uncertainty.models import flipout
 from uncertainty.runs import layout
 from uncertainty.runs.layout import RUNTIME_FIELDS
 from uncertainty.train import recipes, train_config, trainer
@@ -82,10 +83,16 @@ flags.DEFINE_integer("steps_per_loop", train_config.STEPS_PER_LOOP,
                      "it, and it may change on resume).")
 flags.DEFINE_enum("method", None, list(recipes.METHODS),
                   "deterministic (default) or variational (TFP Flipout, mean-field).")
-flags.DEFINE_float("prior_stddev", None, "Variational: std of the N(0, s^2) weight prior "
-                   "(recipe 0.1, uncertainty-baselines').")
+flags.DEFINE_enum("prior", None, list(flipout.PRIORS), "Variational: the weight "
+                  "prior, N(posterior mean, s^2) (tied_mean: only the posterior's std is "
+                  "penalised; recipe, uncertainty-baselines') or N(0, s^2) (zero_mean).")
+flags.DEFINE_float("prior_stddev", None, "Variational: the prior's std s (recipe 0.1, "
+                   "uncertainty-baselines').")
+flags.DEFINE_float("variational_l2", None, "Variational: L2 coefficient on the biases and "
+                   "batch-norm parameters, which stay point estimates (recipe 4e-4, "
+                   "uncertainty-baselines').")
 flags.DEFINE_float("posterior_init_stddev", None, "Variational: the posterior std every "
-                   "weight starts with (recipe 1e-3).")
+                   "weight starts near (recipe 1e-3; jittered as uncertainty-baselines').")
 flags.DEFINE_integer("kl_annealing_epochs", None, "Variational: epochs over which the KL "
                      "term's weight rises linearly to 1 (recipe: 80% of the epochs).")
 common_flags.define_posterior_samples_flag()
@@ -140,6 +147,8 @@ def resolve_config() -> TrainConfig:
                                   f"{config.prior_stddev}"),
         (config.posterior_init_stddev > 0, f"--posterior_init_stddev must be positive, "
                                            f"got {config.posterior_init_stddev}"),
+        (config.variational_l2 >= 0, f"--variational_l2 must be >= 0, got "
+                                     f"{config.variational_l2}"),
         (config.kl_annealing_epochs >= 0, "--kl_annealing_epochs must be >= 0 (0: no "
                                           "annealing)"),
         (config.num_posterior_samples > 0, f"--num_posterior_samples must be positive, "

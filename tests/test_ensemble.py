@@ -201,9 +201,12 @@ def test_published_lookup_reads_the_right_names():
         "4": {"test/nll_mean_corrupted": 0.8, "test/nll_mean_corrupted_all": 0.9},
         "all": {"test/js_divergence": 0.27, "test/js_divergence_mean_all_5": 0.37}}}
 
+    result = {"metrics": values, "method": "deterministic",
+              "subspace_samples_per_run": {"mc_dropout": 10}}
+
     def one(**match):
         [entry] = published.entries(**match)
-        return shift_report.lookup(values, entry)
+        return shift_report.lookup(result, entry)[:2]
 
     assert one(source="fort2019", method="independent", ensemble_size=2, intensity=5,
                metric="accuracy") == (0.56, "test/accuracy_mean_all_5")
@@ -220,9 +223,38 @@ def test_published_lookup_reads_the_right_names():
         None, "test/js_divergence")
 
 
+def test_published_comparison_flags_a_different_quantity():
+    """UB's MC dropout predictive averages 30 passes and its corrupted VI numbers 5
+    draws: a row is flagged when ours averages another number, and UB's deterministic
+    rows are flagged against a variational study's posterior means."""
+    def rows(method, samples):
+        result = {"metrics": {}, "method": method, "model": "small_cnn",
+                  "dataset": "fashion_mnist", "subspace_samples_per_run": samples}
+        return {(r["source"], r["method"], r["intensity"], r["metric"]): r
+                for r in shift_report.compare_published(result)}
+
+    found = rows("deterministic", {"mc_dropout": 30})
+    ub = "uncertainty_baselines"
+    assert found[ub, "independent+mc_dropout", 0, "nll"]["same_quantity"]
+    assert found[ub, "independent", 0, "nll"]["same_quantity"]
+    assert found[ub, "variational", 0, "nll"]["same_quantity"]  # one draw, both
+    corrupted = found[ub, "variational", "mean_corrupted", "nll"]
+    assert not corrupted["same_quantity"]
+    assert corrupted["quantity_differs"] == {"draws": [5, 1]}
+    found = rows("variational", {"mc_dropout": 10, "variational": 10})
+    assert found[ub, "independent+mc_dropout", 0, "nll"]["quantity_differs"] == {
+        "draws": [30, 10]}
+    assert found[ub, "independent", 0, "nll"]["quantity_differs"] == {
+        "networks": ["deterministic", "posterior means"]}
+    table = published.format_table(list(found.values()))
+    assert "QUANTITY DIFFERS on rows marked *" in table
+    assert "(draws: 30 vs 10)" in table and "(networks: deterministic vs posterior means)" \
+        in table
+
+
 def test_published_comparison_states_a_different_setting():
     rows = published.compare(
-        lambda e: (0.5 if e["metric"] == "accuracy" else None, "name"), "small_cnn",
+        lambda e: (0.5 if e["metric"] == "accuracy" else None, "name", {}), "small_cnn",
         "fashion_mnist")
     assert rows and not any(r["same_setting"] for r in rows)
     assert {r["metric"] for r in rows} == {"accuracy", "brier", "nll", "ece",
@@ -231,7 +263,7 @@ def test_published_comparison_states_a_different_setting():
     table = published.format_table(rows)
     assert table.startswith("SETTING DIFFERS: ours is small_cnn on fashion_mnist")
     assert "0.769-0.773" in table  # the 5-ensemble's published clean accuracy
-    same = published.compare(lambda e: (None, "name"), "medium_cnn", "cifar10")
+    same = published.compare(lambda e: (None, "name", {}), "medium_cnn", "cifar10")
     assert any(r["same_setting"] for r in same)
 
 
@@ -451,8 +483,9 @@ def test_mock_cifar10_c_end_to_end(tmp_path):
     assert sorted(result["ood"]) == ["cifar100", "svhn_cropped"]
     found = result["ood"]["svhn_cropped"]
     assert found["dataset"] == "svhn_cropped" and found["num_examples"] == 40
-    assert {"ood/auroc_max_probability", "ood/auprc_in_entropy",
-            "ood/fpr_at_95_tpr_mutual_information"} <= set(
+    assert {"ood/svhn_cropped_auroc", "ood/svhn_cropped_auprc",
+            "ood/svhn_cropped_(1-fpr)@95tpr", "ood/svhn_cropped_entropy_auprc_in",
+            "ood/svhn_cropped_mutual_information_fpr_at_95_in_recall"} <= set(
                 found["metrics"]["independent"]["2"])
     assert set(found["js_divergence"]["independent"]) == {"in_distribution",
                                                           "out_of_distribution"}

@@ -31,9 +31,13 @@ ensemble_binary = load_binary("ensemble")
 flags.FLAGS(["pytest"])
 
 
-def test_kl_of_a_flipout_layer_is_the_analytic_normal_kl_over_n():
-    prior, n = 0.3, 7
-    layer = Variational(prior, 0.05, n).dense(2, name="dense")
+@pytest.mark.parametrize("prior", ["tied_mean", "zero_mean"])
+def test_kl_of_a_flipout_layer_is_the_analytic_normal_kl_over_n(prior):
+    """KL(N(mu, sigma^2) || prior) / N per kernel weight, against numpy: the tied-mean
+    prior N(mu, s^2) (uncertainty-baselines') penalises sigma only; the zero-mean prior
+    N(0, s^2) adds mu^2 / (2 s^2)."""
+    stddev, n = 0.3, 7
+    layer = Variational(stddev, 0.05, n, prior=prior).dense(2, name="dense")
     layer.build((None, 3))
     rng = np.random.default_rng(0)
     mu, rho = rng.normal(size=(3, 2)), rng.normal(-2, 0.5, size=(3, 2))
@@ -42,9 +46,56 @@ def test_kl_of_a_flipout_layer_is_the_analytic_normal_kl_over_n():
     tf.nest.flatten(posterior.scale.pretransformed_input)[0].assign(rho.astype(np.float32))
     layer(np.ones((4, 3), np.float32))
     sigma = np.log1p(np.exp(rho)) + np.finfo(np.float32).eps  # TFP's softplus scale
-    kl = np.sum(np.log(prior / sigma) + (sigma ** 2 + mu ** 2) / (2 * prior ** 2) - 0.5)
+    mean_term = mu ** 2 if prior == "zero_mean" else 0.0
+    kl = np.sum(np.log(stddev / sigma) + (sigma ** 2 + mean_term) / (2 * stddev ** 2) - 0.5)
     assert len(layer.losses) == 1  # the bias is a point estimate: no KL
     np.testing.assert_allclose(float(layer.losses[0]) * n, kl, rtol=1e-5)
+
+
+def test_posterior_stddevs_start_jittered_around_the_initial_value():
+    """uncertainty-baselines' initialiser: rho ~ TruncatedNormal(softplus^-1(1e-3), 0.1),
+    so sigma starts near 1e-3, within its two-std truncation, and not all equal."""
+    layer = Variational(0.1, 1e-3, 100, seed=3).dense(50, name="dense")
+    layer.build((None, 40))
+    rho = tf.nest.flatten(
+        layer.kernel_posterior.distribution.scale.pretransformed_input)[0].numpy()
+    centre = np.log(np.expm1(1e-3))
+    assert abs(rho.mean() - centre) < 0.01 and 0.07 < rho.std() < 0.1
+    assert np.all(np.abs(rho - centre) <= 0.2 + 1e-6)
+
+
+def test_training_adds_the_point_estimates_l2_unannealed_to_the_annealed_kl():
+    """One step at learning rate 0: the regularisation term is the KL / N annealed
+    by 1/10 (step 1 of 10) plus 0.5 x the sum of the squared biases (the Flipout
+    layers' point estimates), not annealed, against numpy on the same weights."""
+    from uncertainty.train import loop
+    from uncertainty.models.flipout import point_estimates
+
+    model = models.build("cnn1d", (40, 1), 10, variational=Variational(0.1, 1e-2, 50))
+    for v in point_estimates(model):  # non-zero biases, so their L2 counts
+        v.assign(np.full(v.shape, 0.3, np.float32))
+    assert {v.name.split("/")[-1] for v in point_estimates(model)} == {
+        "bias_posterior_loc:0"}
+    strategy = tf.distribute.get_strategy()
+    step = loop._make_train_loop(model, loop.make_optimizer("adam", 0.0), strategy, 4,
+                                 annealing_steps=10, point_l2=0.5)
+    batch = tf.data.Dataset.from_tensors((np.ones((4, 40, 1), np.float32),
+                                          np.zeros(4, np.int64))).repeat()
+    iterator = iter(strategy.experimental_distribute_dataset(batch))
+    *sums, bad, _ = [float(v) for v in step(iterator, tf.constant(1), tf.constant([0.0]),
+                                            tf.constant(np.inf, tf.float64))]
+    sigma = np.concatenate([  # the tied-mean KL / N, from the posteriors' stds
+        tf.convert_to_tensor(layer.kernel_posterior.distribution.scale).numpy().ravel()
+        for layer in model.layers if hasattr(layer, "kernel_posterior")]).astype(np.float64)
+    kl = np.sum(np.log(0.1 / sigma) + sigma ** 2 / (2 * 0.1 ** 2) - 0.5) / 50
+    l2 = sum(float(np.sum(np.square(v.numpy()))) for v in point_estimates(model))
+    assert bad == -1 and l2 > 0
+    assert sums[2] == pytest.approx(kl / 10 + 0.5 * l2, rel=1e-5)
+
+
+def test_unknown_prior_is_refused():
+    with pytest.raises(ValueError, match="unknown prior 'laplace'"):
+        Variational(0.1, 1e-3, 10, prior="laplace")
 
 
 @pytest.mark.parametrize("name,shape", [("small_cnn", (28, 28, 1)), ("cnn1d", (40, 1)),

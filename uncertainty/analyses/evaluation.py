@@ -5,9 +5,10 @@ Names follow uncertainty-baselines (`core.names`): test/accuracy,
 test/negative_log_likelihood, test/ece, test/brier on the clean test set;
 test/<m>_<type>_<intensity> per corrupted set and the corrupted means
 test/<m>_mean_corrupted(_all); and, on the paired out-of-distribution set (CIFAR ->
-SVHN and CIFAR-100, ...), the OOD-detection metrics of the maximum softmax
-probability (`ood`): ood/<dataset>/auroc, .../auprc_in, .../auprc_out,
-.../fpr_at_95_tpr. Predictions go through the run's cache (`RunPredictions`).
+SVHN and CIFAR-100, ...), out-of-distribution detection (`core.ood`):
+uncertainty-baselines' ood/<dataset>_auroc, ood/<dataset>_auprc and
+ood/<dataset>_(1-fpr)@95tpr, and the exact metrics of each score beside them.
+Predictions go through the run's cache (`RunPredictions`).
 """
 
 from typing import Callable
@@ -17,7 +18,7 @@ from absl import logging
 from uncertainty import datasets
 from uncertainty.analyses import shift
 from uncertainty.core import ensemble, names
-from uncertainty.core.ood import evaluate as detect_ood
+from uncertainty.core import ood as detection
 from uncertainty.datasets import Dataset
 from uncertainty.infra import progress
 from uncertainty.infra.errors import UserError
@@ -66,9 +67,7 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
             scores.update(names.aggregate_corrupted(scores, metric, kinds, levels))
         for name, outlier in outliers.items():
             outside = predictor.checkpoint(outlier, "test", epoch)
-            found = detect_ood(logits[config["dataset"]], outside)["max_probability"]
-            scores.update({metric.replace("ood/", f"ood/{name}/"): value
-                           for metric, value in found.items()})
+            scores.update(detection.evaluate(logits[config["dataset"]], outside, name))
         results[epoch] = scores
     meter.close()
     return results

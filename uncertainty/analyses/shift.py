@@ -245,8 +245,8 @@ def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: in
     examples, on which their logits are `inside` (`Functions.logits`), by
     `ensemble.score_ood`; and the sets' JS divergence on both."""
     logging.info("out-of-distribution detection against %s", outlier.name)
-    tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), size,
-                                        options.max_subsets, options.seed)
+    tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), outlier.name,
+                                        size, options.max_subsets, options.seed)
     js_in = ensemble.js_divergences(*inside)
     return {"dataset": outlier.name, "num_examples": outlier.num_examples("test"),
             "metrics": {name: {str(k): v for k, v in table.items()}
@@ -259,9 +259,11 @@ def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: in
 def summarize_ood(found: dict, size: int) -> dict:
     """The paper's point off distribution: independent runs disagree more on
     out-of-distribution inputs than on their own test set, and more than the other
-    sets; their `size`-ensemble's AUROC against a single model's."""
+    sets; their `size`-ensemble's AUROC (uncertainty-baselines') against a single
+    model's."""
     js = found["js_divergence"]
     independent = found["metrics"]["independent"]
+    auroc = names.ood_key(found["dataset"], "auroc")
     return {
         "js_higher_out_of_distribution": {name: bool(v["out_of_distribution"] >
                                                      v["in_distribution"])
@@ -269,9 +271,7 @@ def summarize_ood(found: dict, size: int) -> dict:
         "js_independent_largest_out_of_distribution": bool(all(
             js["independent"]["out_of_distribution"] > v["out_of_distribution"]
             for name, v in js.items() if name != "independent")),
-        "auroc_max_probability": {"1": independent["1"]["ood/auroc_max_probability"],
-                                  str(size): independent[str(size)][
-                                      "ood/auroc_max_probability"]},
+        "auroc": {"1": independent["1"][auroc], str(size): independent[str(size)][auroc]},
     }
 
 

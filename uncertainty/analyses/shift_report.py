@@ -8,21 +8,34 @@ from uncertainty.core import names, published
 FIGURE_SIZES = (1, 2, 5)
 
 
-def lookup(values: dict, entry: dict) -> tuple[float | None, str]:
-    """Our number for a published entry and its name: the same set of functions,
-    ensemble size (JS: the whole set), and intensity (0: clean), or the entry's
-    corrupted mean (its "corruptions": standard or all types)."""
-    metric, intensity = entry["metric"], entry["intensity"]
+def lookup(result: dict, entry: dict) -> tuple[float | None, str, dict]:
+    """Our number for a published entry, its name and what it is: the same set of
+    functions, ensemble size (JS: the whole set), and intensity (0: clean), or the
+    entry's corrupted mean (its "corruptions": standard or all types). What it is:
+    "draws", the posterior draws or dropout passes each prediction averages (1 for a
+    set of single draws; a run's `subspace_samples_per_run` for its predictive,
+    independent+<method> at k=1), and "networks" of the independent runs
+    (deterministic, or a variational study's posterior means)."""
+    metric, intensity, method = entry["metric"], entry["intensity"], entry["method"]
     size = "all" if metric == "js_divergence" else str(entry.get("ensemble_size"))
     key = (names.metric_key(metric) if intensity == 0 else names.mean_key(
         metric, None if intensity == "mean_corrupted" else intensity, entry["corruptions"]))
-    return values.get(entry["method"], {}).get(size, {}).get(key), key
+    quantity = {}
+    if method in ("mc_dropout", "variational"):
+        quantity["draws"] = 1
+    elif method.startswith("independent+") and size == "1":
+        quantity["draws"] = result.get("subspace_samples_per_run", {}).get(
+            method.partition("+")[2])
+    elif method == "independent":
+        quantity["networks"] = ("posterior means" if result.get("method") == "variational"
+                                else "deterministic")
+    return result["metrics"].get(method, {}).get(size, {}).get(key), key, quantity
 
 
 def compare_published(result: dict) -> list[dict]:
     """The published numbers next to ours (`published.compare`)."""
-    return published.compare(lambda entry: lookup(result["metrics"], entry),
-                             result["model"], result["dataset"])
+    return published.compare(lambda entry: lookup(result, entry), result["model"],
+                             result["dataset"])
 
 
 def table(result: dict) -> str:
@@ -53,18 +66,20 @@ def table(result: dict) -> str:
 
 def ood_table(result: dict) -> str:
     """Out-of-distribution detection of every set of functions, single member and the
-    largest ensemble: AUROC of each score, FPR at 95% TPR of the maximum probability,
-    and the set's JS divergence in and out of distribution."""
+    largest ensemble: uncertainty-baselines' AUROC, AUPRC and (1-FPR)@95%TPR, the exact
+    AUROC of the entropy and the mutual information, and the set's JS divergence in
+    and out of distribution."""
     largest = result["max_ensemble_size"]
-    names = [("auroc msp", "ood/auroc_max_probability"),
-             ("auroc ent", "ood/auroc_entropy"),
-             ("auroc mi", "ood/auroc_mutual_information"),
-             ("fpr95 msp", "ood/fpr_at_95_tpr_max_probability")]
     lines = []
     for outlier, found in result["ood"].items():
+        columns = [("auroc", names.ood_key(outlier, "auroc")),
+                   ("auprc", names.ood_key(outlier, "auprc")),
+                   ("1-fpr@95", names.ood_key(outlier, "(1-fpr)@95tpr")),
+                   ("auroc ent", names.ood_key(outlier, "auroc", "entropy")),
+                   ("auroc mi", names.ood_key(outlier, "auroc", "mutual_information"))]
         lines += [""] if lines else []
         lines += [f"{result['dataset']} vs {outlier} (out of distribution)",
-                  f"{'set of functions':<30}{'k':>3}" + "".join(f"{n:>11}" for n, _ in names)
+                  f"{'set of functions':<30}{'k':>3}" + "".join(f"{n:>11}" for n, _ in columns)
                   + f"{'js in':>9}{'js out':>9}"]
         for name, by_size in found["metrics"].items():
             js = found["js_divergence"].get(name)
@@ -73,7 +88,7 @@ def ood_table(result: dict) -> str:
                 if entry is None:
                     continue
                 cells = "".join(f"{entry[key]:>11.4f}" if key in entry else f"{'-':>11}"
-                                for _, key in names)
+                                for _, key in columns)
                 spread = (f"{js['in_distribution']:>9.4f}"
                           f"{js['out_of_distribution']:>9.4f}" if js and k == largest else "")
                 lines.append(f"{name:<30}{k:>3}{cells}{spread}")

@@ -70,12 +70,13 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
         js_divergences(independent, trajectory, samples))
 
 
-def score_ood(inside: tuple, outside: tuple, max_size: int | None = None,
+def score_ood(inside: tuple, outside: tuple, dataset: str, max_size: int | None = None,
               max_subsets: int | None = None, seed: int = 0) -> tuple[dict, dict]:
     """The sets of functions of `score` detecting out-of-distribution examples:
     `inside` and `outside` are `score`'s (independent, trajectory, samples) logits on
-    the in- and out-of-distribution test sets. Returns ({name: {size: {"<ood metric>_
-    <score>": value}}}, {name: JS divergence on the out-of-distribution set})."""
+    the in- and out-of-distribution test sets, `dataset` names the latter. Returns
+    ({name: {size: {ood metric key: value}}}, {name: JS divergence on the
+    out-of-distribution set})."""
     count = inside[0].shape[1]  # in-distribution examples come first
 
     def joined(a, b):
@@ -85,14 +86,15 @@ def score_ood(inside: tuple, outside: tuple, max_size: int | None = None,
     samples = {m: [joined(a, b) for a, b in zip(inside[2][m], outside[2][m])]
                for m in inside[2]}
     return (_tables(independent, trajectory, samples, lambda members: ood_by_size(
-        members[:, :count], members[:, count:], max_size, max_subsets, seed)),
+        members[:, :count], members[:, count:], dataset, max_size, max_subsets, seed)),
         js_divergences(*outside))
 
 
-def ood_by_size(inside: np.ndarray, outside: np.ndarray, max_size: int | None = None,
-                max_subsets: int | None = None, seed: int = 0) -> dict[int, dict]:
-    """{k: {"<ood metric>_<score>": mean over k-subsets}} of members' logits on in-
-    [M, N, C] and out-of-distribution [M, N', C] examples (`ood.evaluate`: mutual
+def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
+                max_size: int | None = None, max_subsets: int | None = None,
+                seed: int = 0) -> dict[int, dict]:
+    """{k: {ood metric key: mean over k-subsets}} of members' logits on in- [M, N, C]
+    and out-of-distribution [M, N', C] examples of `dataset` (`ood.evaluate`: mutual
     information from k = 2), over the subsets `by_size` uses."""
     max_size = min(max_size or len(inside), len(inside))
     table = {}
@@ -100,9 +102,9 @@ def ood_by_size(inside: np.ndarray, outside: np.ndarray, max_size: int | None = 
         found = {}
         for subset in subsets(len(inside), size, max_subsets, seed):
             chosen = list(subset)
-            for name, values in ood.evaluate(inside[chosen], outside[chosen]).items():
-                for metric, value in values.items():
-                    found.setdefault(f"{metric}_{name}", []).append(value)
+            for key, value in ood.evaluate(inside[chosen], outside[chosen],
+                                           dataset).items():
+                found.setdefault(key, []).append(value)
         table[size] = {name: float(np.mean(v)) for name, v in found.items()}
     return table
 

@@ -8,10 +8,11 @@
       types), per intensity and over intensities
   test/<m>_mean_all_<intensity>, test/<m>_mean_corrupted_all
       the same over every type evaluated (19 for CIFAR-10-C, as the paper averages)
+  ood/<dataset>_auroc, ood/<dataset>_auprc, ood/<dataset>_(1-fpr)@95tpr
+      out-of-distribution detection against <dataset> (`ood_key`, `core.ood`)
 """
-import numpy as np
 
-from uncertainty.core import ensemble
+import numpy as np
 
 # uncertainty-baselines' CIFAR-10-C types (Hendrycks & Dietterich's benchmark), TFDS names.
 # (TFDS names two of them differently in CIFAR-10-C and ImageNet-C: both are listed.)
@@ -19,9 +20,8 @@ STANDARD_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "frosted_glass_blur",
     "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness",
     "contrast", "elastic", "elastic_transform", "pixelate", "jpeg_compression")
-
-
-METRICS = tuple(ensemble.METRICS) + ("js_divergence",)
+# What each evaluation set reports: `ensemble.METRICS`' scores and the set's JS divergence.
+METRICS = ("accuracy", "nll", "brier", "ece", "js_divergence")
 
 
 _CLEAN_NAMES = {"nll": "negative_log_likelihood"}  # UB's clean name where it differs
@@ -69,3 +69,10 @@ def at_intensity(values: dict[str, float], metric: str, intensity: int,
     return values[metric_key(metric) if intensity == 0 else mean_key(metric, intensity,
                                                                        mean)]
 
+
+def ood_key(dataset: str, metric: str, score: str | None = None) -> str:
+    """The name of an out-of-distribution metric against `dataset` (`core.ood`):
+    uncertainty-baselines' `ood/<dataset>_<metric>` (auroc, auprc, (1-fpr)@95tpr: the
+    maximum-probability score), or, with `score`, the exact metric of that score,
+    `ood/<dataset>_<score>_<metric>`."""
+    return f"ood/{dataset}_{metric}" if score is None else f"ood/{dataset}_{score}_{metric}"

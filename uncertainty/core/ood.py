@@ -8,22 +8,38 @@ meaning "more likely out of distribution":
   entropy             H(p), the predictive entropy
   mutual_information  H(p) - mean_m H(p_m): the paper's Jensen-Shannon divergence per
                       example, the disagreement of the functions (0 for one model)
-Metrics (scikit-learn), named as uncertainty-baselines' `ood/...`:
-  ood/auroc           area under the ROC curve, out-of-distribution as positive
-  ood/auprc_in        average precision with in-distribution as positive (scored by
-                      the negated score)
-  ood/auprc_out       average precision with out-of-distribution as positive
-  ood/fpr_at_95_tpr   the fraction of out-of-distribution examples taken for
-                      in-distribution at the threshold that keeps 95% of the
-                      in-distribution ones
+
+Metrics against one out-of-distribution dataset <ood> (keys: `names.ood_key`):
+  uncertainty-baselines' (baselines/cifar/ood_utils.py): out-of-distribution examples
+  are the positives and max_probability the score, with Keras's AUC and
+  SpecificityAtSensitivity over 100,000 evenly spaced thresholds (computed here in
+  numpy the same way, `keras_curves`):
+    ood/<ood>_auroc             area under the ROC curve (trapezoids)
+    ood/<ood>_auprc             area under the precision-recall curve (Davis &
+                                Goadrich's interpolation, as Keras's AUC(curve="PR"))
+    ood/<ood>_(1-fpr)@95tpr     the largest specificity (in-distribution examples not
+                                flagged) at a threshold that flags >= 95% of the
+                                out-of-distribution examples
+  exact (scikit-learn), for every score s, beside them:
+    ood/<ood>_<s>_auroc         ROC AUC, out-of-distribution as positive
+    ood/<ood>_<s>_auprc_out     average precision, out-of-distribution as positive
+    ood/<ood>_<s>_auprc_in      average precision, in-distribution as positive
+    ood/<ood>_<s>_fpr_at_95_in_recall   Hendrycks & Gimpel's FPR95: the fraction of
+                                out-of-distribution examples accepted at the threshold
+                                that accepts 95% of the in-distribution examples (not
+                                uncertainty-baselines' (1-fpr)@95tpr)
 """
 
 import numpy as np
 from sklearn import metrics as sk_metrics
 
-from uncertainty.core import metrics
+from uncertainty.core import metrics, names
 
 SCORES = ("max_probability", "entropy", "mutual_information")
+UB_SCORE = "max_probability"
+UB_THRESHOLDS = 100_000
+UB_SENSITIVITY = 0.95
+_KERAS_EPSILON = 1e-7
 
 
 def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -37,24 +53,83 @@ def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
-    """The metrics of one score on in-distribution (`inside`) and out-of-distribution
-    (`outside`) examples, higher scores meaning out of distribution."""
+    """The exact metrics of one score on in-distribution (`inside`) and
+    out-of-distribution (`outside`) examples, higher scores meaning out of
+    distribution: {auroc, auprc_out, auprc_in, fpr_at_95_in_recall}."""
     values = np.concatenate([inside, outside]).astype(np.float64)
     is_out = np.concatenate([np.zeros(len(inside)), np.ones(len(outside))])
     # The lowest threshold that accepts (score <= threshold) at least 95% of the
     # in-distribution examples: the ceil(0.95 N)-th smallest of their scores.
     threshold = np.sort(inside)[(95 * len(inside) + 99) // 100 - 1]
-    return {"ood/auroc": float(sk_metrics.roc_auc_score(is_out, values)),
-            "ood/auprc_in": float(sk_metrics.average_precision_score(1 - is_out, -values)),
-            "ood/auprc_out": float(sk_metrics.average_precision_score(is_out, values)),
-            "ood/fpr_at_95_tpr": float(np.mean(outside <= threshold))}
+    return {"auroc": float(sk_metrics.roc_auc_score(is_out, values)),
+            "auprc_out": float(sk_metrics.average_precision_score(is_out, values)),
+            "auprc_in": float(sk_metrics.average_precision_score(1 - is_out, -values)),
+            "fpr_at_95_in_recall": float(np.mean(outside <= threshold))}
 
 
-def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray
-             ) -> dict[str, dict[str, float]]:
-    """{score name: its metrics} of functions' logits [M, N, C] on in- and
-    out-of-distribution test sets; mutual information only for M > 1."""
+def keras_curves(inside: np.ndarray, outside: np.ndarray,
+                 num_thresholds: int = UB_THRESHOLDS) -> dict[str, np.ndarray]:
+    """True and false positives and negatives at Keras's thresholds (-1e-7, 1/(T-1),
+    ..., (T-2)/(T-1), 1 + 1e-7), out-of-distribution as positive and a score above a
+    threshold as flagged; scores are in [0, 1] and compared in float32, as Keras."""
+    thresholds = np.concatenate([[-_KERAS_EPSILON],
+                                 np.arange(1, num_thresholds - 1) / (num_thresholds - 1),
+                                 [1.0 + _KERAS_EPSILON]]).astype(np.float32)
+
+    def flagged(values):
+        ordered = np.sort(np.asarray(values, np.float32))
+        return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")
+                ).astype(np.float64)
+
+    tp, fp = flagged(outside), flagged(inside)
+    return {"tp": tp, "fp": fp, "fn": len(outside) - tp, "tn": len(inside) - fp}
+
+
+def _divide(a, b):
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b != 0)
+
+
+def ub_detection(inside: np.ndarray, outside: np.ndarray,
+                 num_thresholds: int = UB_THRESHOLDS) -> dict[str, float]:
+    """uncertainty-baselines' metrics of one score in [0, 1] (see the module doc):
+    {auroc, auprc, (1-fpr)@95tpr}."""
+    for values in (inside, outside):
+        if len(values) and (np.min(values) < 0 or np.max(values) > 1):
+            raise ValueError("uncertainty-baselines' OOD metrics take scores in [0, 1]")
+    c = keras_curves(inside, outside, num_thresholds)
+    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+    recall, fpr = _divide(tp, tp + fn), _divide(fp, fp + tn)
+    auroc = np.sum((fpr[:-1] - fpr[1:]) * (recall[:-1] + recall[1:]) / 2)
+    # Precision-recall: precision interpolated between thresholds with TP and the
+    # predicted positives P = TP + FP varying linearly (Keras's interpolate_pr_auc).
+    dtp, p = tp[:-1] - tp[1:], tp + fp
+    dp = p[:-1] - p[1:]
+    slope = _divide(dtp, np.maximum(dp, 0))
+    intercept = tp[1:] - slope * p[1:]
+    both = (p[:-1] > 0) & (p[1:] > 0)
+    ratio = np.where(both, _divide(p[:-1], np.maximum(p[1:], 0)), 1.0)
+    log_ratio = np.log(np.where(ratio > 0, ratio, 1.0))
+    auprc = np.sum(_divide(slope * (dtp + intercept * log_ratio),
+                           np.maximum(tp[1:] + fn[1:], 0)))
+    specificity = _divide(tn, tn + fp)
+    feasible = recall >= UB_SENSITIVITY
+    return {"auroc": float(auroc), "auprc": float(auprc),
+            "(1-fpr)@95tpr": float(specificity[feasible].max() if feasible.any() else 0.0)}
+
+
+def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str
+             ) -> dict[str, float]:
+    """{metric key: value} of functions' logits [M, N, C] on in- and out-of-
+    distribution test sets, `dataset` naming the latter: uncertainty-baselines'
+    three metrics and the exact ones of every score (mutual information only for
+    M > 1)."""
     inside, outside = scores(inside_logits), scores(outside_logits)
+    found = {names.ood_key(dataset, metric): value for metric, value in
+             ub_detection(inside[UB_SCORE], outside[UB_SCORE]).items()}
     single = np.ndim(inside_logits) == 2 or len(inside_logits) == 1
-    return {name: detection(inside[name], outside[name]) for name in SCORES
-            if not (single and name == "mutual_information")}
+    for score in SCORES:
+        if single and score == "mutual_information":
+            continue
+        found.update({names.ood_key(dataset, metric, score): value for metric, value in
+                      detection(inside[score], outside[score]).items()})
+    return found

@@ -4,13 +4,21 @@ Flipout (Wen et al. 2018) from TensorFlow Probability's layers.
 `Variational(...)` is a layer factory (`models.layers`): every conv and dense kernel
 becomes a `tfp.layers` Flipout layer with
 - posterior q(w) = N(mu, sigma^2) per weight, sigma = softplus(rho); mu starts at the
-  deterministic model's initialiser, sigma at `posterior_init_stddev` everywhere;
-- prior p(w) = N(0, `prior_stddev`^2) per weight;
-- KL(q || p) (analytic, TFP's Normal-Normal KL) divided by `num_train_examples`,
-  added to the model's losses, so that the training loss is NLL + KL / N.
+  deterministic model's initialiser, rho at softplus^-1(`posterior_init_stddev`) plus
+  a truncated normal jitter of std 0.1 (uncertainty-baselines' TrainableHeNormal
+  stddev initialiser);
+- prior, `prior` = "tied_mean" (the default, uncertainty-baselines' edward2
+  NormalKLDivergenceWithTiedMean): p(w) = N(mu, `prior_stddev`^2), its mean tied to
+  the posterior's, so that only sigma is penalised:
+  KL = sum log(prior_stddev / sigma) + sigma^2 / (2 prior_stddev^2) - 1/2;
+  or "zero_mean": p(w) = N(0, `prior_stddev`^2), which also penalises mu^2 /
+  (2 prior_stddev^2) per weight (an L2 on the means);
+- KL(q || p) divided by `num_train_examples`, added to the model's losses, so that the
+  training loss is NLL + KL / N (the training loop anneals it).
 Biases and batch normalisation stay deterministic (point estimates, as in
-uncertainty-baselines' variational ResNets); the kernels' L2 penalty is replaced by the
-prior. Layer names are the deterministic twin's, and `twin_weights` exports a model as
+uncertainty-baselines' variational ResNets), with their own L2 penalty in the training
+loop (`point_estimates`, the recipe's `variational_l2`); the kernels' L2 penalty is
+replaced by the prior. Layer names are the deterministic twin's, and `twin_weights` exports a model as
 the twin's weights (posterior means) with the posterior standard deviations beside
 them, so that a draw of weights is evaluated by the deterministic twin.
 
@@ -106,24 +114,36 @@ class DenseFlipout(_Flipout, tfp.layers.DenseFlipout):
 FLIPOUT_LAYERS = (Conv1DFlipout, Conv2DFlipout, DenseFlipout)
 
 
+PRIORS = ("tied_mean", "zero_mean")
+STDDEV_INIT_JITTER = 0.1  # uncertainty-baselines': the std of rho's truncated normal
+
+
 def softplus_inverse(x: float) -> float:
     return float(np.log(np.expm1(x)))
 
 
 @dataclasses.dataclass(frozen=True)
 class Variational:
-    """Makes Flipout layers (see the module docstring); `seed` seeds their noise."""
+    """Makes Flipout layers (see the module docstring); `seed` seeds their noise and
+    the jitter of their posterior's initial standard deviations."""
 
     prior_stddev: float
     posterior_init_stddev: float
     num_train_examples: int
     seed: int = 0
+    prior: str = "tied_mean"
 
-    def _posterior(self, initializer, singular: bool = False):
+    def __post_init__(self):
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r}; choose one of {PRIORS}")
+
+    def _posterior(self, initializer, name: str, singular: bool = False):
+        scale = keras.initializers.TruncatedNormal(
+            mean=softplus_inverse(self.posterior_init_stddev), stddev=STDDEV_INIT_JITTER,
+            seed=seeding.integer(self.seed, "posterior_init", name))
         return tfp.layers.default_mean_field_normal_fn(
             is_singular=singular, loc_initializer=keras.initializers.get(initializer),
-            untransformed_scale_initializer=keras.initializers.Constant(
-                softplus_inverse(self.posterior_init_stddev)))
+            untransformed_scale_initializer=scale)
 
     def _prior(self, dtype, shape, name, trainable, add_variable_fn):
         return tfd.Independent(tfd.Normal(tf.zeros(shape, dtype),
@@ -131,14 +151,21 @@ class Variational:
                                reinterpreted_batch_ndims=len(shape))
 
     def _divergence(self, posterior, prior, _):
-        return tfd.kl_divergence(posterior, prior) / self.num_train_examples
+        if self.prior == "zero_mean":
+            return tfd.kl_divergence(posterior, prior) / self.num_train_examples
+        sigma = tf.convert_to_tensor(posterior.distribution.scale)
+        ratio = sigma / tf.constant(self.prior_stddev, sigma.dtype)
+        return tf.reduce_sum(0.5 * tf.square(ratio) - tf.math.log(ratio) - 0.5
+                             ) / self.num_train_examples
 
     def _make(self, layer_class, *args, name: str, kernel_initializer, bias_initializer,
               **kwargs):
         layer = layer_class(
-            *args, name=name, kernel_posterior_fn=self._posterior(kernel_initializer),
+            *args, name=name,
+            kernel_posterior_fn=self._posterior(kernel_initializer, name),
             kernel_prior_fn=self._prior, kernel_divergence_fn=self._divergence,
-            bias_posterior_fn=self._posterior(bias_initializer, singular=True), **kwargs)
+            bias_posterior_fn=self._posterior(bias_initializer, name, singular=True),
+            **kwargs)
         layer._make_generator(seeding.integer(self.seed, "flipout", name))
         return layer
 
@@ -158,6 +185,13 @@ class Variational:
 
 def is_variational(model: keras.Model) -> bool:
     return any(isinstance(layer, FLIPOUT_LAYERS) for layer in model.submodules)
+
+
+def point_estimates(model: keras.Model) -> list[tf.Variable]:
+    """The trainable variables of a variational model that are not a kernel's
+    posterior: biases and batch-norm parameters, which uncertainty-baselines keeps as
+    point estimates with an L2 penalty."""
+    return [v for v in model.trainable_variables if "kernel_posterior" not in v.name]
 
 
 def twin_weights(model: keras.Model) -> list[tuple[str, np.ndarray, np.ndarray | None, bool]]:

@@ -228,13 +228,14 @@ def _ood_claims(result) -> list[dict]:
             "their own test set",
             "The ensemble detects out-of-distribution inputs better than one model")
     rules = ("JS(independent) out of distribution > in distribution, for every pairing",
-             "AUROC of the maximum probability: largest ensemble > one run, every pairing")
+             "AUROC (uncertainty-baselines': the maximum probability): largest ensemble > "
+             "one run, every pairing")
     found = (result or {}).get("ood")
     if not found:
         return [_row(t, "SVHN (Sec. 5)", "not run", r, None) for t, r in zip(text, rules)]
     size = result["summary"]["ensemble_size"]
     js = {n: f["js_divergence"]["independent"] for n, f in found.items()}
-    auroc = {n: s["auroc_max_probability"] for n, s in result["summary"]["ood"].items()}
+    auroc = {n: s["auroc"] for n, s in result["summary"]["ood"].items()}
     return [
         _row(text[0], "SVHN as out-of-distribution data (figure)", "; ".join(
             f"{n}: {fmt(v['in_distribution'])} → {fmt(v['out_of_distribution'])}"

@@ -15,6 +15,7 @@ import subprocess
 
 import markdown
 
+from uncertainty.core import names
 from uncertainty.infra import files
 from uncertainty.study import claims
 from uncertainty.study.scales import analysis_dir
@@ -178,21 +179,24 @@ def _ood_section(result) -> list[str]:
     size = result["summary"]["ensemble_size"]
     lines = ["## Out-of-distribution detection", "",
              f"Scores of single runs (k=1) and ensembles (k={size}), averaged over "
-             f"k-subsets; in-distribution is the clean test set.", ""]
+             f"k-subsets; in-distribution is the clean test set. AUROC, AUPRC and "
+             f"(1-FPR)@95%TPR are uncertainty-baselines' (out-of-distribution as "
+             f"positive, the maximum-probability score); the entropy's and the mutual "
+             f"information's AUROC are exact.", ""]
     rows = []
     for outlier, found in result["ood"].items():
         for name, table in found["metrics"].items():
             for k in ("1", str(size)):
                 if k in table:
                     m = table[k]
-                    rows.append([outlier, name, k] + [claims.fmt(m[f"ood/{metric}"]) for metric in (
-                        "auroc_max_probability", "auroc_entropy", "auprc_in_max_probability",
-                        "fpr_at_95_tpr_max_probability")] + [
-                        claims.fmt(m["ood/auroc_mutual_information"])
-                        if "ood/auroc_mutual_information" in m else "–"])
-    return lines + _table(["out-of-distribution set", "functions", "k", "AUROC (MSP)",
-                           "AUROC (entropy)", "AUPRC-in (MSP)", "FPR@95%TPR (MSP)",
-                           "AUROC (MI)"], rows)
+                    keys = [names.ood_key(outlier, metric) for metric in
+                            ("auroc", "auprc", "(1-fpr)@95tpr")] + [
+                        names.ood_key(outlier, "auroc", score)
+                        for score in ("entropy", "mutual_information")]
+                    rows.append([outlier, name, k] + [
+                        claims.fmt(m[key]) if key in m else "–" for key in keys])
+    return lines + _table(["out-of-distribution set", "functions", "k", "AUROC", "AUPRC",
+                           "(1-FPR)@95%TPR", "AUROC (entropy)", "AUROC (MI)"], rows)
 
 
 def _tables_section(root, study) -> list[str]:

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from uncertainty.infra import progress
 from uncertainty.infra.errors import UserError
-from uncertainty.models.flipout import is_variational
+from uncertainty.models.flipout import is_variational, point_estimates
 from uncertainty.train import recipes, train_config
 
 
@@ -60,7 +60,8 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
 
     For a variational model the losses are its KL / N terms, scaled by
     min(1, step / (`config.kl_annealing_epochs` x `steps`)) (linear annealing, step
-    1-based, as uncertainty-baselines).
+    1-based, as uncertainty-baselines), plus `config.variational_l2` x sum(v^2) over
+    its point estimates (biases, batch norm: `flipout.point_estimates`), not annealed.
 
     The steps run on the device `steps_per_loop` at a time, inside one `tf.function`
     (the host is called once per loop: what a TPU needs), with the loss and accuracy
@@ -77,9 +78,11 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
     Progress (`infra.progress`) is reported as `what`.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    annealing_steps = config.kl_annealing_epochs * steps if is_variational(model) else 0
+    variational = is_variational(model)
+    annealing_steps = config.kl_annealing_epochs * steps if variational else 0
+    point_l2 = config.variational_l2 if variational else 0.0
     train_loop = _make_train_loop(model, optimizer, strategy, config.batch_size,
-                                  annealing_steps)
+                                  annealing_steps, point_l2)
     bound = tf.constant(np.inf if max_loss is None else max_loss, tf.float64)
     examples = steps * config.batch_size
     history = []
@@ -119,13 +122,15 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
 
 
 def _make_train_loop(model, optimizer, strategy, global_batch: int,
-                     annealing_steps: int = 0):
+                     annealing_steps: int = 0, point_l2: float = 0.0):
     """A tf.function running `n` distributed steps on batches (inputs, labels) from a
     distributed iterator, step i at learning rate `rates[i]`; returns the sums over
     them of the examples' cross-entropies, the number correct, and the regularisation
     term, then the index of the first step whose mean loss is not finite or above
     `max_loss` (-1: none) and that loss (float64). With
-    `annealing_steps` the regularisation (KL) term is annealed; under a mixed-float16
+    `annealing_steps` the regularisation (KL) term is annealed, and `point_l2` x
+    sum(v^2) over a variational model's point estimates is added to it unannealed;
+    under a mixed-float16
     policy the loss is scaled (`keras.mixed_precision.LossScaleOptimizer`)."""
     scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
@@ -141,6 +146,11 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
                 if annealing_steps:
                     regularization *= tf.minimum(1.0, tf.cast(
                         optimizer.iterations + 1, tf.float32) / annealing_steps)
+            if point_l2:
+                regularization += point_l2 * tf.add_n(
+                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                     for v in point_estimates(model)])
+            if model.losses or point_l2:
                 loss += tf.nn.scale_regularization_loss(regularization)
             if scaled:
                 loss = optimizer.get_scaled_loss(loss)

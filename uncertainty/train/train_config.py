@@ -39,8 +39,10 @@ class TrainConfig:
     deterministic: bool
     dtype: str  # Keras precision policy (recipes.DTYPES)
     method: str  # deterministic, or variational: the fields below are its settings
+    prior: str  # models.flipout.PRIORS
     prior_stddev: float
     posterior_init_stddev: float
+    variational_l2: float
     kl_annealing_epochs: int
     num_posterior_samples: int
 

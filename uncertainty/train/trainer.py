@@ -158,7 +158,7 @@ def _build(config: train_config.TrainConfig, data: Dataset, strategy: tf.distrib
     layers = None
     if config.method == "variational":
         layers = models.Variational(config.prior_stddev, config.posterior_init_stddev,
-                                    data.num_examples("train"), config.seed)
+                                    data.num_examples("train"), config.seed, config.prior)
     with strategy.scope():
         model = models.build(config.model, data.input_shape, data.num_classes,
                              variational=layers, dropout_rate=config.dropout_rate,
