@@ -9,9 +9,8 @@
   test/<m>_mean_all_<intensity>, test/<m>_mean_corrupted_all
       the same over every type evaluated (19 for CIFAR-10-C, as the paper averages)
 """
-import numpy as np
 
-from uncertainty.core import ensemble
+import numpy as np
 
 # uncertainty-baselines' CIFAR-10-C types (Hendrycks & Dietterich's benchmark), TFDS names.
 # (TFDS names two of them differently in CIFAR-10-C and ImageNet-C: both are listed.)
@@ -19,18 +18,19 @@ STANDARD_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "frosted_glass_blur",
     "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness",
     "contrast", "elastic", "elastic_transform", "pixelate", "jpeg_compression")
-
-
-METRICS = tuple(ensemble.METRICS) + ("js_divergence",)
+# What each evaluation set reports: `ensemble.METRICS`' scores and the set's JS divergence.
+METRICS = ("accuracy", "nll", "brier", "ece", "js_divergence")
 
 
 _CLEAN_NAMES = {"nll": "negative_log_likelihood"}  # UB's clean name where it differs
 
 
-def metric_key(metric: str, kind: str | None = None, intensity: int = 0) -> str:
-    """A metric's name on the clean test set (kind None) or on `<kind>_<intensity>`."""
+def metric_key(metric: str, kind: str | None = None, intensity: int = 0,
+               split: str = "test") -> str:
+    """A metric's name on a clean split (kind None: `<split>/<metric>`, UB's long name
+    for nll) or on the corrupted test set `<kind>_<intensity>`."""
     if kind is None:
-        return f"test/{_CLEAN_NAMES.get(metric, metric)}"
+        return f"{split}/{_CLEAN_NAMES.get(metric, metric)}"
     return f"test/{metric}_{kind}_{intensity}"
 
 
