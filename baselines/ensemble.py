@@ -30,13 +30,13 @@ import os
 
 from absl import flags, logging
 
-from uncertainty.analyses import shift, shift_report
+from uncertainty.analyses import shift
 from uncertainty.cli import app, common_flags
 from uncertainty.core import published
 from uncertainty.infra import files, locks
 from uncertainty.infra.errors import UserError
 from uncertainty.runs import discovery
-from uncertainty.study import plots
+from uncertainty.study import plots, shift_report
 
 common_flags.define_data_flags(dataset=False)
 common_flags.define_analysis_flags(split=False)

@@ -3,10 +3,10 @@
 #
 #   bash run_scripts/reproduce.sh [SCALE] [reproduce.py flags] [-- flags for every binary]
 #
-# SCALE (default fmnist): mnist1d (the quickstart), fmnist, or the paper's
+# SCALE (default fmnist): quickstart, mnist1d, fmnist, or the paper's
 # cifar10_small_cnn, cifar10_medium_cnn, cifar10_resnet20 (GPU/TPU and CIFAR-10 data:
 # add e.g. `-- --strategy=mirrored` or `-- --strategy=tpu --tpu=NAME --data_dir=gs://...`);
-# tiny is the smoke test. The study goes to results/SCALE (--output_dir=... elsewhere).
+# tiny is the smoke test (`--list_stages` prints a scale's commands). The study goes to results/SCALE (--output_dir=... elsewhere).
 # Re-running skips finished stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,9 +2,9 @@
 # The diversity-accuracy plane (paper Fig. 5) and the t-SNE with subspace samples.
 #
 # CPU scale (default): 5 SmallCNN runs on Fashion-MNIST (trained if missing), base seed0.
-# The paper's plane scales are kept as maxima; on this network (weight norm ~10) the
-# low-rank scale is drawn uniformly and dropout goes up to p = 0.5, so that every method
-# covers the accuracies from chance to the base's (see README).
+# The paper's plane scales are kept as maxima; on this network (weight norm ~10) every
+# method's scale is drawn uniformly up to them, and dropout goes up to p = 0.5, so that
+# every method covers the accuracies from chance to the base's (docs/subspace.md).
 #   bash run_scripts/subspace_plane.sh
 # Paper scale (GPU/TPU): DATASET=cifar10 MODEL=medium_cnn PAPER_SCALES=1 bash run_scripts/subspace_plane.sh
 set -euo pipefail

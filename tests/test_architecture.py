@@ -35,13 +35,20 @@ def test_no_module_imports_itself_through_others():
 
 
 IMPORT_EVERYTHING = textwrap.dedent("""
-    import os, pkgutil, importlib, sys
+    import os, pkgutil, importlib, sys, warnings
     from absl import flags
+    def umask():
+        with open("/proc/self/status") as f:
+            return [line for line in f if line.startswith("Umask:")]
     def state():
-        ours = [m for m in flags.FLAGS.flags_by_module_dict() if "uncertainty" in m]
-        return (dict(os.environ), [os.fstat(fd).st_ino for fd in (0, 1, 2)], ours,
-                sys.stderr.fileno())
-    import tensorflow, tensorflow_datasets, tensorflow_probability, matplotlib  # their own
+        registry = {m: sorted(f.name for f in fs)
+                    for m, fs in flags.FLAGS.flags_by_module_dict().items()}
+        return (dict(os.environ), [os.fstat(fd).st_ino for fd in (0, 1, 2)], registry,
+                sys.stderr.fileno(), list(warnings.filters), umask(),
+                matplotlib.get_backend(), dict(matplotlib.rcParams))
+    # the third-party libraries' own import-time effects are theirs, not ours
+    import tensorflow, tensorflow_datasets, tensorflow_probability, tf_keras
+    import matplotlib, sklearn.metrics
     before = state()
     import uncertainty
     names = [m.name for m in pkgutil.walk_packages(uncertainty.__path__, "uncertainty.")]
@@ -49,12 +56,15 @@ IMPORT_EVERYTHING = textwrap.dedent("""
         importlib.import_module(name)
     after = state()
     assert before[0] == after[0], set(after[0].items()) ^ set(before[0].items())
-    assert before[1:] == after[1:], (before[1:], after[1:])
+    for what, was, now in zip(("descriptors", "flags", "stderr", "warnings filters",
+                               "umask", "matplotlib backend", "rcParams"),
+                              before[1:], after[1:]):
+        assert was == now, (what, was, now)
     print(len(names), "modules")
 """)
 
 
-def test_importing_any_module_touches_no_descriptor_environment_or_flag():
+def test_importing_any_module_touches_no_descriptor_environment_flag_or_global():
     done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -100,3 +110,39 @@ def test_tensorflow_notices_are_off_with_tf_cpp_min_log_level_0():
                           capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
     assert "cpu_feature_guard" in done.stderr and "To enable the following" in done.stderr
+
+
+def test_notice_filter_passes_partial_lines_that_cannot_become_notices():
+    """A progress bar redraws with a carriage return and no newline: the filter copies
+    such text at once, and holds back only what may still become a notice."""
+    from uncertainty.cli import notices
+
+    assert not notices._may_become_notice(b"\rtraining:  50%|#####")
+    assert not notices._may_become_notice(b"epoch 3/10")
+    for start in (b"I0000 00:00:17", b"WARNING: All log", b"WARN", b"To enable the"):
+        assert notices._may_become_notice(start)
+
+
+TERMINAL_BEFORE_FILTER = textwrap.dedent("""
+    import os, pty, sys
+    from uncertainty.cli import notices
+    from uncertainty.infra import progress
+    assert os.isatty(2)
+    notices.hide_tensorflow_notices()
+    print(os.isatty(2), notices.stderr_is_terminal())
+""")
+
+
+def test_a_terminal_is_still_known_as_one_behind_the_filter():
+    """Behind the filter descriptor 2 is a pipe; progress bars still know the user's
+    stderr is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-c", TERMINAL_BEFORE_FILTER], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=terminal, text=True)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 0 and done.stdout.split() == ["False", "True"]

@@ -36,7 +36,7 @@ def test_a_run_of_the_npz_layout_is_refused_with_one_line(run, tmp_path):
     for call in (lambda: checkpoints.epochs(str(old)),
                  lambda: discovery.check_runs([str(old), run])):
         with pytest.raises(UserError, match="holds .npz checkpoints, a run layout this "
-                                            "version does not read; train the run again"):
+                                            "library does not read; train the run again"):
             call()
     with flagsaver.flagsaver(output_dir=str(old), **same):
         with pytest.raises(UserError, match="holds .npz checkpoints"):

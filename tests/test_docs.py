@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import REPO
 
-# Documents of the project's earlier life that are not in the repository.
+# Documents outside the repository that no file of it may refer to.
 ABSENT_DOCUMENTS = ("PAPER.md", "DESIGN.md", "EXAMPLES.md", "../shared")
 LAYERS = ("infra", "core", "datasets", "models", "runs", "samplers", "train", "analyses",
           "study", "cli")

@@ -17,11 +17,12 @@ from scipy.stats import entropy
 from sklearn.metrics import accuracy_score, log_loss
 
 from uncertainty import datasets
-from uncertainty.analyses import shift, shift_report
+from uncertainty.analyses import shift
 from uncertainty.core import ensemble, names, published, seeding
 from uncertainty.infra import files
 from uncertainty.infra.errors import UserError
 from uncertainty.runs import layout, predictions
+from uncertainty.study import shift_report
 from uncertainty.train.train_config import TrainConfig
 from uncertainty.train.trainer import train
 
@@ -186,12 +187,12 @@ def test_evaluation_sets():
         (2, "contrast", "mnist1d_corrupted/contrast_2"),
         (4, "shift", "mnist1d_corrupted/shift_4"),
         (4, "contrast", "mnist1d_corrupted/contrast_4")]
-    assert len(shift.evaluation_sets("cifar10", None, [1, 2, 3, 4, 5])) == 1 + 19 * 5
-    assert shift.evaluation_sets("cifar100", (), [1]) == [(0, None, "cifar100")]
+    assert len(datasets.shift_sets("cifar10", None, [1, 2, 3, 4, 5])) == 1 + 19 * 5
+    assert datasets.shift_sets("cifar100", (), [1]) == [(0, None, "cifar100")]
     with pytest.raises(UserError, match="unknown corruption frost for mnist1d"):
-        shift.evaluation_sets("mnist1d", ("frost",), [1])
+        datasets.shift_sets("mnist1d", ("frost",), [1])
     with pytest.raises(UserError, match="intensities are 1..5"):
-        shift.evaluation_sets("mnist1d", None, [6])
+        datasets.shift_sets("mnist1d", None, [6])
 
 
 def test_published_lookup_reads_the_right_names():

@@ -16,7 +16,6 @@ from typing import Callable
 from absl import logging
 
 from uncertainty import datasets
-from uncertainty.analyses import shift
 from uncertainty.core import ensemble, names
 from uncertainty.core import ood as detection
 from uncertainty.datasets import Dataset
@@ -43,7 +42,7 @@ def evaluate(run_dir: str, load: Callable[[str], Dataset], epochs: list[int] | N
                         f"{available}")
     clean = load(config["dataset"])
     discovery.check_source(run_dir, clean)
-    sets = shift.evaluation_sets(config["dataset"], corruptions, intensities)
+    sets = datasets.shift_sets(config["dataset"], corruptions, intensities)
     shifted = {name: clean if intensity == 0 else load(name)
                for intensity, _, name in sets}
     outliers = {name: load(name) for name in

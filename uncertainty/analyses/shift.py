@@ -60,14 +60,6 @@ class Options:
     ood: bool = True
 
 
-def evaluation_sets(clean: str, corruptions, intensities) -> list[tuple]:
-    """(intensity, type, dataset name) of every evaluation set, clean first."""
-    if corruptions == ():
-        return [(0, None, clean)]
-    return datasets.shift_sets(clean, None if corruptions is None else list(corruptions),
-                               intensities)
-
-
 def find_samples(subspace_dir: str | None, runs: list[str], dataset: str
                  ) -> dict[str, dict[str, list[dict]]]:
     """{method: {run: [sample records]}} from the subspace.json files under
@@ -175,7 +167,7 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     loaded, are raised before anything is predicted."""
     start = time.time()
     model = layout.read_config(runs[0])["model"]
-    sets = evaluation_sets(data.name, options.corruptions, options.intensities)
+    sets = datasets.shift_sets(data.name, options.corruptions, options.intensities)
     kinds = list(dict.fromkeys(kind for _, kind, _ in sets[1:]))
     intensities = sorted({s for s, _, _ in sets[1:]})
     samples = find_samples(subspace_dir, runs, data.name)

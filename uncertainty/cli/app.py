@@ -5,6 +5,7 @@ import sys
 
 from absl import app, flags, logging
 
+from uncertainty.cli import notices
 from uncertainty.cli.common_flags import define_progress_flags
 from uncertainty.infra import progress
 from uncertainty.infra.errors import UserError
@@ -27,12 +28,14 @@ def _parse_flags(argv):
 def run(main) -> None:
     """Runs `main(argv)` like absl's app.run, but a UserError or a bad flag ends in one
     line and exit code 2, an interrupt (Ctrl-C, SIGINT) in one line and exit code 130.
-    Progress goes to the log at INFO level, as --progress and --progress_seconds say."""
+    The log shows INFO lines; progress is shown as --progress and --progress_seconds
+    say (a bar when stderr is a terminal)."""
     define_progress_flags()
 
     def guarded(argv):
         logging.set_verbosity(logging.INFO)
         progress.ENABLED, progress.LOG_SECONDS = FLAGS.progress, FLAGS.progress_seconds
+        progress.TERMINAL = notices.stderr_is_terminal()
         try:
             main(argv)
         except UserError as e:

@@ -19,7 +19,12 @@ FLAGS = flags.FLAGS
 
 def define_data_flags(dataset: bool = True) -> None:
     """Where data come from; with `dataset`, also which dataset and validation split
-    (binaries that analyse runs take those from the runs instead)."""
+    (binaries that analyse runs take those from the runs instead). TFDS's ArrayRecord
+    reader, which every dataset is read through, defines absl flags of its own when
+    first imported: it is imported here, with the binary's flags, so that it is not
+    first imported while flags are being saved and restored (absl's flagsaver)."""
+    from array_record.python import array_record_data_source  # noqa: F401
+
     if dataset:
         _define_dataset_flags()
     _define_data_location_flags()

@@ -8,7 +8,10 @@ written to descriptor 2 (by Python, TensorFlow or any library) passes through a 
 forked process that drops the lines `is_notice` matches and copies every other one, in
 order. Errors, warnings, GPU-library messages and fatal messages are never matched, and
 because the filter is a separate process it still copies what a crashing or aborted
-binary wrote last. TF_CPP_MIN_LOG_LEVEL=0 in the environment turns the filter off.
+binary wrote last. Text without a newline that cannot begin a notice (a progress bar's
+redraw) is copied at once. TF_CPP_MIN_LOG_LEVEL=0 in the environment turns the filter
+off. `stderr_is_terminal()` says whether descriptor 2 was a terminal before the filter
+took it over (progress bars need to know).
 """
 
 import atexit
@@ -33,6 +36,14 @@ def is_notice(line: bytes) -> bool:
     return any(pattern.match(line) for pattern in NOTICES)
 
 
+# How every notice begins: a partial line that could still become one is held back.
+_NOTICE_STARTS = (b"WARNING: All log messages", b"To enable the following", b"I")
+
+
+def _may_become_notice(partial: bytes) -> bool:
+    return any(start.startswith(partial[:len(start)]) for start in _NOTICE_STARTS)
+
+
 def _copy(source: int, target: int) -> None:
     """Copies lines from `source` to `target` until end of file, dropping notices."""
     pending = b""
@@ -43,6 +54,8 @@ def _copy(source: int, target: int) -> None:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         kept = b"".join(line + b"\n" for line in lines if not is_notice(line))
+        if pending and not _may_become_notice(pending):
+            kept, pending = kept + pending, b""
         if kept:
             os.write(target, kept)
     if pending and not is_notice(pending):
@@ -50,14 +63,21 @@ def _copy(source: int, target: int) -> None:
 
 
 _FILTER_PID = None
+_WAS_TERMINAL = None
+
+
+def stderr_is_terminal() -> bool:
+    """Whether descriptor 2 is a terminal, or was one before the filter took it over."""
+    return os.isatty(2) if _WAS_TERMINAL is None else _WAS_TERMINAL
 
 
 def hide_tensorflow_notices() -> None:
     """Routes descriptor 2 through the notice filter for the rest of the process (once;
     nothing when TF_CPP_MIN_LOG_LEVEL=0)."""
-    global _FILTER_PID
+    global _FILTER_PID, _WAS_TERMINAL
     if _FILTER_PID is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
+    _WAS_TERMINAL = os.isatty(2)
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -135,17 +135,6 @@ def grouped_js_divergence(logits: np.ndarray, size: int) -> float:
                           for i in range(0, len(logits) - size + 1, size)]))
 
 
-def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
-    """Mean over examples of KL(p || q) = sum_c p (log p - log q)."""
-    log_p, log_q = log_softmax(p_logits), log_softmax(q_logits)
-    return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)))
-
-
-def ensemble_nll(member_logits: np.ndarray, labels: np.ndarray) -> float:
-    """NLL of the ensemble's mean probability over M functions [M, N, C]."""
-    return nll(ensemble(member_logits), labels)
-
-
 def cosine_similarity(vectors: np.ndarray, other: np.ndarray | None = None):
     """a.b / (|a||b|) of flat weight vectors: a float for two vectors, the [M, M]
     matrix for [M, D]. A zero vector has cosine 0 with everything."""

@@ -27,10 +27,12 @@ METRICS = ("accuracy", "nll", "brier", "ece", "js_divergence")
 _CLEAN_NAMES = {"nll": "negative_log_likelihood"}  # UB's clean name where it differs
 
 
-def metric_key(metric: str, kind: str | None = None, intensity: int = 0) -> str:
-    """A metric's name on the clean test set (kind None) or on `<kind>_<intensity>`."""
+def metric_key(metric: str, kind: str | None = None, intensity: int = 0,
+               split: str = "test") -> str:
+    """A metric's name on a clean split (kind None: `<split>/<metric>`, UB's long name
+    for nll) or on the corrupted test set `<kind>_<intensity>`."""
     if kind is None:
-        return f"test/{_CLEAN_NAMES.get(metric, metric)}"
+        return f"{split}/{_CLEAN_NAMES.get(metric, metric)}"
     return f"test/{metric}_{kind}_{intensity}"
 
 

@@ -22,13 +22,9 @@ import functools
 import os
 
 import tensorflow_datasets as tfds
-# Defines absl flags when imported: import it now, not first inside a binary's flagsaver
-# (which would drop the flags again on exit).
-from array_record.python import array_record_data_source  # noqa: F401
 
 from uncertainty.datasets import builders, corrupted, tfds_loader
-from uncertainty.datasets.base import (CACHE_BYTES, PREPROCESSING, Dataset, Split,
-                                       split_validation)
+from uncertainty.datasets.base import CACHE_BYTES, PREPROCESSING, Dataset, Split, split_validation
 from uncertainty.infra.errors import UserError
 
 NAMES = ("cifar10", "cifar100", "cifar10_corrupted/<type>_<severity>", "fashion_mnist",
@@ -107,9 +103,12 @@ def corruption_names(clean: str) -> list[str]:
     return [f"{family}/{kind}_{s}" for kind in kinds for s in SEVERITIES]
 
 
-def shift_sets(clean: str, kinds: list[str] | None, intensities) -> list[tuple]:
+def shift_sets(clean: str, kinds, intensities) -> list[tuple]:
     """The evaluation sets of a dataset-shift study as (intensity, type, name): the clean
-    test set at intensity 0, then each of `kinds` (None = all) at each intensity 1..5."""
+    test set at intensity 0, then each of `kinds` (None = all, () = none) at each
+    intensity 1..5."""
+    if kinds is not None and not kinds:
+        return [(0, None, clean)]
     available = {}
     for name in corruption_names(clean):
         kind, _, severity = name.partition("/")[2].rpartition("_")

@@ -10,6 +10,7 @@ reader checks. A file that fails its check raises `CorruptFile`, naming the file
 what to do.
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -25,12 +26,26 @@ from uncertainty.infra.errors import UserError, reason
 
 TMP_PREFIX = ".tmp-"
 CHECKSUM_SUFFIX = ".sha256"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 gfile = tf.io.gfile
 
 
-def _local(path: str) -> str | None:
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read from /proc where it can be (os.umask can only read it
+    by setting it for a moment)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def local_path(path: str) -> str | None:
     """`path` as a local filesystem path, or None for a remote one (gs://, ram://)."""
     if path.startswith("file://"):
         return path[len("file://"):]
@@ -181,14 +196,14 @@ def _store(path: str, content, mode: str, before_rename=None) -> None:
     try:
         with gfile.GFile(tmp, mode) as f:
             f.write(content)
-        local = _local(tmp)
+        local = local_path(tmp)
         if local is not None:
             fd = os.open(local, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.chmod(local, 0o666 & ~_UMASK)  # results stay readable by other users
+            os.chmod(local, 0o666 & ~_umask())  # results stay readable by other users
         if before_rename is not None:
             before_rename()
         gfile.rename(tmp, path, overwrite=True)
@@ -240,10 +255,6 @@ def write_json(path: str, obj) -> None:
 
 def write_npz(path: str, **arrays) -> None:
     write_atomically(path, lambda f: np.savez(f, **arrays), mode="wb")
-
-
-def write_npy(path: str, array) -> None:
-    write_atomically(path, lambda f: np.save(f, array), mode="wb")
 
 
 def write_figure(path: str, fig, **savefig_kwargs) -> None:

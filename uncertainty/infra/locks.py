@@ -86,7 +86,7 @@ def _owner(content: bytes) -> dict:
 
 def _create(path: str, content: str) -> bool:
     """Creates the lock file with `content` unless it exists; whether it did."""
-    local = files._local(path)
+    local = files.local_path(path)
     if local is None:
         if files.exists(path):
             return False
@@ -152,7 +152,7 @@ class _Lock:
             raise UserError(f"cannot write {self.what} {self.directory} "
                             f"({reason(e)}); pass a directory you can write "
                             f"to") from None
-        if files._local(self.path) is None:  # no exclusive create: did we win?
+        if files.local_path(self.path) is None:  # no exclusive create: did we win?
             return self._mine()
         return True
 

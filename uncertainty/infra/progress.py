@@ -17,6 +17,9 @@ import tqdm
 from absl import logging
 
 ENABLED = True
+# Whether stderr is a terminal (None: ask it). A binary whose stderr passes through a
+# filter sets what it was before (`cli.notices.stderr_is_terminal`).
+TERMINAL = None
 _open: list = []  # meters not closed yet (`close_all`)
 LOG_SECONDS = 30.0  # between log lines when stderr is not a terminal
 BAR_SECONDS = 0.5  # between redraws of the bar
@@ -40,7 +43,7 @@ class Progress:
         self._bar = None
         if not self._closed:
             _open.append(self)
-            if sys.stderr.isatty():
+            if sys.stderr.isatty() if TERMINAL is None else TERMINAL:
                 self._bar = tqdm.tqdm(total=self.total, desc=what, unit=unit,
                                       file=sys.stderr, mininterval=BAR_SECONDS,
                                       dynamic_ncols=True)

@@ -3,11 +3,13 @@ variational twins (`build(..., variational=Variational(...))`, `models.flipout`)
 `register` adds one."""
 
 import dataclasses
+import warnings
 from typing import Callable, Sequence
 
 import tf_keras as keras
 
 from uncertainty.infra.errors import UserError
+from uncertainty.models import flipout
 from uncertainty.models.cnn import cnn1d, medium_cnn, small_cnn
 from uncertainty.models.flipout import Variational
 from uncertainty.models.layers import Normalizer
@@ -90,7 +92,9 @@ def build(name: str, input_shape: Sequence[int], num_classes: int,
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(dtype)  # restored below: not left global
     try:
-        return _MODELS[name].builder(input_shape, num_classes, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=flipout.ADD_VARIABLE_WARNING)
+            return _MODELS[name].builder(input_shape, num_classes, **kwargs)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 

@@ -29,7 +29,6 @@ saved with the model, so a resumed run draws exactly what an uninterrupted one d
 """
 
 import dataclasses
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -39,8 +38,9 @@ import tf_keras as keras
 from uncertainty.core import seeding
 
 tfd = tfp.distributions
-# TFP's layers create their variables through Keras's deprecated `add_variable`.
-warnings.filterwarnings("ignore", message="`layer.add_variable` is deprecated")
+# TFP's layers create their variables through Keras's deprecated `add_variable`, which
+# warns at every build; `models.build` hides this warning, and only it, while it builds.
+ADD_VARIABLE_WARNING = "`layer.add_variable` is deprecated"
 
 
 def _signs(shape, seed, dtype):

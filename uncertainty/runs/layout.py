@@ -51,10 +51,10 @@ def checkpoint_prefix(run_dir: str, epoch: int) -> str:
 
 
 def check_format(run_dir: str) -> None:
-    """Refuses a run directory of the .npz layout that no release reads (a UserError
-    saying how to retrain it)."""
+    """Refuses a run directory of the .npz layout, which this library does not read (a
+    UserError saying how to retrain it)."""
     if files.exists(os.path.join(checkpoints_dir(run_dir), "init.npz")):
-        raise UserError(f"{run_dir} holds .npz checkpoints, a run layout this version "
+        raise UserError(f"{run_dir} holds .npz checkpoints, a run layout this library "
                         f"does not read; train the run again with baselines/train.py in a "
                         f"new output directory")
 

@@ -120,13 +120,6 @@ class LowRankGaussian:
         z = self.latent.sample(seed=seed).numpy().astype(np.float64)
         return (self.mean + z @ self.axes).astype(np.float32)
 
-    def coordinates(self, theta: np.ndarray) -> np.ndarray:
-        """The rank-k coordinates z of a weight vector in the subspace."""
-        return (np.asarray(theta, np.float64) - self.mean) @ self.axes.T
-
-    def log_prob(self, z) -> np.ndarray:
-        return self.latent.log_prob(np.asarray(z, np.float64)).numpy()
-
 
 def low_rank_gaussian(subspace: Subspace, rank: int, scale: float,
                       scaling: str = "unit") -> LowRankGaussian:

@@ -17,7 +17,8 @@ from uncertainty.samplers import catalog
 PAPER_METHODS = ",".join(catalog.PAPER_METHODS)
 _PLANE_METHODS = ",".join(m for m in catalog.PAPER_METHODS if m != "weight_average")
 # CPU networks (weight norm ~10): scales at which samples keep their run's accuracy
-# within ~1-2 points, and plane scales that cover chance to the base's accuracy (README).
+# within ~1-2 points, and plane scales that cover chance to the base's accuracy
+# (docs/subspace.md).
 _CPU_ENSEMBLE_SCALES = ("--random_scale=2", "--dropout_scale=0.02",
                         "--diagonal_gaussian_scale=0.4", "--low_rank_gaussian_scale=0.4")
 _CPU_PLANE_SCALES = (f"--uniform_scales={_PLANE_METHODS}", "--dropout_scale=0.5")

@@ -21,7 +21,7 @@ import tf_keras as keras
 from absl import logging
 
 from uncertainty import models
-from uncertainty.core import metrics
+from uncertainty.core import ensemble, names
 from uncertainty.datasets import Dataset
 from uncertainty.infra import distribute, files, locks
 from uncertainty.infra.errors import UserError, reason
@@ -272,13 +272,11 @@ def _evaluate(model, data, split, config, strategy) -> dict:
 
 
 def _scores(logits, labels, split) -> dict:
-    """uncertainty-baselines' names: <split>/accuracy, <split>/negative_log_likelihood,
-    <split>/ece, <split>/brier."""
-    return {f"{split}/accuracy": metrics.accuracy(logits, labels),
-            f"{split}/negative_log_likelihood": metrics.nll(logits, labels),
-            f"{split}/ece": metrics.ece(logits, labels),
-            f"{split}/brier": metrics.brier(logits, labels),
-            f"{split}/num_examples": len(labels)}
+    """uncertainty-baselines' names (`names.metric_key`): <split>/accuracy,
+    <split>/negative_log_likelihood, <split>/ece, <split>/brier."""
+    scores = {names.metric_key(metric, split=split): score(logits, labels)
+              for metric, score in ensemble.METRICS.items()}
+    return {**scores, f"{split}/num_examples": len(labels)}
 
 
 def _read_history(run_dir: str) -> list:
