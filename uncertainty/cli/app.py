@@ -7,7 +7,7 @@ from absl import app, flags, logging
 
 from uncertainty.cli import notices
 from uncertainty.cli.common_flags import define_progress_flags
-from uncertainty.infra import progress
+from uncertainty.infra import interrupts, progress
 from uncertainty.infra.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -36,6 +36,7 @@ def run(main) -> None:
         logging.set_verbosity(logging.INFO)
         progress.ENABLED, progress.LOG_SECONDS = FLAGS.progress, FLAGS.progress_seconds
         progress.TERMINAL = notices.stderr_is_terminal()
+        interrupts.install()
         try:
             main(argv)
         except UserError as e:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from uncertainty.infra import progress
+from uncertainty.infra import interrupts, progress
 from uncertainty.infra.errors import UserError
 from uncertainty.models.flipout import is_variational, point_estimates
 from uncertainty.train import recipes, train_config
@@ -109,6 +109,7 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
             sums += loop_sums
             done += n
             meter.update(n)
+            interrupts.check()  # a Ctrl-C that TensorFlow's runtime swallowed
         scalars = {"epoch": epoch + 1, "learning_rate": float(rates[-1]),
                    "epoch_seconds": time.time() - began,
                    "train/loss": sums[0] / examples,
