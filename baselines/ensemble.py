@@ -119,6 +119,8 @@ def write(runs, data, settings, shared) -> None:
     plots.js_bars(js, result["summary"]["intensities"],
                      f"JS divergence ({result['model']} on {result['dataset']})",
                      os.path.join(FLAGS.output_dir, "js_divergence.png"))
+    files.write_npz(os.path.join(FLAGS.output_dir, "per_example.npz"),
+                    **result.pop("per_example"))
     files.write_json(os.path.join(FLAGS.output_dir, "ensemble.json"), result)
     summary_table = shift_report.table(result)
     files.write_text(os.path.join(FLAGS.output_dir, "table.txt"), summary_table + "\n")

@@ -51,6 +51,8 @@ def main(argv):
                                     FLAGS.prediction_batch_size)
         result["model"], result["method"] = shared["model"], shared["method"]
         write_figures(result, FLAGS.output_dir)
+        files.write_npz(os.path.join(FLAGS.output_dir, "per_example.npz"),
+                        **result.pop("per_example"))
         files.write_json(os.path.join(FLAGS.output_dir, "similarity.json"), result)
     logging.info("wrote %s", FLAGS.output_dir)
     print(json.dumps(result["summary"], indent=2, sort_keys=True))

@@ -273,7 +273,7 @@ def analyse(runs: list[str], data: Dataset, split: str, options: Options, work_d
                "model": layout.identity(runs[0])}
     solutions = [checkpoints.load_weights(r) for r in runs]
     result = {"runs": runs, "model": model, "dataset": data.name, "split": split,
-              "plane": options.plane, "seed": options.seed,
+              "num_examples": len(references["a"]), "plane": options.plane, "seed": options.seed,
               "options": {**dataclasses.asdict(options), "margin": options.grid_margin},
               "batchnorm": "checkpoint" if bn_data is None else "reestimated",
               "references": dict(zip("ab", runs))}

@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 
 from uncertainty import datasets, models
-from uncertainty.core import ensemble, names
+from uncertainty.core import ensemble, metrics, names, ood
 from uncertainty.datasets import Dataset
 from uncertainty.infra import files, progress
 from uncertainty.infra.errors import UserError
@@ -162,7 +162,10 @@ class Functions:
 def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | None,
           load) -> dict:
     """The whole study on the runs' clean `data` and the corrupted sets `load(name)`
-    returns; subspace samples from `subspace_dir`. Returns ensemble.json's content.
+    returns; subspace samples from `subspace_dir`. Returns ensemble.json's content and,
+    under "per_example", the arrays of per_example.npz: `ensemble.per_example`'s
+    values as "<intensity>/<key>" (a corrupted intensity's averaged over the types, per
+    test example) and `detect_ood`'s as "ood/<dataset>/<key>".
     Errors in the options or the samples, and a first corrupted set that cannot be
     loaded, are raised before anything is predicted."""
     start = time.time()
@@ -184,6 +187,7 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
     loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
+    examples, types_seen = {}, {}  # per-example sums over the types of each intensity
     outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
     meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
     for i, (intensity, kind, name) in enumerate(sets):
@@ -192,7 +196,11 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         logits = functions.logits(shifted)
         if intensity == 0 and outliers:  # while the clean set's logits are at hand
             found_ood = {outlier: detect_ood(functions, logits, load(outlier), size,
-                                             options) for outlier in outliers}
+                                             options, examples) for outlier in outliers}
+        types_seen[intensity] = types_seen.get(intensity, 0) + 1
+        for key, v in ensemble.per_example(*logits, shifted.labels("test"), size,
+                                           options.max_subsets, options.seed).items():
+            examples[f"{intensity}/{key}"] = examples.get(f"{intensity}/{key}", 0) + v
         tables, js = ensemble.score(*logits, shifted.labels("test"), size,
                                     options.max_subsets, options.seed)
         for set_name, table in tables.items():
@@ -204,6 +212,8 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
                 names.metric_key("js_divergence", kind, intensity)] = divergence
         meter.update()
     meter.close()
+    for key in [k for k in examples if not k.startswith("ood/")]:
+        examples[key] = examples[key] / types_seen[int(key.split("/")[0])]
     for entry in (e for table in values.values() for e in table.values()):
         for metric in names.METRICS:
             if names.metric_key(metric) in entry:
@@ -228,18 +238,31 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
         result["summary"]["ood"] = {name: summarize_ood(found, size)
                                     for name, found in result["ood"].items()}
     result["predictions"] = {**functions.counts(), "analysis_seconds": time.time() - start}
+    result["per_example"] = examples
     return result
 
 
 def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: int,
-               options: Options) -> dict:
+               options: Options, examples: dict) -> dict:
     """Every set of functions detecting `outlier`'s test examples among the clean test
     examples, on which their logits are `inside` (`Functions.logits`), by
-    `ensemble.score_ood`; and the sets' JS divergence on both."""
+    `ensemble.score_ood`; and the sets' JS divergence on both. Adds to `examples`
+    the independent runs' per-example values as "ood/<dataset>/<key>": their JS
+    divergence in and out of distribution, and uncertainty-baselines' score
+    (`ood.UB_SCORE`) of each run alone and of each `size`-subset's ensemble."""
     logging.info("out-of-distribution detection against %s", outlier.name)
-    tables, js_out = ensemble.score_ood(inside, functions.logits(outlier), outlier.name,
+    outside = functions.logits(outlier)
+    tables, js_out = ensemble.score_ood(inside, outside, outlier.name,
                                         size, options.max_subsets, options.seed)
     js_in = ensemble.js_divergences(*inside)
+    prefix = f"ood/{outlier.name}/independent"
+    for where, logits in (("in", inside[0]), ("out", outside[0])):
+        examples[f"{prefix}/js_{where}"] = metrics.mutual_information(logits)[None]
+        examples[f"{prefix}/1/score_{where}"] = np.stack(
+            [ood.scores(z)[ood.UB_SCORE] for z in logits])
+        examples[f"{prefix}/{size}/score_{where}"] = np.stack(
+            [ood.scores(logits[list(s)])[ood.UB_SCORE] for s in ensemble.subsets(
+                len(logits), size, options.max_subsets, options.seed)])
     return {"dataset": outlier.name, "num_examples": outlier.num_examples("test"),
             "metrics": {name: {str(k): v for k, v in table.items()}
                         for name, table in tables.items()},

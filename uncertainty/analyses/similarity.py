@@ -43,39 +43,47 @@ def tsne(logits: np.ndarray, seed: int) -> np.ndarray:
 
 def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed: int = 0,
             batch_size: int = 500) -> dict:
-    """The similarity analysis of `runs` on `split` (see the module docstring)."""
+    """The similarity analysis of `runs` on `split` (see the module docstring). The
+    result's "per_example" holds the arrays of per_example.npz (`whole_trajectories`)."""
     discovery.check_source(runs[0], data)
     labels = data.labels(split)
     result = {"runs": runs, "split": split, "dataset": data.name,
               "num_examples": len(labels), "trajectories": {}}
     began = time.time()
-    finals_w, finals_z, late = [], [], []
-    tsne_logits, tsne_index = [], []
-    counts = {"computed": 0, "from_cache": 0}
+    predictors = {run: RunPredictions(run, batch_size=batch_size) for run in runs}
+    finals_w = np.stack([checkpoints.load_weights(run, checkpoints.epochs(run)[-1])
+                         for run in runs])
+    finals_z = np.stack([predictors[run].checkpoint(data, split) for run in runs])
+    shared = sorted(set.intersection(*(set(checkpoints.epochs(run)) for run in runs)))
+    to_finals = {"cosine": [], "disagree": []}  # per run: each shared epoch vs every final
+    late, tsne_logits, tsne_index = [], [], []
     meter = progress.Progress(sum(len(checkpoints.epochs(run)) for run in runs),
                               "similarity", "checkpoint")
     for r, run in enumerate(runs):
-        predictor = RunPredictions(run, batch_size=batch_size)
         epochs = checkpoints.epochs(run)
         logging.info("run %d/%d %s: %d checkpoints", r + 1, len(runs), run, len(epochs))
         weights = np.stack([checkpoints.load_weights(run, e) for e in epochs])
         logits = []
         for e in epochs:
-            logits.append(predictor.checkpoint(data, split, e))
+            logits.append(predictors[run].checkpoint(data, split, e))
             meter.update()
         logits = np.stack(logits)
         result["trajectories"][run] = {"epochs": epochs,
                                        **trajectory_matrices(weights, logits, labels)}
-        counts = {k: v + predictor.counts[k] for k, v in counts.items()}
-        finals_w.append(weights[-1])
-        finals_z.append(logits[-1])
+        at = [epochs.index(e) for e in shared]
+        to_finals["cosine"].append(metrics.cosine_similarity(
+            np.concatenate([weights[at], finals_w]))[:len(at), len(at):])
+        to_finals["disagree"].append(np.argmax(logits[at], -1)[:, None] !=
+                                     np.argmax(finals_z, -1)[None])
         late.append(logits[-len(runs):])  # as many late checkpoints as independent runs
         if r < tsne_runs:
             tsne_logits.append(logits)
             tsne_index += [(run, e) for e in epochs]
     meter.close()
-    finals_z = np.stack(finals_z)
-    result["independent"] = trajectory_matrices(np.stack(finals_w), finals_z, labels)
+    result["independent"] = trajectory_matrices(finals_w, finals_z, labels)
+    whole, result["per_example"] = whole_trajectories(
+        np.stack(to_finals["cosine"]), np.stack(to_finals["disagree"]))
+    result["whole_trajectories"] = {"epochs": shared, **whole}
 
     points = tsne(np.concatenate(tsne_logits), seed)
     result["tsne"] = {"runs": runs[:tsne_runs], "points": points.tolist(),
@@ -89,10 +97,35 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     result["js_divergence"]["trajectory_mean"] = float(
         np.mean(list(result["js_divergence"]["trajectory"].values())))
     result["summary"] = summarize(result)
+    counts = {k: sum(p.counts[k] for p in predictors.values())
+              for k in ("computed", "from_cache")}
     result["predictions"] = {**counts, "analysis_seconds": time.time() - began}
     logging.info("analysis took %.1f s; predictions computed %d, from cache %d",
                  time.time() - began, counts["computed"], counts["from_cache"])
     return result
+
+
+def whole_trajectories(cosine: np.ndarray, disagree: np.ndarray) -> tuple[dict, dict]:
+    """Every checkpoint of every trajectory against every run's final solution, at the
+    epochs all runs share: `cosine` [R, E, R] (run b's checkpoint at epoch e vs run a's
+    final weights) and `disagree` [R, E, R, N] (the same, per example, predicted
+    labels differ). Returns the per-epoch means as JSON, for each run a: "within"
+    (its own checkpoints) and "across" (the other runs' checkpoints at the same epoch,
+    as far along their training), as [R, E] lists; and the per-example arrays
+    {"disagreement_within" [R, E, N] uint8, "disagreement_across_count" [R, E, N]
+    uint8: how many other runs' checkpoints disagree}."""
+    runs = cosine.shape[0]
+    own = np.arange(runs)
+    cos_within = cosine[own, :, own]  # [R, E]: run a's checkpoints vs its final
+    cos_across = (cosine.sum(axis=0).T - cos_within) / max(runs - 1, 1)  # [R, E]
+    within = disagree[own, :, own]  # [R, E, N]
+    across = disagree.sum(axis=0).transpose(1, 0, 2) - within  # [R, E, N] counts
+    json_part = {"weight_cosine": {"within": cos_within.tolist(),
+                                   "across": cos_across.tolist()},
+                 "disagreement": {"within": within.mean(-1).tolist(),
+                                  "across": (across.mean(-1) / max(runs - 1, 1)).tolist()}}
+    return json_part, {"disagreement_within": within.astype(np.uint8),
+                       "disagreement_across_count": across.astype(np.uint8)}
 
 
 def summarize(result: dict) -> dict:

@@ -70,6 +70,60 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
         js_divergences(independent, trajectory, samples))
 
 
+def example_means(members: np.ndarray, labels: np.ndarray, size: int,
+                  max_subsets: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """{metric: [N]}: each example's accuracy, NLL and Brier score
+    (`metrics.PER_EXAMPLE`) averaged over the `size`-subsets of the members [M, N, C]
+    that `by_size` scores; their means over examples are `by_size`'s values."""
+    log_probs = metrics.log_softmax(members)
+    chosen = subsets(len(members), size, max_subsets, seed)
+    sums = {name: 0.0 for name in metrics.PER_EXAMPLE}
+    for subset in chosen:
+        logits = metrics.ensemble(log_probs[list(subset)], normalized=True)
+        for name, metric in metrics.PER_EXAMPLE.items():
+            sums[name] = sums[name] + metric(logits, labels)
+    return {name: total / len(chosen) for name, total in sums.items()}
+
+
+def per_example(independent: np.ndarray, trajectory: np.ndarray,
+                samples: dict[str, list[np.ndarray]], labels: np.ndarray,
+                max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
+                ) -> dict[str, np.ndarray]:
+    """The per-example values behind `score`'s numbers that the claims' intervals
+    resample, each [R, N] (R = 1 for a set that is one ensemble, the number of runs for
+    a method's sets of one run's samples):
+    "<set>/<k>/<metric>" for the independent runs at every size k, every other set at
+    its largest size, "independent/members/<metric>" (each run alone),
+    "<method>/predictive/<metric>" (each run's samples all ensembled) and "<set>/js"
+    (per-example JS divergence, as `js_divergences` groups the sets)."""
+    size = min(max_size or len(independent), len(independent))
+    out = {f"independent/members/{name}": metric(independent, labels)
+           for name, metric in metrics.PER_EXAMPLE.items()}
+
+    def add(name, members_per_run):
+        k = min(size, len(members_per_run[0]))
+        found = [example_means(m, labels, k, max_subsets, seed) for m in members_per_run]
+        out.update({f"{name}/{k}/{metric}": np.stack([f[metric] for f in found])
+                    for metric in metrics.PER_EXAMPLE})
+
+    for k in range(1, size + 1):
+        out.update({f"independent/{k}/{metric}": v[None] for metric, v in example_means(
+            independent, labels, k, max_subsets, seed).items()})
+    add("trajectory", [trajectory])
+    out["independent/js"] = metrics.mutual_information(independent)[None]
+    out["trajectory/js"] = metrics.mutual_information(trajectory)[None]
+    for method, per_run in samples.items():
+        add(method, per_run)
+        out.update({f"{method}/predictive/{name}": metric(np.stack([
+            metrics.ensemble(s) for s in per_run]), labels)
+            for name, metric in metrics.PER_EXAMPLE.items()})
+        add(f"independent+{method}", [np.stack([metrics.ensemble(s) for s in per_run])])
+        if len(per_run[0]) > 1:
+            out[f"{method}/js"] = np.stack([
+                metrics.grouped_mutual_information(s, len(independent)) for s in per_run])
+    return {key: np.asarray(v, np.float32) for key, v in out.items()}
+
+
 def score_ood(inside: tuple, outside: tuple, dataset: str, max_size: int | None = None,
               max_subsets: int | None = None, seed: int = 0) -> tuple[dict, dict]:
     """The sets of functions of `score` detecting out-of-distribution examples:

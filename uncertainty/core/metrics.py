@@ -53,21 +53,39 @@ def _label_values(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.take_along_axis(values, index, axis=-1)[..., 0]
 
 
+def correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per example: 1.0 where the argmax class is the label, else 0.0."""
+    return (np.argmax(logits, axis=-1) == labels).astype(np.float64)
+
+
+def example_nll(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per example: -log_softmax(logits)[label]."""
+    return -_label_values(log_softmax(logits), labels)
+
+
+def example_brier(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per example: sum_c (p_c - onehot_c)^2 (the paper's; not divided by C)."""
+    probs = softmax(logits)
+    return np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
+
+
 def accuracy(logits: np.ndarray, labels: np.ndarray):
     """Fraction of examples whose argmax class is the label."""
-    return _scalar(np.mean(np.argmax(logits, axis=-1) == labels, axis=-1))
+    return _scalar(np.mean(correct(logits, labels), axis=-1))
 
 
 def nll(logits: np.ndarray, labels: np.ndarray):
     """Mean negative log-likelihood of the labels, -log_softmax(logits)[label]."""
-    return _scalar(-np.mean(_label_values(log_softmax(logits), labels), axis=-1))
+    return _scalar(np.mean(example_nll(logits, labels), axis=-1))
 
 
 def brier(logits: np.ndarray, labels: np.ndarray):
-    """Mean over examples of sum_c (p_c - onehot_c)^2 (the paper's; not divided by C)."""
-    probs = softmax(logits)
-    squares = np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
-    return _scalar(np.mean(squares, axis=-1))
+    """Mean over examples of `example_brier`."""
+    return _scalar(np.mean(example_brier(logits, labels), axis=-1))
+
+
+# per-example versions of the metrics that are means over examples
+PER_EXAMPLE = {"accuracy": correct, "nll": example_nll, "brier": example_brier}
 
 
 def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
@@ -125,14 +143,21 @@ def js_divergence(logits: np.ndarray, epsilon: float = JS_EPSILON) -> float:
     return float(np.mean(mutual_information(logits, epsilon)))
 
 
-def grouped_js_divergence(logits: np.ndarray, size: int) -> float:
-    """Mean JS divergence of consecutive disjoint groups of `size` of the functions
-    [M, N, C] (one group of all M when M < size; a remainder is left out). JS grows
-    with the number of functions, so sets are compared at one size: a method's S
-    samples in groups as large as the set of independent runs."""
+def grouped_mutual_information(logits: np.ndarray, size: int) -> np.ndarray:
+    """Per example [N]: the mean `mutual_information` of consecutive disjoint groups
+    of `size` of the functions [M, N, C] (one group of all M when M < size; a
+    remainder is left out)."""
     size = min(size, len(logits))
-    return float(np.mean([js_divergence(logits[i:i + size])
-                          for i in range(0, len(logits) - size + 1, size)]))
+    return np.mean([mutual_information(logits[i:i + size])
+                    for i in range(0, len(logits) - size + 1, size)], axis=0)
+
+
+def grouped_js_divergence(logits: np.ndarray, size: int) -> float:
+    """Mean JS divergence of groups of `size` of the functions
+    (`grouped_mutual_information`, averaged over examples). JS grows with the number of
+    functions, so sets are compared at one size: a method's S samples in groups as
+    large as the set of independent runs."""
+    return float(np.mean(grouped_mutual_information(logits, size)))
 
 
 def cosine_similarity(vectors: np.ndarray, other: np.ndarray | None = None):

@@ -37,12 +37,17 @@ RESULTS = {"similarity": "similarity.json", "plane": "subspace.json",
 
 
 def load(root: str) -> dict:
-    """Every result JSON of the study at `root` that exists, by analysis name."""
+    """Every result JSON of the study at `root` that exists, by analysis name, and the
+    per-example arrays beside it (per_example.npz) as "<name>/per_example"."""
     found = {}
     for name, file in RESULTS.items():
         path = os.path.join(analysis_dir(root, name), file)
         if files.exists(path):
             found[name] = files.read_json(path)
+            arrays = os.path.join(analysis_dir(root, name), "per_example.npz")
+            if files.exists(arrays):
+                with files.read_npz(arrays) as saved:
+                    found[f"{name}/per_example"] = {k: saved[k] for k in saved.files}
     return found
 
 
@@ -131,18 +136,20 @@ def write(root: str, scale_name: str, scale, stage_times: list[dict], command: s
     figure_dir = os.path.join(out, "figures")
     files.makedirs(figure_dir)
     rows = claims.claims(study)
-    passed = sum(r["verdict"] == claims.PASS for r in rows)
-    checked = sum(r["verdict"] != claims.NOT_RUN for r in rows)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in claims.MARKS}
     lines = [f"# Deep Ensembles: A Loss Landscape Perspective — scale `{scale_name}`", "",
              f"{scale.description}. Written {datetime.datetime.now():%Y-%m-%d %H:%M} by "
              f"`{command}`.", "",
-             f"**{passed} of {checked} checked claims hold** ({len(rows) - checked} not run "
-             f"at this scale). Each rule is decided from the result files linked below; "
-             f"the paper's numbers are MediumCNN or SmallCNN on CIFAR-10 unless stated, so "
-             f"at another setting compare orderings and gaps, not values.", "",
+             f"**Of {len(rows)} claims: " + ", ".join(
+                 f"{n} {v}" for v, n in counts.items()) + "** at this scale. Each verdict "
+             "reads a 95% bootstrap interval of the compared difference (positive = the "
+             "paper's direction; `value [low, high]`): holds when the interval is above "
+             "zero, does not hold when below, inconclusive when it contains zero. The "
+             "paper's numbers are MediumCNN or SmallCNN on CIFAR-10 unless stated, so "
+             "at another setting compare orderings and gaps, not values.", "",
              "## Claims", ""]
-    lines += _table(["claim", "paper", "ours", "rule", "holds"],
-                    [[r["claim"], r["paper"], r["ours"], r["rule"], r["verdict"]]
+    lines += _table(["claim", "paper", "ours (95% intervals)", "rule", "verdict"],
+                    [[r["claim"], r["paper"], r["ours"], r["rule"], claims.MARKS[r["verdict"]]]
                      for r in rows])
     section = None
     for analysis, name, title, caption in FIGURES:
@@ -229,7 +236,7 @@ def _published_section(result) -> list[str]:
 
 def _results_section(study) -> list[str]:
     lines = ["## Result files", ""]
-    for name in study:
+    for name in (n for n in study if n in RESULTS):
         lines.append(f"- [{name}/{RESULTS[name]}](../analyses/{name}/{RESULTS[name]})")
     return lines + [""]
 
