@@ -203,7 +203,8 @@ def test_published_lookup_reads_the_right_names():
         "all": {"test/js_divergence": 0.27, "test/js_divergence_mean_all_5": 0.37}}}
 
     result = {"metrics": values, "method": "deterministic",
-              "subspace_samples_per_run": {"mc_dropout": 10}}
+              "subspace_samples_per_run": {"mc_dropout": 10}, "runs": ["a", "b"],
+              "trajectory": {"epochs": [9, 10]}}
 
     def one(**match):
         [entry] = published.entries(**match)
@@ -230,7 +231,8 @@ def test_published_comparison_flags_a_different_quantity():
     rows are flagged against a variational study's posterior means."""
     def rows(method, samples):
         result = {"metrics": {}, "method": method, "model": "small_cnn",
-                  "dataset": "fashion_mnist", "subspace_samples_per_run": samples}
+                  "dataset": "fashion_mnist", "subspace_samples_per_run": samples,
+                  "runs": ["a", "b", "c"], "trajectory": {"epochs": [8, 9, 10]}}
         return {(r["source"], r["method"], r["intensity"], r["metric"]): r
                 for r in shift_report.compare_published(result)}
 
@@ -242,6 +244,14 @@ def test_published_comparison_flags_a_different_quantity():
     corrupted = found[ub, "variational", "mean_corrupted", "nll"]
     assert not corrupted["same_quantity"]
     assert corrupted["quantity_differs"] == {"draws": [5, 1]}
+    # the paper's JS: 5 runs, 10 checkpoints, 30 samples; ours: sets of 3
+    fort = "fort2019"
+    assert found[fort, "independent", 0, "js_divergence"]["quantity_differs"] == {
+        "functions": [5, 3]}
+    assert found[fort, "trajectory", 5, "js_divergence"]["quantity_differs"] == {
+        "functions": [10, 3]}
+    assert found[fort, "random", 0, "js_divergence"]["quantity_differs"] == {
+        "functions": [30, 3]}
     found = rows("variational", {"mc_dropout": 10, "variational": 10})
     assert found[ub, "independent+mc_dropout", 0, "nll"]["quantity_differs"] == {
         "draws": [30, 10]}

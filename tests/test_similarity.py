@@ -86,6 +86,19 @@ def test_matrices_against_independent_computation(analysis, runs, mnist1d):
     assert np.isclose(result["summary"]["independent_mean_disagreement"], np.mean(pairs),
                       atol=2e-3)
 
+    # whole trajectories: run 1's checkpoints against run 0's solution, in Keras
+    out, _ = analysis
+    whole = result["whole_trajectories"]
+    arrays = np.load(os.path.join(out, "per_example.npz"))
+    solution0 = keras_logits(os.path.join(runs, "seed0"), 4, mnist1d).argmax(1)
+    for e in range(4):
+        others = sum((keras_logits(os.path.join(runs, f"seed{s}"), e + 1, mnist1d).argmax(1)
+                      != solution0).astype(int) for s in (1, 2))
+        counted = arrays["disagreement_across_count"][0, e]  # runs 1 and 2 vs run 0
+        assert np.mean(counted == others) >= 0.995  # argmax near-ties
+    assert whole["epochs"] == [1, 2, 3, 4]
+    assert np.asarray(whole["weight_cosine"]["within"])[:, -1] == pytest.approx(1.0)
+
 
 def test_independent_cosine_against_tensorflows_checkpoint_reader(analysis, runs):
     _, result = analysis
@@ -138,7 +151,8 @@ def test_second_invocation_predicts_nothing(analysis, runs, monkeypatch, tmp_pat
     again = files.read_json(os.path.join(tmp_path, "similarity.json"))
     assert again["independent"] == first["independent"]
     assert first["predictions"]["computed"] == 12  # 3 runs x 4 epochs, once
-    assert again["predictions"]["computed"] == 0 and again["predictions"]["from_cache"] == 12
+    # every checkpoint from the cache, and each run's solution once more, read first
+    assert again["predictions"]["computed"] == 0 and again["predictions"]["from_cache"] == 15
 
 
 def _copy_run(runs, tmp_path, name="other"):

@@ -140,18 +140,45 @@ class Functions:
             self._spaces[run, num_checkpoints] = subspace.fit(run, num_checkpoints)
         return self._spaces[run, num_checkpoints]
 
+    def _getters(self) -> list[tuple[str, int, object]]:
+        """(set, run index, get(data) -> logits on its test split) of every function:
+        the runs' solutions ("independent"), the first run's last checkpoints
+        ("trajectory") and each method's samples around each run."""
+        first = self.predictors[self.runs[0]]
+        found = [("independent", r, lambda d, p=p: p.checkpoint(d, "test", bn_data=self.bn_data))
+                 for r, p in enumerate(self.predictors.values())]
+        found += [("trajectory", 0, lambda d, e=e: first.checkpoint(
+            d, "test", e, bn_data=self.bn_data)) for e in self.trajectory_epochs]
+        for method, per_run in self.records.items():
+            for r, run in enumerate(self.runs):
+                found += [(method, r, lambda d, run=run, s=s: draw.sample_logits(
+                    self.predictors[run], self._space(run, len(s["params"]["epochs"])), s,
+                    d, "test", self.bn_data)) for s in per_run[run]]
+        return found
+
+    def predict_all(self, sets: list[Dataset]) -> None:
+        """Predicts (and caches) every function on every data set, one function at a
+        time: a function's weights are made, set and their batch-norm statistics
+        re-estimated once for all the sets (`RunPredictions` keeps the model's state)."""
+        getters = self._getters()
+        meter = progress.Progress(len(getters), "predicting every function", "function")
+        for _, _, get in getters:
+            for data in sets:
+                get(data)
+            meter.update()
+        meter.close()
+
     def logits(self, data: Dataset) -> tuple:
         """(independent [M, N, C], trajectory [K, N, C], {method: [[S, N, C] per run]})
         logits on `data`'s test split."""
-        first = self.predictors[self.runs[0]]
-        independent = np.stack([p.checkpoint(data, "test", bn_data=self.bn_data)
-                                for p in self.predictors.values()])
-        path = np.stack([first.checkpoint(data, "test", e, bn_data=self.bn_data)
-                         for e in self.trajectory_epochs])
-        samples = {method: [np.stack([draw.sample_logits(
-            self.predictors[run], self._space(run, len(s["params"]["epochs"])), s, data,
-            "test", self.bn_data) for s in per_run[run]]) for run in self.runs]
-            for method, per_run in self.records.items()}
+        found = {}
+        for name, r, get in self._getters():
+            found.setdefault(name, {}).setdefault(r, []).append(get(data))
+        independent = np.stack([z for per_run in found.pop("independent").values()
+                                for z in per_run])
+        path = np.stack(found.pop("trajectory")[0])
+        samples = {method: [np.stack(per_run[r]) for r in range(len(self.runs))]
+                   for method, per_run in found.items()}
         return independent, path, samples
 
     def counts(self) -> dict[str, int]:
@@ -166,8 +193,9 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     under "per_example", the arrays of per_example.npz: `ensemble.per_example`'s
     values as "<intensity>/<key>" (a corrupted intensity's averaged over the types, per
     test example) and `detect_ood`'s as "ood/<dataset>/<key>".
-    Errors in the options or the samples, and a first corrupted set that cannot be
-    loaded, are raised before anything is predicted."""
+    Errors in the options or the samples, and a set that cannot be loaded, are raised
+    before anything is predicted; every function is then predicted on every set
+    (`Functions.predict_all`) before the sets are scored."""
     start = time.time()
     model = layout.read_config(runs[0])["model"]
     sets = datasets.shift_sets(data.name, options.corruptions, options.intensities)
@@ -185,18 +213,21 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
             for run in runs}
     num_samples = {m: min(len(samples[m][r]) for r in runs) for m in methods}
     functions = Functions(runs, size, samples, num_samples, bn_data, options.batch_size)
-    loaded = {data.name: data} | ({sets[1][2]: load(sets[1][2])} if sets[1:] else {})
+    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
+    loaded = {data.name: data} | {name: load(name) for _, _, name in sets[1:]}
+    outliers = {outlier: load(outlier) for outlier in outliers}
+    functions.predict_all([*loaded.values(), *outliers.values()])
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
     examples, types_seen = {}, {}  # per-example sums over the types of each intensity
-    outliers = datasets.OUT_OF_DISTRIBUTION.get(data.name, ()) if options.ood else ()
     meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
     for i, (intensity, kind, name) in enumerate(sets):
-        shifted = loaded.pop(name) if name in loaded else load(name)
+        shifted = loaded[name]
         logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
         logits = functions.logits(shifted)
         if intensity == 0 and outliers:  # while the clean set's logits are at hand
-            found_ood = {outlier: detect_ood(functions, logits, load(outlier), size,
-                                             options, examples) for outlier in outliers}
+            found_ood = {outlier.name: detect_ood(functions, logits, outlier, size,
+                                                  options, examples)
+                         for outlier in outliers.values()}
         types_seen[intensity] = types_seen.get(intensity, 0) + 1
         for key, v in ensemble.per_example(*logits, shifted.labels("test"), size,
                                            options.max_subsets, options.seed).items():

@@ -57,7 +57,8 @@ def format_table(rows: list[dict]) -> str:
     if not all(r["same_quantity"] for r in rows):
         lines.append("QUANTITY DIFFERS on rows marked *: another number of posterior "
                      "draws or dropout passes per prediction, or posterior means in place "
-                     "of deterministic networks (the note says which, published vs ours).")
+                     "of deterministic networks, or a JS divergence over sets of another "
+                     "size (the note says which, published vs ours).")
     width = max([len(r["source"]) for r in rows] + [20]) + 2
     lines.append(f"{'source':<{width}}{'setting':<28}{'method':<24}{'size':>5}{'int.':>16}"
                  f"{'metric':>15}{'published':>16}{'ours':>9}  our metric")

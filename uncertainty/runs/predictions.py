@@ -97,6 +97,7 @@ class RunPredictions:
         self.batch_size = batch_size
         self.strategy = strategy  # None: the strategy in scope when predicting
         self._models = {}  # dropout rate (0: none active) -> model
+        self._loaded = {}  # dropout rate -> the state its model holds (see _compute)
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
         self._normalizer_digest = hashlib.sha1(b"".join(
@@ -185,7 +186,9 @@ class RunPredictions:
             return logits
         logging.info("predicting %s %s on %s %s (%d examples): %s", self.run_dir, key,
                      data.name, split, data.num_examples(split), reason)
-        logits = self._compute(data, split, arrays_fn, bn_data, dropout)
+        state = files.digest({"function": function, "batchnorm": None if bn_data is None
+                              else bn_data.identity("train"), "dropout": dropout})
+        logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
         files.write_npz(path, logits=logits, identity=identity)
         return logits
 
@@ -205,13 +208,20 @@ class RunPredictions:
             return None, "cached rows do not match the examples"
         return logits, ""
 
-    def _compute(self, data, split, arrays_fn, bn_data, dropout=None) -> np.ndarray:
+    def _compute(self, data, split, arrays_fn, bn_data, dropout=None, state=None
+                 ) -> np.ndarray:
         """Logits of the weights `arrays_fn()`; with `dropout` = (rate, seed), one
-        MC-dropout pass."""
+        MC-dropout pass. `state` names the weights and batch-norm statistics: when the
+        model holds that state already (the same function on another data set), the
+        weights are neither rebuilt nor set, nor the statistics re-estimated."""
+        rate = (dropout or (0.0,))[0]
         model = self._get_model(data, *(dropout or ()))
-        model.set_weights(arrays_fn())
-        if bn_data is not None:
-            reestimate_batchnorm(model, bn_data)
+        if state is None or self._loaded.get(rate) != state:
+            self._loaded.pop(rate, None)
+            model.set_weights(arrays_fn())
+            if bn_data is not None:
+                reestimate_batchnorm(model, bn_data)
+            self._loaded[rate] = state
         self.counts["computed"] += 1
         return predict(model, data, split, self.batch_size, self.strategy)
 

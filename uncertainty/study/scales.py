@@ -69,10 +69,11 @@ SCALES = {
         "CNN-1D on MNIST-1D, 5 runs of the full recipe (30 epochs) and 2 variational "
         "ones, every analysis at full size", "mnist1d", "cnn1d", variational_runs=2),
     "fmnist": Scale(
-        "SmallCNN on Fashion-MNIST, 5 runs of the paper's SmallCNN recipe (10 epochs), "
-        "every analysis at CPU size", "fashion_mnist", "small_cnn", plane_samples=20,
-        ensemble_samples=2, corruptions="gaussian_noise,contrast,zoom_blur",
-        posterior_samples=5, grid_points=13, path_points=13, connect_epochs=5),
+        "SmallCNN on Fashion-MNIST, 5 runs of the paper's SmallCNN recipe (10 epochs) "
+        "and 2 variational ones, every analysis at CPU size", "fashion_mnist", "small_cnn",
+        plane_samples=20, ensemble_samples=2,
+        corruptions="gaussian_noise,contrast,zoom_blur", posterior_samples=5,
+        grid_points=13, path_points=13, connect_epochs=5, variational_runs=2),
     "cifar10_small_cnn": Scale(
         "the paper's SmallCNN on CIFAR-10 (10 epochs), samples and CIFAR-10-C at the "
         "paper's size", "cifar10", "small_cnn", plane_scales=(), ensemble_samples=30,

@@ -14,8 +14,10 @@ def lookup(result: dict, entry: dict) -> tuple[float | None, str, dict]:
     entry's corrupted mean (its "corruptions": standard or all types). What it is:
     "draws", the posterior draws or dropout passes each prediction averages (1 for a
     set of single draws; a run's `subspace_samples_per_run` for its predictive,
-    independent+<method> at k=1), and "networks" of the independent runs
-    (deterministic, or a variational study's posterior means)."""
+    independent+<method> at k=1), "networks" of the independent runs
+    (deterministic, or a variational study's posterior means), and for a JS divergence
+    the "functions" in the set (the trajectory's checkpoints, or as many as the runs:
+    a method's samples are grouped to that size)."""
     metric, intensity, method = entry["metric"], entry["intensity"], entry["method"]
     size = "all" if metric == "js_divergence" else str(entry.get("ensemble_size"))
     key = (names.metric_key(metric) if intensity == 0 else names.mean_key(
@@ -29,6 +31,9 @@ def lookup(result: dict, entry: dict) -> tuple[float | None, str, dict]:
     elif method == "independent":
         quantity["networks"] = ("posterior means" if result.get("method") == "variational"
                                 else "deterministic")
+    if metric == "js_divergence":
+        quantity["functions"] = (len(result["trajectory"]["epochs"]) if method == "trajectory"
+                                 else len(result["runs"]))
     return result["metrics"].get(method, {}).get(size, {}).get(key), key, quantity
 
 
