@@ -199,7 +199,11 @@ class _Ensemble:
         return inside, {s: self.accuracy(s) for s in present if s not in inside}
 
     def js_comparisons(self, sets, intensities) -> list[dict]:
-        return [_comparison(f"{_LABELS[s]}" + (f" (intensity {i})" if i else ""),
+        """JS(independent) minus JS(each set) at each intensity; on the clean set the
+        name gives the set's single-function accuracy (a set of near-copies of the run
+        is trivially less diverse: the plane tests the whole range)."""
+        return [_comparison(f"{_LABELS[s]}" + (f" (intensity {i})" if i else
+                                               f" (accuracy {fmt(self.accuracy(s))})"),
                             intensities_difference(self, "independent/js", f"{s}/js", i))
                 for i in intensities for s in sets]
 
