@@ -55,8 +55,16 @@ common_flags.define_output_flags()  # --seed seeds initialisation, data order, d
 common_flags.define_strategy_flags()
 flags.DEFINE_string("model", "small_cnn", f"One of {', '.join(models.NAMES)}.")
 flags.DEFINE_integer("train_epochs", None, "Epochs (recipe default).")
-flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas.")
-flags.DEFINE_float("learning_rate", None, "Base learning rate.")
+flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas (recipe "
+                     "default).")
+flags.DEFINE_integer("per_core_batch_size", None, "Batch size per replica, as "
+                     "uncertainty-baselines: the global batch is this x the strategy's "
+                     "replicas (instead of --batch_size).")
+flags.DEFINE_float("base_learning_rate", None, "Learning rate per reference_batch_size "
+                   "images (the recipe's reference: 256 for ResNet-50, 128 otherwise); "
+                   "the run's rate is base x global batch / reference.")
+flags.DEFINE_float("learning_rate", None, "The learning rate itself, whatever the batch "
+                   "(overrides --base_learning_rate's scaling).")
 flags.DEFINE_string("lr_schedule", None, f"One of {', '.join(recipes.LR_SCHEDULES)}.")
 flags.DEFINE_integer("lr_halving_epochs", None, "Epochs between halvings (halving schedule).")
 flags.DEFINE_string("optimizer", None, f"One of {', '.join(recipes.OPTIMIZERS)}.")
@@ -111,10 +119,19 @@ common_flags.define_analysis_flags(split=False)
 FLAGS = flags.FLAGS
 
 
-def resolve_config() -> TrainConfig:
-    """Flags over the model's recipe (a flag left unset takes the recipe's value),
-    validated; raises UserError on bad values."""
+def resolve_config(replicas: int = 1) -> TrainConfig:
+    """Flags over the model's recipe (a flag left unset takes the recipe's value), with
+    the global batch of --per_core_batch_size on `replicas`, validated; raises
+    UserError on bad values."""
     models.check(FLAGS.model, variational=FLAGS.method == "variational")
+    batch_size = FLAGS.batch_size
+    if FLAGS.per_core_batch_size is not None:
+        if batch_size is not None:
+            raise UserError("pass --batch_size (global) or --per_core_batch_size, not both")
+        if FLAGS.per_core_batch_size < 1:
+            raise UserError(f"--per_core_batch_size must be positive, got "
+                            f"{FLAGS.per_core_batch_size}")
+        batch_size = FLAGS.per_core_batch_size * replicas
     if FLAGS.method != "variational":
         for name in recipes.VARIATIONAL_FIELDS:
             if getattr(FLAGS, name) is not None:
@@ -122,13 +139,16 @@ def resolve_config() -> TrainConfig:
                                 f"--method=variational or leave it out")
     config = TrainConfig.from_recipe(
         FLAGS.dataset, FLAGS.model, FLAGS.seed,
-        **{name: getattr(FLAGS, name) for name in recipes.RECIPES[FLAGS.model]})
+        **{name: getattr(FLAGS, name) for name in recipes.RECIPES[FLAGS.model]
+           if name in FLAGS and name != "batch_size"}, batch_size=batch_size)
     checks = [
         (config.train_epochs > 0, f"--train_epochs must be positive, got "
                                   f"{config.train_epochs}"),
         (config.batch_size > 0, f"--batch_size must be positive, got {config.batch_size}"),
         (config.learning_rate > 0, f"--learning_rate must be positive, got "
                                    f"{config.learning_rate}"),
+        (config.base_learning_rate > 0, f"--base_learning_rate must be positive, got "
+                                        f"{config.base_learning_rate}"),
         (config.lr_schedule in recipes.LR_SCHEDULES,
          f"unknown --lr_schedule {config.lr_schedule!r}; choose one of "
          f"{', '.join(recipes.LR_SCHEDULES)}"),
@@ -198,16 +218,18 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     if FLAGS.eval_only:
         return evaluate_only()
-    config = resolve_config()
-    datasets.check(FLAGS.dataset)
     strategy = common_flags.strategy()
+    config = resolve_config(strategy.num_replicas_in_sync)
+    datasets.check(FLAGS.dataset)
     data = common_flags.load_dataset(FLAGS.dataset, config.validation_examples)
     if FLAGS.steps:
         report = trainer.measure_throughput(config, data, FLAGS.steps, strategy,
                                              FLAGS.steps_per_loop)
+        report.update(config=config.record(), devices=common_flags.devices())
         print(json.dumps(report, indent=2, sort_keys=True))
         return
-    locations = {name: getattr(FLAGS, name) for name in RUNTIME_FIELDS}
+    locations = {name: getattr(FLAGS, name) for name in RUNTIME_FIELDS if name in FLAGS}
+    locations["devices"] = common_flags.devices()
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
                     steps_per_loop=FLAGS.steps_per_loop, max_loss=FLAGS.max_loss,
                     eval_train=FLAGS.eval_train_split)

@@ -23,8 +23,9 @@
 # (steps per epoch: floor((training examples - 500 validation) / global batch)).
 #
 # Plan first: DRY_RUN=1 trains STEPS (default 100) steps twice under the same strategy
-# (the first pass compiles), writes nothing, and prints the measured throughput and the
-# study's training time at that rate:
+# (the first pass compiles), writes nothing, and prints the config it would train with
+# (the global batch and the learning rate that follows it), the device line, the
+# measured throughput and the study's training time at that rate:
 #   DRY_RUN=1 STRATEGY=tpu TPU=my-tpu MANUAL_DIR=/data/imagenet \
 #     bash run_scripts/paper_scale.sh imagenet2012_resnet50
 # Data: CIFAR and SVHN download through TFDS (or DATA_DIR holds prepared copies, or
@@ -72,14 +73,19 @@ run() {
 }
 
 if [ -n "${DRY_RUN:-}" ]; then
-  python baselines/train.py --dataset="$DATASET" --model="$MODEL" --steps="${STEPS:-100}" \
-    "${TRAIN[@]}" "${DATA[@]}" "$@" | NUM_RUNS=$NUM_RUNS python -c '
+  REPORT=$(python baselines/train.py --dataset="$DATASET" --model="$MODEL" \
+    --steps="${STEPS:-100}" "${TRAIN[@]}" "${DATA[@]}" "$@")  # its error line ends the script
+  echo "$REPORT" | NUM_RUNS=$NUM_RUNS python -c '
 import json, os, sys
 r, runs = json.load(sys.stdin), int(os.environ["NUM_RUNS"])
 def duration(hours):
     return (f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours >= 1 / 60
             else f"{hours * 3600:.0f} s")
 print(json.dumps(r, indent=2, sort_keys=True))
+c = r["config"]
+print(r["devices"]["line"])
+print("learning rate {learning_rate:g} at a global batch of {batch_size} (base "
+      "{base_learning_rate:g} per {reference_batch_size} images)".format(**c))
 print("{dataset} {model}: {runs} runs x {train_epochs} epochs x {steps_per_epoch} steps "
       "of {batch_size} = {all:,} steps; at the measured {steps_per_second:.2f} steps/s "
       "(replicas: {replicas}) about {eta} of training ({per_run} a run), plus "

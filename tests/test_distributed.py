@@ -21,6 +21,7 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from uncertainty import datasets, models
+from uncertainty.infra import distribute
 from uncertainty.runs import checkpoints, predictions
 from uncertainty.train.train_config import TrainConfig
 from uncertainty.train.trainer import train
@@ -33,6 +34,7 @@ model.set_weights(checkpoints.load_arrays(sys.argv[1]))
 both = predictions.predict(model, data, "test", 96, strategy)  # 1000 % 96 != 0
 one = predictions.predict(model, data, "test", 96)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
+                  "line": distribute.describe("mirrored", strategy)["line"],
                   "max_difference": float(np.abs(both - one).max()),
                   "accuracy": results["test/accuracy"],
                   "steps": results["train/steps_per_epoch"]}))
@@ -46,6 +48,7 @@ def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path, method):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
+    assert report["line"] == "strategy mirrored: 2 replicas on 2 x CPU"
     assert report["steps"] == 3500 // 128  # global batch, split over the replicas
     assert report["rows"] == 1000 and report["max_difference"] < 1e-5
     assert report["accuracy"] > 0.5  # chance is 0.1
@@ -93,7 +96,8 @@ def _run_workers(run_dir: str, *args: str, kill_after: str | None = None):
             outputs = [p.communicate(timeout=600) for p in processes]
             errors = [err for _, err in outputs]
             if all(p.returncode == 0 for p in processes):
-                assert "2 replicas" in errors[0]
+                for err in errors:  # every worker's device line
+                    assert "strategy multi_worker: 2 replicas on this worker: 1 x CPU" in err
                 return [json.loads(out) for out, _ in outputs]
         if not any(m in err for err in errors for m in _PORT_TAKEN):
             raise AssertionError(errors[0][-2000:] + errors[1][-2000:])
@@ -108,6 +112,7 @@ def test_multi_worker_on_loopback_writes_one_run(tmp_path, method):
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
     assert checkpoints.epochs(run_dir) == [1, 2]
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
+    assert layout.read_config(run_dir)["devices"]["replicas"] == 2
 
 
 def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):

@@ -96,8 +96,10 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
         assert 0 <= metrics["test/accuracy"] <= 1 and "train/accuracy" not in metrics
         assert metrics["test/negative_log_likelihood"] > 0
     history = files.read_json(os.path.join(runs[0], layout.HISTORY))
-    # the per-step warm-up: 2 steps an epoch, the last at 0.4 x (0 + 1/2) / 5 in epoch 1
-    assert history[0]["learning_rate"] == pytest.approx(0.4 * (1 / 2) / 5, rel=1e-6)
+    # the per-step warm-up: 2 steps an epoch, the last at lr x (0 + 1/2) / 5 in epoch 1,
+    # lr = 0.1 x 2 / 256 (the recipe's 0.1 per 256 images at a global batch of 2)
+    assert history[0]["learning_rate"] == pytest.approx(0.1 * 2 / 256 * (1 / 2) / 5,
+                                                        rel=1e-6)
 
     # similarity: both trajectories' checkpoints compared in weight and function space
     similarity = files.read_json(tmp_path / "similarity" / "similarity.json")

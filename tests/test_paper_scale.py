@@ -26,7 +26,11 @@ def test_dry_run_states_steps_and_eta_from_a_measured_throughput():
                    STRATEGY="default")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
-    report = json.loads("\n".join(lines[:-1]))
+    end = lines.index("}") + 1  # the report, then the device, learning-rate and ETA lines
+    report = json.loads("\n".join(lines[:end]))
+    assert lines[end:end + 2] == ["strategy default: 1 replica on 1 x CPU",
+                                  "learning rate 0.003 at a global batch of 128 (base 0.003 "
+                                  "per 128 images)"]
     # MNIST-1D: 3,500 training signals, batch 128 -> 27 steps, 30 epochs
     assert report["steps_per_epoch"] == 27 and report["total_steps"] == 810
     assert report["measured_steps"] == 5 and report["steps_per_second"] > 0
@@ -41,6 +45,36 @@ def test_dry_run_states_steps_and_eta_from_a_measured_throughput():
 
     assert (f"about {duration(3 * seconds)} of training ({duration(seconds)} a run)"
             in lines[-1])
+
+
+@pytest.mark.slow
+def test_dry_run_of_two_mirrored_replicas_on_logical_cpus():
+    """The accelerator path on this machine: two replicas mirrored over two logical CPU
+    devices, the global batch from --per_core_batch_size and the learning rate from it
+    (3e-3 per 128 signals at 2 x 32 = 64: 1.5e-3)."""
+    done = _script("mnist1d_cnn1d", "--logical_cpus=2", "--allow_cpu_fallback",
+                   "--per_core_batch_size=32", DRY_RUN="1", STEPS="3", STRATEGY="mirrored")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    end = lines.index("}") + 1
+    report = json.loads("\n".join(lines[:end]))
+    assert report["replicas"] == 2 and report["batch_size"] == 64
+    assert report["config"]["learning_rate"] == pytest.approx(1.5e-3)
+    assert report["devices"]["line"] == "strategy mirrored: 2 replicas on 2 x CPU"
+    assert lines[end:end + 2] == ["strategy mirrored: 2 replicas on 2 x CPU",
+                                  "learning rate 0.0015 at a global batch of 64 (base 0.003 "
+                                  "per 128 images)"]
+    assert "strategy mirrored: 2 replicas on 2 x CPU" in done.stderr  # the binary's log
+
+
+@pytest.mark.slow
+def test_mirrored_without_a_gpu_is_one_line():
+    done = _script("mnist1d_cnn1d", DRY_RUN="1", STEPS="3", STRATEGY="mirrored")
+    assert done.returncode == 2 and not done.stdout
+    lines = own_lines(done.stderr)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("train.py: error: --strategy=mirrored found no GPU (devices: 1 x "
+                           "CPU); install TensorFlow's CUDA build")
 
 
 def _planned(study, **env):

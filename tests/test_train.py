@@ -52,6 +52,8 @@ def test_run_learns_and_records_its_trajectory(small_run, fashion):
     config = layout.read_config(small_run)
     assert config["train_epochs"] == 2 and config["dropout_rate"] == 0.1  # recipe filled
     assert {"learning_rate", "lr_schedule", "optimizer", "strategy", "data_dir"} <= set(config)
+    assert config["devices"] == {"strategy": "default", "replicas": 1, "devices": "1 x CPU",
+                                 "line": "strategy default: 1 replica on 1 x CPU"}
     assert len(files.read_json(os.path.join(small_run, "history.json"))) == 2
     assert os.listdir(os.path.join(small_run, "summaries"))
 
@@ -103,12 +105,19 @@ def test_run_dir_with_other_flags_is_refused_untouched(small_run):
     (dict(dataset="cifar10", download=False), "TFDS could not load 'cifar10'"),
     (dict(output_dir=None), "--output_dir is required"),
     (dict(strategy="tpu"), "no TPU found"),
+    (dict(strategy="tpu", tpu="no-such-tpu"), "no TPU found for --tpu='no-such-tpu'"),
+    (dict(strategy="mirrored"), r"--strategy=mirrored found no GPU \(devices: 1 x CPU\); "
+                                r"install TensorFlow's CUDA build .* or pass "
+                                r"--allow_cpu_fallback"),
+    (dict(strategy="multi_worker"), "--strategy=multi_worker needs TF_CONFIG"),
     (dict(model="resnet20_v1", dropout_rate=0.1), "resnet20_v1 has no dropout"),
     (dict(dtype="mixed_bfloat16", method="variational"),
      "--dtype=mixed_bfloat16 is for deterministic networks"),
     (dict(steps_per_loop=0), "--steps_per_loop must be positive"),
 ])
-def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message):
+def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, message,
+                                                       monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     run_dir = tmp_path / "run"
     values = {**SMALL, "output_dir": str(run_dir), "train_epochs": 1, **overrides}
     if "download" in overrides:  # an empty data directory
@@ -117,6 +126,37 @@ def test_bad_input_is_a_user_error_and_writes_nothing(tmp_path, overrides, messa
         with pytest.raises(UserError, match=message):
             train_binary.main(["train.py"])
     assert not os.path.exists(run_dir)
+
+
+@pytest.mark.parametrize("replicas,batch,learning_rate", [
+    (1, 128, 0.05), (8, 1024, 0.4), (32, 4096, 1.6)])  # 0.1 x batch / 256, by hand
+def test_learning_rate_follows_the_global_batch_of_per_core_batch_size(
+        replicas, batch, learning_rate):
+    with flagsaver.flagsaver(dataset="imagenet2012", model="resnet50", output_dir="x",
+                             per_core_batch_size=128):
+        config = train_binary.resolve_config(replicas)
+    assert config.batch_size == batch and config.base_learning_rate == 0.1
+    assert config.reference_batch_size == 256
+    assert config.learning_rate == pytest.approx(learning_rate)
+    record = config.record()
+    assert record["learning_rate"] == pytest.approx(learning_rate)
+    assert record["base_learning_rate"] == 0.1
+
+
+def test_learning_rate_flags():
+    def resolved(**values):
+        with flagsaver.flagsaver(dataset="imagenet2012", model="resnet50", output_dir="x",
+                                 **values):
+            return train_binary.resolve_config(1)
+
+    assert resolved().learning_rate == pytest.approx(0.4)  # the recipe: 1,024 images
+    assert resolved(batch_size=256).learning_rate == pytest.approx(0.1)
+    assert resolved(batch_size=512, base_learning_rate=0.2).learning_rate == \
+        pytest.approx(0.4)
+    assert resolved(batch_size=512, learning_rate=0.3).learning_rate == 0.3  # as given
+    with pytest.raises(UserError, match="--batch_size .global. or --per_core_batch_size, "
+                                        "not both"):
+        resolved(batch_size=256, per_core_batch_size=128)
 
 
 def test_invalid_tf_config_and_unwritable_output_dir(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ flag name defined by two groups still fails (absl's DuplicateFlagError)."""
 
 import functools
 
-from absl import flags
+from absl import flags, logging
 
 from uncertainty import datasets
 from uncertainty.infra import distribute, progress
@@ -217,6 +217,11 @@ def define_strategy_flags() -> None:
         "multi_worker (TF_CONFIG cluster), tpu.",
     )
     flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_bool("allow_cpu_fallback", False, "Let --strategy=mirrored mirror over "
+                      "the CPU devices when there is no GPU (an error otherwise).")
+    flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
+                         "(with --strategy=mirrored --allow_cpu_fallback: a dry run of "
+                         "several replicas on one machine); 0: as TensorFlow finds it.")
 
 
 def load_dataset(name: str, validation_examples: int) -> datasets.Dataset:
@@ -246,4 +251,20 @@ def load_run_data(shared: dict) -> datasets.Dataset:
 
 
 def strategy():
-    return distribute.get_strategy(FLAGS.strategy, FLAGS.tpu)
+    """The --strategy of this process (made once per flag values), its device line
+    logged when made."""
+    return _strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.allow_cpu_fallback, FLAGS.logical_cpus)
+
+
+@functools.cache
+def _strategy(name: str, tpu: str | None, allow_cpu_fallback: bool, logical_cpus: int):
+    if logical_cpus:
+        distribute.split_cpu(logical_cpus)
+    made = distribute.get_strategy(name, tpu, allow_cpu_fallback)
+    logging.info("%s", distribute.describe(name, made)["line"])
+    return made
+
+
+def devices() -> dict:
+    """`distribute.describe` of this process's --strategy (for config.json)."""
+    return distribute.describe(FLAGS.strategy, strategy())

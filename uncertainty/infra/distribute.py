@@ -1,21 +1,39 @@
-"""tf.distribute strategies by name, and who writes the outputs."""
+"""tf.distribute strategies by name, the devices they use, and who writes the outputs."""
+
+import collections
+import os
 
 import tensorflow as tf
 
 from uncertainty.infra.errors import UserError, reason
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+_GPU_BUILD = ("install TensorFlow's CUDA build (TF_EXTRA=gpu bash run_scripts/setup.sh, or "
+              "pip install 'tensorflow[and-cuda]')")
 
 
-def get_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
-    """default: one device; mirrored: all local GPUs (or the CPU); multi_worker: the
-    cluster described by TF_CONFIG; tpu: the TPU named by `tpu` ('' or 'local' for a
-    TPU VM)."""
+def get_strategy(name: str, tpu: str | None = None, allow_cpu_fallback: bool = False
+                 ) -> tf.distribute.Strategy:
+    """default: one device; mirrored: all local GPUs (with no GPU, an error unless
+    `allow_cpu_fallback`: then the local CPU devices); multi_worker: the cluster
+    described by TF_CONFIG (an error without it); tpu: the TPU named by `tpu` ('' or
+    'local' for a TPU VM)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if not tf.config.list_logical_devices("GPU") and not allow_cpu_fallback:
+            raise UserError(f"--strategy=mirrored found no GPU (devices: {_found()}); "
+                            f"{_GPU_BUILD}, or pass --allow_cpu_fallback to mirror over "
+                            f"the CPU")
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy(
+            None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy=multi_worker needs TF_CONFIG in every worker's "
+                            "environment, JSON like {\"cluster\": {\"worker\": "
+                            "[\"host:port\", ...]}, \"task\": {\"type\": \"worker\", "
+                            "\"index\": 0}}; for one machine use --strategy=mirrored")
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (ValueError, KeyError, TypeError) as e:
@@ -27,11 +45,56 @@ def get_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, tf.errors.OpError) as e:
+        except (ValueError, RuntimeError, OSError, tf.errors.OpError) as e:
+            # OSError: the resolver's metadata lookup (urllib's URLError) off Cloud TPU
             raise UserError(f"no TPU found for --tpu={tpu!r} ({reason(e)}); "
                             f"pass the TPU's name or address, or another --strategy") from None
         return tf.distribute.TPUStrategy(resolver)
     raise UserError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def split_cpu(count: int) -> None:
+    """Makes the CPU `count` logical devices (before TensorFlow's runtime starts)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        raise UserError("--logical_cpus must be set before TensorFlow starts; it was "
+                        "already running") from None
+
+
+def _found() -> str:
+    """The local devices by kind, e.g. "1 x CPU"."""
+    kinds = collections.Counter(d.device_type for d in tf.config.list_logical_devices())
+    return ", ".join(f"{n} x {kind}" for kind, n in kinds.items()) or "none"
+
+
+def _device_name(device: str) -> str:
+    """The kind of a device string ('/job:.../device:GPU:0'), with the GPU's model name
+    where TensorFlow knows it."""
+    kind, _, index = device.rpartition("device:")[2].partition(":")
+    if kind == "GPU":
+        physical = tf.config.list_physical_devices("GPU")
+        if index.isdigit() and int(index) < len(physical):
+            details = tf.config.experimental.get_device_details(physical[int(index)])
+            return details.get("device_name", "GPU")
+    return kind
+
+
+def describe(name: str, strategy: tf.distribute.Strategy) -> dict:
+    """{"strategy", "replicas", "devices", "line"}: what `strategy` (made from `name`)
+    computes on, e.g. line "strategy mirrored: 2 replicas on 2 x NVIDIA H100"."""
+    try:
+        used = strategy.extended.worker_devices
+    except RuntimeError:  # the default strategy: TensorFlow's first GPU, or the CPU
+        used = ["device:GPU:0" if tf.config.list_logical_devices("GPU") else "device:CPU:0"]
+    local = collections.Counter(_device_name(d) for d in used)
+    devices = ", ".join(f"{n} x {kind}" for kind, n in local.items())
+    replicas = strategy.num_replicas_in_sync
+    where = (f"this worker: {devices}" if name == "multi_worker" else devices)
+    return {"strategy": name, "replicas": replicas, "devices": devices,
+            "line": f"strategy {name}: {replicas} replica{'s' * (replicas != 1)} on {where}"}
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -18,7 +18,7 @@ import markdown
 from uncertainty.core import names
 from uncertainty.infra import files
 from uncertainty.study import claims
-from uncertainty.study.scales import analysis_dir
+from uncertainty.study.scales import analysis_dir, run_dirs
 
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-probability", "tensorflow-datasets",
             "numpy", "scikit-learn", "matplotlib", "absl-py", "mnist1d")
@@ -166,7 +166,7 @@ def write(root: str, scale_name: str, scale, stage_times: list[dict], command: s
     lines += _tables_section(root, study)
     lines += _published_section(study.get("ensemble"))
     lines += _results_section(study)
-    lines += _environment_section(environment())
+    lines += _environment_section({**environment(), "devices": _devices(root, scale)})
     lines += _timing_section(stage_times)
     text = "\n".join(lines) + "\n"
     files.write_text(os.path.join(out, "report.md"), text)
@@ -241,8 +241,17 @@ def _results_section(study) -> list[str]:
     return lines + [""]
 
 
+def _devices(root: str, scale) -> str:
+    """The device line the study's first run trained with (its config.json)."""
+    path = os.path.join(run_dirs(scale, root)[0], "seed0", "config.json")
+    if not files.exists(path):
+        return "–"
+    return files.read_json(path).get("devices", {}).get("line", "not recorded")
+
+
 def _environment_section(env: dict) -> list[str]:
     return (["## Environment", ""] + _table(["", ""], [
+        ["training devices", env.get("devices", "–")],
         ["CPU", env["cpu"]], ["cores", env["cores"]], ["memory", env["memory"]],
         ["platform", env["platform"]], ["Python", env["python"]],
         ["code revision", env["revision"]]] + [[p, v] for p, v in env["packages"].items()]))

@@ -19,10 +19,16 @@ predictive the run reports (`num_posterior_samples`; UB evaluates 1 draw on the 
 test set and 5 on corrupted ones).
 """
 
+# A recipe states its learning rate as `base_learning_rate` at `reference_batch_size`
+# images; the run's learning rate follows its global batch linearly, as in
+# uncertainty-baselines (lr = base x batch / reference): a user who changes the batch
+# (or the number of replicas with --per_core_batch_size) keeps the recipe's rate per
+# image. An explicit learning_rate overrides it.
 # Shared by every recipe: the paper's 500 validation examples (the last of the training
 # split), the notebook's halving period, SGD's momentum, the whole training split, and
 # the variational settings (used by --method=variational only).
-COMMON = dict(validation_examples=500, lr_halving_epochs=10, momentum=0.9,
+COMMON = dict(learning_rate=None,  # None: base_learning_rate x batch_size / reference_batch_size
+              validation_examples=500, lr_halving_epochs=10, momentum=0.9,
               train_examples=0, deterministic=False, dtype="float32", method="deterministic",
               prior="tied_mean", prior_stddev=0.1, posterior_init_stddev=1e-3,
               variational_l2=4e-4, num_posterior_samples=10,
@@ -40,10 +46,12 @@ _MODEL_RECIPES = {
     # replacement, dropout 0.1, no weight decay or augmentation, raw 0..255 pixels.
     # SmallCNN has no notebook: the paper gives its channels (16, 32, 32) and 10
     # epochs; the rest of its recipe is the notebook's MediumCNN recipe.
-    "small_cnn": dict(train_epochs=10, batch_size=128, learning_rate=1.6e-3,
+    "small_cnn": dict(train_epochs=10, batch_size=128, base_learning_rate=1.6e-3,
+                      reference_batch_size=128,
                       lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
                       augment=False, preprocessing="raw", sample_with_replacement=True),
-    "medium_cnn": dict(train_epochs=40, batch_size=128, learning_rate=1.6e-3,
+    "medium_cnn": dict(train_epochs=40, batch_size=128, base_learning_rate=1.6e-3,
+                       reference_batch_size=128,
                        lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
                        augment=False, preprocessing="raw", sample_with_replacement=True),
     # Keras CIFAR-10 ResNet example: Adam 1e-3 with step decays, L2 1e-4 on kernels,
@@ -53,22 +61,24 @@ _MODEL_RECIPES = {
     # example's callback, factor sqrt(0.1) after 5 epochs without improvement, beside
     # the step decays): the schedule is a function of the epoch alone, so a resumed
     # run is bit-identical and the recipe is the same on every accelerator.
-    "resnet20_v1": dict(train_epochs=200, batch_size=128, learning_rate=1e-3,
+    "resnet20_v1": dict(train_epochs=200, batch_size=128, base_learning_rate=1e-3,
+                        reference_batch_size=128,
                         lr_schedule="resnet_step", optimizer="adam", l2=1e-4,
                         dropout_rate=0.0, augment=True, preprocessing="pixel_mean",
                         sample_with_replacement=False),
     # uncertainty-baselines' ImageNet ResNet-50 (baselines/imagenet/deterministic.py):
     # 90 epochs, 128 images per accelerator, SGD with Nesterov momentum 0.9 at 0.1 per
-    # 256 images of global batch (here 8 accelerators: 1,024 and 0.4; scale both
-    # together), 5 warm-up epochs then x0.1 at 30, 60, 80, L2 1e-4 (there on kernels
+    # 256 images of global batch (here 8 accelerators' 1,024: 0.4), 5 warm-up epochs then x0.1 at 30, 60, 80, L2 1e-4 (there on kernels
     # and biases), per-channel mean/std inputs, no label smoothing, each image once an
     # epoch.
-    "resnet50": dict(train_epochs=90, batch_size=1024, learning_rate=0.4,
+    "resnet50": dict(train_epochs=90, batch_size=1024, base_learning_rate=0.1,
+                     reference_batch_size=256,
                      lr_schedule="imagenet_step", optimizer="sgd_nesterov", l2=1e-4,
                      dropout_rate=0.0, augment=True, preprocessing="mean_std",
                      sample_with_replacement=False),
     # MNIST-1D: the CNN recipe of the paper, scaled to 3,500 training signals.
-    "cnn1d": dict(train_epochs=30, batch_size=128, learning_rate=3e-3,
+    "cnn1d": dict(train_epochs=30, batch_size=128, base_learning_rate=3e-3,
+                  reference_batch_size=128,
                   lr_schedule="halving", optimizer="adam", l2=0.0, dropout_rate=0.1,
                   augment=False, preprocessing="raw", sample_with_replacement=True),
 }
@@ -100,7 +110,8 @@ _METHOD_CHANGES = {"variational": dict(dropout_rate=0.0)}
 
 def resolve(model: str, **overrides) -> dict:
     """The recipe of `model` (for the `method` override, deterministic by default) with
-    every override that is not None applied."""
+    every override that is not None applied, and the learning rate resolved: the
+    override, or base_learning_rate x batch_size / reference_batch_size."""
     unknown = sorted(set(overrides) - set(RECIPES[model]))
     if unknown:
         raise ValueError(f"not recipe fields: {', '.join(unknown)}")
@@ -108,6 +119,9 @@ def resolve(model: str, **overrides) -> dict:
     recipe = {**RECIPES[model], **_METHOD_CHANGES.get(method, {})}
     resolved = {name: value if overrides.get(name) is None else overrides[name]
                 for name, value in recipe.items()}
+    if resolved["learning_rate"] is None:
+        resolved["learning_rate"] = (resolved["base_learning_rate"] * resolved["batch_size"]
+                                     / resolved["reference_batch_size"])
     if resolved["kl_annealing_epochs"] is None:
         resolved["kl_annealing_epochs"] = round(KL_ANNEALING_FRACTION *
                                                 resolved["train_epochs"])

@@ -24,7 +24,9 @@ class TrainConfig:
     seed: int
     train_epochs: int
     batch_size: int  # global, over all replicas
-    learning_rate: float
+    learning_rate: float  # resolved (recipes.resolve)
+    base_learning_rate: float  # per reference_batch_size images
+    reference_batch_size: int
     lr_schedule: str
     optimizer: str
     l2: float
