@@ -109,6 +109,7 @@ def main(argv):
     for run in runs:
         discovery.check_source(run, data)
     with locks.hold(FLAGS.output_dir):
+        common_flags.devices()  # the device line, as the work starts
         result = cross_section.analyse(runs, data, FLAGS.split, settings, FLAGS.output_dir,
                                        FLAGS.prediction_batch_size,
                                        common_flags.strategy())  # a connector trains on one device

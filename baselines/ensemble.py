@@ -101,6 +101,7 @@ def main(argv):
 
 def write(runs, data, settings, shared) -> None:
     """The study, its figures, tables and ensemble.json in --output_dir."""
+    common_flags.devices()  # the device line, as the work starts
     with common_flags.strategy().scope():  # every model built and predicted under it
         def load(name):
             return common_flags.load_dataset(name, shared["validation_examples"])

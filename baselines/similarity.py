@@ -46,6 +46,7 @@ def main(argv):
     runs = discovery.find_runs(FLAGS.runs)
     shared = discovery.check_runs(runs, allow_failed=FLAGS.allow_failed_runs)
     data = common_flags.load_run_data(shared)
+    common_flags.devices()  # the device line, as the work starts
     with locks.hold(FLAGS.output_dir), common_flags.strategy().scope():  # models built under it
         result = similarity.compare(runs, data, FLAGS.split, FLAGS.tsne_runs, FLAGS.seed,
                                     FLAGS.prediction_batch_size)

@@ -128,6 +128,7 @@ def main(argv):
 def write(base_run, others, specs, data, shared) -> None:
     """The study, its figures and subspace.json in --output_dir."""
     extra = ("test",) if FLAGS.save_test_predictions and FLAGS.split != "test" else ()
+    common_flags.devices()  # the device line, as the work starts
     with common_flags.strategy().scope():  # every model built and predicted under it
         result = plane.plane(base_run, others, specs, data, FLAGS.split, FLAGS.num_samples,
                                 FLAGS.seed, FLAGS.num_checkpoints, extra, FLAGS.reestimate_bn,

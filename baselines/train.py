@@ -200,6 +200,7 @@ def evaluate_only() -> None:
         raise UserError(f"--eval_epochs are integers, got {','.join(FLAGS.eval_epochs)}")
     corruptions, intensities = common_flags.shift_sets()
     strategy = common_flags.strategy()
+    common_flags.devices()  # the device line, as the work starts
     chief = distribute.is_chief(strategy)
     with locks.hold(run_dir) if chief else contextlib.nullcontext():
         results = evaluation.evaluate(
@@ -218,9 +219,11 @@ def main(argv):
         raise UserError(f"unexpected arguments {argv[1:]}; pass options as --flag=value")
     if FLAGS.eval_only:
         return evaluate_only()
-    strategy = common_flags.strategy()
-    config = resolve_config(strategy.num_replicas_in_sync)
+    # the strategy is made first only when the batch depends on its replicas
+    config = resolve_config(common_flags.strategy().num_replicas_in_sync
+                            if FLAGS.per_core_batch_size else 1)
     datasets.check(FLAGS.dataset)
+    strategy = common_flags.strategy()
     data = common_flags.load_dataset(FLAGS.dataset, config.validation_examples)
     if FLAGS.steps:
         report = trainer.measure_throughput(config, data, FLAGS.steps, strategy,

@@ -1,7 +1,6 @@
 """Shared fixtures: real data loaded once, and a helper that runs a binary."""
 
 import contextlib
-import functools
 import importlib.util
 import os
 import re
@@ -73,13 +72,6 @@ def mock_tfds(num_examples: int):
             return self._getitems(keys)
 
     class DataSource(mocking.PickableDataSourceMock):
-        # TFDS 4.9.10's mock stores __getitems__ on the instance, where Python does not
-        # bind it (only __getitem__ works); bind it here.
-        def __setattr__(self, name, value):
-            if name == "__getitems__":
-                value = functools.partial(value, self)
-            super().__setattr__(name, value)
-
         # Every data source it makes shares one instance, whose records the next
         # dataset's replace (JPEG bytes become pixels); give each its own.
         # (Its magic methods are mocks of this class too: leave their results alone.)

@@ -159,6 +159,22 @@ def test_learning_rate_flags():
         resolved(batch_size=256, per_core_batch_size=128)
 
 
+def test_cifar10_trains_under_tfds_own_unpatched_mock_data(tmp_path):
+    """The standard way to try a TFDS pipeline without its data, as a user would:
+    `tfds.testing.mock_data` as TFDS ships it (no test double of ours)."""
+    import tensorflow_datasets as tfds
+
+    run_dir = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=12):
+        with flagsaver.flagsaver(dataset="cifar10", model="small_cnn", train_epochs=1,
+                                 batch_size=4, validation_examples=4, eval_train_split=False,
+                                 output_dir=str(run_dir), data_dir=str(tmp_path / "tfds")):
+            train_binary.main(["train.py"])
+    metrics = files.read_json(os.path.join(run_dir, "metrics.json"))
+    assert metrics["test/num_examples"] == 12 and 0 <= metrics["test/accuracy"] <= 1
+    assert checkpoints.epochs(str(run_dir)) == [1]
+
+
 def test_invalid_tf_config_and_unwritable_output_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with flagsaver.flagsaver(output_dir=str(tmp_path / "run"), strategy="multi_worker",

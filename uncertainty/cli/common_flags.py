@@ -251,8 +251,7 @@ def load_run_data(shared: dict) -> datasets.Dataset:
 
 
 def strategy():
-    """The --strategy of this process (made once per flag values), its device line
-    logged when made."""
+    """The --strategy of this process (made once per flag values)."""
     return _strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.allow_cpu_fallback, FLAGS.logical_cpus)
 
 
@@ -260,11 +259,12 @@ def strategy():
 def _strategy(name: str, tpu: str | None, allow_cpu_fallback: bool, logical_cpus: int):
     if logical_cpus:
         distribute.split_cpu(logical_cpus)
-    made = distribute.get_strategy(name, tpu, allow_cpu_fallback)
-    logging.info("%s", distribute.describe(name, made)["line"])
-    return made
+    return distribute.get_strategy(name, tpu, allow_cpu_fallback)
 
 
 def devices() -> dict:
-    """`distribute.describe` of this process's --strategy (for config.json)."""
-    return distribute.describe(FLAGS.strategy, strategy())
+    """`distribute.describe` of this process's --strategy (for config.json), its line
+    logged: the binaries call it when their inputs are checked and the work starts."""
+    found = distribute.describe(FLAGS.strategy, strategy())
+    logging.info("%s", found["line"])
+    return found

@@ -266,7 +266,7 @@ class Dataset:
                         (feature.tf_dtype, feature.shape))
 
         def fetch(indices):
-            examples = records.__getitems__((indices + part.start).tolist())
+            examples = _get_many(records, (indices + part.start).tolist())
             x = [e[inputs] for e in examples]
             return (np.array(x, dtype=object) if self.image_size else np.stack(x),
                     np.array([e[label] for e in examples], np.int32))
@@ -344,3 +344,14 @@ def split_validation(train: str, num_train: int, validation_examples: int,
     if validation_examples:
         splits["validation"] = Split(train, cut, num_train)
     return splits
+
+
+def _get_many(records, keys: list[int]) -> list:
+    """`records[k]` for every key: in one call (`__getitems__`, ArrayRecord's batched
+    read), or one by one where the data source cannot (`tfds.testing.mock_data`'s mock
+    sets `__getitems__` on the instance, where Python does not bind it, so TFDS's
+    wrapper calls it without `self`: a TypeError)."""
+    try:
+        return records.__getitems__(keys)
+    except TypeError:
+        return [records[k] for k in keys]

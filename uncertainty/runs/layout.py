@@ -29,8 +29,8 @@ from uncertainty.infra.errors import UserError
 # steps per host call, divergence threshold), not what it is: they may change on resume
 # and are left out of its identity.
 RUNTIME_FIELDS = ("output_dir", "data_dir", "manual_dir", "fashion_mnist_dir", "download",
-                  "strategy", "tpu", "allow_cpu_fallback", "logical_cpus", "devices", "steps_per_loop",
-                  "cache_data_mb", "max_loss")
+                  "strategy", "tpu", "allow_cpu_fallback", "logical_cpus", "devices",
+                  "steps_per_loop", "cache_data_mb", "max_loss")
 # Config fields the dataset determines (recorded so a checkpoint can be read alone).
 # The learning rate's derivation is recorded beside it; the resolved learning_rate is
 # what identifies the run.

@@ -68,9 +68,9 @@ _MODEL_RECIPES = {
                         sample_with_replacement=False),
     # uncertainty-baselines' ImageNet ResNet-50 (baselines/imagenet/deterministic.py):
     # 90 epochs, 128 images per accelerator, SGD with Nesterov momentum 0.9 at 0.1 per
-    # 256 images of global batch (here 8 accelerators' 1,024: 0.4), 5 warm-up epochs then x0.1 at 30, 60, 80, L2 1e-4 (there on kernels
-    # and biases), per-channel mean/std inputs, no label smoothing, each image once an
-    # epoch.
+    # 256 images of global batch (8 accelerators' 1,024: 0.4), 5 warm-up epochs then
+    # x0.1 at 30, 60, 80, L2 1e-4 (there on kernels and biases), per-channel mean/std
+    # inputs, no label smoothing, each image once an epoch.
     "resnet50": dict(train_epochs=90, batch_size=1024, base_learning_rate=0.1,
                      reference_batch_size=256,
                      lr_schedule="imagenet_step", optimizer="sgd_nesterov", l2=1e-4,
