@@ -59,11 +59,12 @@ with mock_tfds(8):
     for base, other in (("seed0", "seed1"), ("seed1", "seed0")):  # samples around each
         with flagsaver.flagsaver(base_run=os.path.join(runs, base),
                                  other_runs=[os.path.join(runs, other)], num_samples=1,
+                                 methods=["random", "low_rank_gaussian"],
                                  num_checkpoints=2, rank=1,
                                  output_dir=os.path.join(root, "subspace", base), **common):
             binaries["subspace"].main(["subspace.py"])
     with flagsaver.flagsaver(runs=[runs], subspace_dir=os.path.join(root, "subspace"),
-                             corruptions=["glass_blur"], intensities=["1", "5"],
+                             corruptions=["glass_blur"], intensities=["5"],
                              compare_published=True,
                              output_dir=os.path.join(root, "ensemble"), **common):
         binaries["ensemble"].main(["ensemble.py"])
@@ -108,20 +109,19 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
         assert similarity["trajectories"][run]["epochs"] == [1, 2]
     assert 0 <= similarity["js_divergence"]["trajectory_mean"]
 
-    # subspace: every paper method sampled around seed 0, batch norm re-estimated
+    # subspace: an isotropic and a checkpoint-moment sampler around seed 0 (every
+    # sampler is tested on smaller models), batch norm re-estimated
     subspace = files.read_json(tmp_path / "subspace" / "seed0" / "subspace.json")
     assert subspace["dataset"] == "imagenet2012" and subspace["batchnorm"] == "reestimated"
-    assert {s["method"] for s in subspace["samples"]} >= {
-        "random", "dropout", "diagonal_gaussian", "low_rank_gaussian"}
+    assert {s["method"] for s in subspace["samples"]} == {"random", "low_rank_gaussian"}
     assert all(0 <= s["accuracy"] <= 1 for s in subspace["samples"])
 
     # ensembles with shift curves over ImageNet-C, beside uncertainty-baselines' numbers
     ensemble = files.read_json(tmp_path / "ensemble" / "ensemble.json")
     assert ensemble["evaluation_sets"] == [
-        "imagenet2012", "imagenet2012_corrupted/glass_blur_1",
-        "imagenet2012_corrupted/glass_blur_5"]
+        "imagenet2012", "imagenet2012_corrupted/glass_blur_5"]
     pair = ensemble["metrics"]["independent"]["2"]
-    for key in ("test/accuracy", "test/nll_glass_blur_5", "test/ece_glass_blur_1",
+    for key in ("test/accuracy", "test/nll_glass_blur_5", "test/ece_glass_blur_5",
                 "test/accuracy_mean_corrupted"):
         assert key in pair, sorted(pair)
     # glass_blur is one of the 15 standard types under ImageNet-C's name
