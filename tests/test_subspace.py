@@ -266,10 +266,25 @@ def test_samples_can_be_regenerated_from_their_params(plane, runs, mnist1d):
     predictor = predictions.RunPredictions(base)
     for sample in result["samples"][::4]:
         vector = subspace.regenerate(space, sample["params"])
-        again = predictor.vector(mnist1d, "test", "regenerated", vector, {"again": 1})
+        again = predictor.vector(mnist1d, "test", "regenerated", vector,
+                                 {"again": sample["key"]})
         np.testing.assert_allclose(
             again, cached_logits(predictor, mnist1d, "test", sample["key"]), atol=1e-5)
         os.remove(predictor.cache_path(mnist1d, "test", "regenerated"))
+    # one function on two splits: its weights are made and set once
+    made = []
+
+    def weights():
+        made.append(1)
+        return subspace.regenerate(space, result["samples"][0]["params"])
+
+    both = [predictor.vector(mnist1d, split, "twice", weights, {"twice": 1})
+            for split in ("test", "validation")]
+    assert len(made) == 1
+    for split, logits in zip(("test", "validation"), both):
+        np.testing.assert_allclose(logits, predictor.uncached(mnist1d, split, weights()),
+                                   atol=1e-5)
+        os.remove(predictor.cache_path(mnist1d, split, "twice"))
     with pytest.raises(UserError, match="fit it with the same --num_checkpoints"):
         subspace.regenerate(subspace.fit(base, 2), result["samples"][0]["params"])
 

@@ -60,6 +60,11 @@ def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
 
 
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Networks shared by every RunPredictions of the process, one per architecture (model,
+# input shape, classes, active dropout rate, strategy): each is built and its predict
+# step traced once, and `_LOADED` names the weights and statistics it holds.
+_MODELS: dict = {}
+_LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _predict_step(model, strategy):
@@ -87,7 +92,7 @@ class RunPredictions:
     (validation and training examples), the run's preprocessing and how batch-norm
     statistics were set. A file whose identity differs, or that cannot be read, is
     recomputed (with a log line saying why). The model is built only when something is
-    not cached yet.
+    not cached yet, once per architecture in the process (`_MODELS`).
     """
 
     def __init__(self, run_dir: str, batch_size: int = 500,
@@ -96,8 +101,6 @@ class RunPredictions:
         self.config = layout.read_config(run_dir)
         self.batch_size = batch_size
         self.strategy = strategy  # None: the strategy in scope when predicting
-        self._models = {}  # dropout rate (0: none active) -> model
-        self._loaded = {}  # dropout rate -> the state its model holds (see _compute)
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
         self._normalizer_digest = hashlib.sha1(b"".join(
@@ -214,26 +217,30 @@ class RunPredictions:
         MC-dropout pass. `state` names the weights and batch-norm statistics: when the
         model holds that state already (the same function on another data set), the
         weights are neither rebuilt nor set, nor the statistics re-estimated."""
-        rate = (dropout or (0.0,))[0]
         model = self._get_model(data, *(dropout or ()))
-        if state is None or self._loaded.get(rate) != state:
-            self._loaded.pop(rate, None)
+        if state is None or _LOADED.get(model) != state:
+            _LOADED.pop(model, None)
             model.set_weights(arrays_fn())
             if bn_data is not None:
                 reestimate_batchnorm(model, bn_data)
-            self._loaded[rate] = state
+            if state is not None:
+                _LOADED[model] = state
         self.counts["computed"] += 1
         return predict(model, data, split, self.batch_size, self.strategy)
 
     def _get_model(self, data: Dataset, rate: float = 0.0, seed: int | None = None):
         """The run's deterministic network (the twin of a variational run); with a
         dropout `rate`, one whose dropout stays on, reseeded from `seed`."""
-        if rate not in self._models:
-            with (self.strategy or tf.distribute.get_strategy()).scope():
-                self._models[rate] = models.build(
-                    self.config["model"], data.input_shape, data.num_classes,
-                    dropout_rate=rate, mc_dropout=bool(rate))
-        model = self._models[rate]
+        strategy = self.strategy or tf.distribute.get_strategy()
+        # the run's own input shape and classes (an out-of-distribution set may have others)
+        shape = tuple(self.config.get("input_shape") or data.input_shape)
+        classes = self.config.get("num_classes") or data.num_classes
+        key = (self.config["model"], shape, classes, rate, strategy)
+        if key not in _MODELS:
+            with strategy.scope():
+                _MODELS[key] = models.build(self.config["model"], shape, classes,
+                                            dropout_rate=rate, mc_dropout=bool(rate))
+        model = _MODELS[key]
         if rate:
             layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
             for i, layer in enumerate(layers):
