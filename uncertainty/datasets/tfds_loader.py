@@ -74,7 +74,9 @@ def prepare(builder_or_name, data_dir: str | None = None, manual_dir: str | None
         raise UserError(
             f"{name} under {builder.data_dir} is prepared as {getattr(stored, 'value', stored)}"
             f" files, but reading examples by index needs ArrayRecord; rebuild it with "
-            f"'tfds build {name} --file_format=array_record' or pass another --data_dir")
+            f"'tfds build {name} --file_format=array_record' (offline: add "
+            f"--manual_dir=<the folder holding the official archive>) or pass another "
+            f"--data_dir")
     return builder
 
 
