@@ -114,10 +114,10 @@ def per_example(independent: np.ndarray, trajectory: np.ndarray,
     out["trajectory/js"] = metrics.mutual_information(trajectory)[None]
     for method, per_run in samples.items():
         add(method, per_run)
-        out.update({f"{method}/predictive/{name}": metric(np.stack([
-            metrics.ensemble(s) for s in per_run]), labels)
-            for name, metric in metrics.PER_EXAMPLE.items()})
-        add(f"independent+{method}", [np.stack([metrics.ensemble(s) for s in per_run])])
+        predictives = np.stack([metrics.ensemble(s) for s in per_run])  # each run's
+        out.update({f"{method}/predictive/{name}": metric(predictives, labels)
+                    for name, metric in metrics.PER_EXAMPLE.items()})
+        add(f"independent+{method}", [predictives])
         if len(per_run[0]) > 1:
             out[f"{method}/js"] = np.stack([
                 metrics.grouped_mutual_information(s, len(independent)) for s in per_run])

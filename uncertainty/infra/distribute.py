@@ -21,11 +21,11 @@ def get_strategy(name: str, tpu: str | None = None, allow_cpu_fallback: bool = F
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        if not tf.config.list_logical_devices("GPU") and not allow_cpu_fallback:
+        gpus = tf.config.list_logical_devices("GPU")
+        if not gpus and not allow_cpu_fallback:
             raise UserError(f"--strategy=mirrored found no GPU (devices: {_found()}); "
                             f"{_GPU_BUILD}, or pass --allow_cpu_fallback to mirror over "
                             f"the CPU")
-        gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy(
             None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":

@@ -190,12 +190,15 @@ class _Ensemble:
     def lowest_run_accuracy(self) -> float:
         return float(self.get("0/independent/members/accuracy").mean(axis=1).min())
 
+    def in_band(self, accuracy: float) -> bool:
+        """Matched accuracy: at most ACCURACY_BAND below the least accurate run."""
+        return accuracy >= self.lowest_run_accuracy() - ACCURACY_BAND
+
     def band(self, sets) -> tuple[list[str], dict[str, float]]:
-        """The sets at matched accuracy (their single functions' clean accuracy at most
-        ACCURACY_BAND below the least accurate run) and those outside it, with theirs."""
-        floor = self.lowest_run_accuracy() - ACCURACY_BAND
+        """The sets whose single functions' clean accuracy is `in_band`, and those
+        outside it, with theirs."""
         present = [s for s in sets if self.has(f"0/{s}/js")]
-        inside = [s for s in present if self.accuracy(s) >= floor]
+        inside = [s for s in present if self.in_band(self.accuracy(s))]
         return inside, {s: self.accuracy(s) for s in present if s not in inside}
 
     def js_comparisons(self, sets, intensities) -> list[dict]:
@@ -539,8 +542,7 @@ def _bayesian_diversity(ensemble: _Ensemble, variational: _Ensemble | None) -> d
     if variational and variational.has("0/variational/js"):
         runs = len(variational.result["runs"])
         if runs == len(ensemble.result["runs"]):
-            floor = ensemble.lowest_run_accuracy() - ACCURACY_BAND
-            if variational.accuracy("variational") >= floor:
+            if ensemble.in_band(variational.accuracy("variational")):
                 found.append(_comparison("VI", intervals.difference(
                     ensemble.get("0/independent/js"), variational.get("0/variational/js"),
                     "bayes/js/variational")))
