@@ -85,6 +85,10 @@ flags.DEFINE_enum("dtype", None, list(recipes.DTYPES),
 flags.DEFINE_float("max_loss", None, "Stop training (the run marked failed, its last good "
                    "checkpoint kept) when a step's mean training loss exceeds this; a loss "
                    "that is not finite always stops it.")
+flags.DEFINE_bool("verify_checkpoints", False, "On resume, verify every checkpoint's "
+                  "tensors against their checksums and continue from the last one before "
+                  "the first damaged one (by default only the newest is read whole, and "
+                  "the others' index files).")
 flags.DEFINE_integer("steps_per_loop", train_config.STEPS_PER_LOOP,
                      "Training steps per host call, run on the device inside one "
                      "tf.function (an execution setting: the weights do not depend on "
@@ -235,7 +239,8 @@ def main(argv):
     locations["devices"] = common_flags.devices()
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
                     steps_per_loop=FLAGS.steps_per_loop, max_loss=FLAGS.max_loss,
-                    eval_train=FLAGS.eval_train_split)
+                    eval_train=FLAGS.eval_train_split,
+                    verify_checkpoints=FLAGS.verify_checkpoints)
     print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))
 

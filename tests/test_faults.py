@@ -245,10 +245,47 @@ def test_damaged_last_checkpoint_is_set_aside_and_retrained(work, damage, part):
     assert files.read_json(os.path.join(work.run, "status.json"))["state"] == "complete"
 
 
+def test_resume_verifies_the_newest_checkpoint_and_the_others_on_request(work):
+    flip(layout.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 200)
+    assert checkpoints.recover(work.run, set_aside=False) == 2  # epoch 1 is not read
+    assert checkpoints.recover(work.run, set_aside=False, verify_all=True) == 0
+    flip(layout.checkpoint_prefix(work.run, 2) + ".data-00000-of-00001", 200)
+    assert checkpoints.recover(work.run, set_aside=False) == 0  # walks back past 1
+
+
+def test_truncated_middle_checkpoint_is_found_from_its_index(work):
+    cut(layout.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 0.5)
+    assert checkpoints.recover(work.run, set_aside=False) == 0
+
+
+def test_checkpoint_identity_is_recorded_at_write_and_read_from_the_index(work, monkeypatch):
+    for epoch in (0, 1, 2):  # the SHA-1 of the checkpoint's files, in name order
+        expected = hashlib.sha1()
+        for path in sorted(files.glob(layout.checkpoint_prefix(work.run, epoch) + ".*")):
+            expected.update(open(path, "rb").read())
+        assert checkpoints.checkpoint_digest(work.run, epoch) == expected.hexdigest()
+        assert files.exists(layout.digest_path(work.run, epoch))
+    recorded = checkpoints.checkpoint_digest(work.run, 2)
+    read = []
+    monkeypatch.setattr(files, "read_bytes", lambda p: read.append(p) or open(p, "rb").read())
+    assert checkpoints.checkpoint_digest(work.run, 2) == recorded
+    assert [os.path.basename(p) for p in read] == ["ckpt-2", "ckpt-2.index"]
+    monkeypatch.undo()
+    # a record that does not describe the index there is not believed
+    index = layout.checkpoint_prefix(work.run, 2) + ".index"
+    flip(index)
+    assert checkpoints.checkpoint_digest(work.run, 2) != recorded
+    os.remove(layout.digest_path(work.run, 1))  # a run without records: computed
+    expected = hashlib.sha1()
+    for path in sorted(files.glob(layout.checkpoint_prefix(work.run, 1) + ".*")):
+        expected.update(open(path, "rb").read())
+    assert checkpoints.checkpoint_digest(work.run, 1) == expected.hexdigest()
+
+
 def test_damaged_middle_checkpoint_retrains_from_the_last_sound_prefix(work):
     weights = [checkpoints.load_weights(work.run, e) for e in (1, 2)]
     flip(layout.checkpoint_prefix(work.run, 1) + ".data-00000-of-00001", 200)
-    train(work.run)
+    train(work.run, verify_checkpoints=True)
     for epoch, expected in zip((1, 2), weights):  # deterministic: the same trajectory
         np.testing.assert_array_equal(checkpoints.load_weights(work.run, epoch), expected)
     aside = files.glob(os.path.join(work.run, "checkpoints", "set_aside", "*", "ckpt-*"))

@@ -186,12 +186,29 @@ def write_atomically(path: str, write, mode: str = "w") -> None:
     _store(path, buffer.getvalue(), "wb" if "b" in mode else "w")
 
 
+# Object stores whose upload of an object is atomic (it appears whole or not at all),
+# and where a rename is a copy: files there are written in place.
+ATOMIC_UPLOADS = ("gs://", "s3://")
+
+
 def _store(path: str, content, mode: str, before_rename=None) -> None:
     """Writes `content` to a temporary name beside `path`, then (after calling
-    `before_rename()`, if given) renames it over `path`."""
+    `before_rename()`, if given) renames it over `path`; on an object store with
+    atomic uploads (`ATOMIC_UPLOADS`), writes it at `path` directly."""
     directory, name = os.path.split(path)
     if directory:
         gfile.makedirs(directory)
+    if path.startswith(ATOMIC_UPLOADS):
+        if before_rename is not None:
+            before_rename()
+        try:
+            with gfile.GFile(path, mode) as f:
+                f.write(content)
+        except (OSError, tf.errors.OpError) as e:
+            raise UserError(f"cannot write {path} ({reason(e)}); check the bucket's "
+                            f"permissions and quota, or pass another output "
+                            f"directory") from None
+        return
     tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}")
     try:
         with gfile.GFile(tmp, mode) as f:
@@ -235,7 +252,8 @@ def write_json(path: str, obj) -> None:
     removed once the new file is written under its temporary name, just before the
     rename: a write that fails leaves the old pair whole, and an interruption between
     the renames leaves a file checked as JSON only, never a sidecar that disagrees
-    with its file."""
+    with its file (on an object store the sidecar goes before the upload: a failed
+    upload leaves the old file whole, checked as JSON only)."""
     path = os.fspath(path)
     text = json.dumps(obj, indent=2, sort_keys=True)
     sidecar = path + CHECKSUM_SUFFIX

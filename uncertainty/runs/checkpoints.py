@@ -1,8 +1,11 @@
 """A run's epoch checkpoints: which exist, whether they verify, and their weights.
 
 A checkpoint is trusted when every tensor reads back with the CRC32C checksum
-TensorFlow stored beside it (`checkpoint_problem`); `recover` keeps the longest run of
-trusted checkpoints from the initialisation on and sets the rest aside.
+TensorFlow stored beside it (`checkpoint_problem`). `recover` verifies the newest one
+and walks back only on damage (or, asked to, verifies them all); the others need only
+be whole in shape: an index that parses and data files at least as large as the
+tensors it lists. A checkpoint's identity (`checkpoint_digest`) is recorded as it is
+written (`save`), so that reading it back costs its small index file, not its weights.
 
 The weights of a checkpoint are read as the run's deterministic network's
 `model.weights` (a variational run: its twin holding the posterior means); a weight
@@ -56,13 +59,67 @@ def _has_init(run_dir: str) -> bool:
     return files.exists(layout.checkpoint_prefix(run_dir, 0) + ".index")
 
 
+def save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str | None) -> None:
+    """Saves the checkpoint of `epoch` with `manager`; with `run_dir` (the chief's
+    copy), records its identity in checkpoints/digests/ (`checkpoint_digest`)."""
+    manager.save(checkpoint_number=epoch)
+    if run_dir is not None:
+        digest, index_digest = _hash_files(run_dir, epoch)
+        files.write_text(layout.digest_path(run_dir, epoch),
+                         json.dumps({"sha1": digest, "index_sha1": index_digest}))
+
+
 def checkpoint_digest(run_dir: str, epoch: int) -> str:
-    """SHA-1 of the files of the checkpoint of `epoch`: the identity of its weights."""
+    """SHA-1 of the files of the checkpoint of `epoch`: the identity of its weights.
+    It is read from the record `save` made when the record's SHA-1 of the index file
+    matches the index there (the index holds every tensor's CRC32C, which restoring
+    checks), and computed from the files otherwise."""
     epoch = _check_epoch(run_dir, epoch)
-    digest = hashlib.sha1()
+    try:
+        recorded = json.loads(files.read_bytes(layout.digest_path(run_dir, epoch)))
+        index = files.read_bytes(layout.checkpoint_prefix(run_dir, epoch) + ".index")
+        if recorded["index_sha1"] == hashlib.sha1(index).hexdigest():
+            return recorded["sha1"]
+    except (tf.errors.NotFoundError, ValueError, KeyError, TypeError):
+        pass  # not recorded (a run written before the records), or an unreadable record
+    return _hash_files(run_dir, epoch)[0]
+
+
+def _hash_files(run_dir: str, epoch: int) -> tuple[str, str]:
+    """(SHA-1 of all files of the checkpoint of `epoch`, in name order; SHA-1 of its
+    index file)."""
+    digest, index_digest = hashlib.sha1(), hashlib.sha1()
     for path in files.glob(layout.checkpoint_prefix(run_dir, epoch) + ".*"):
-        digest.update(files.read_bytes(path))
-    return digest.hexdigest()
+        content = files.read_bytes(path)
+        digest.update(content)
+        if path.endswith(".index"):
+            index_digest.update(content)
+    return digest.hexdigest(), index_digest.hexdigest()
+
+
+def _shape_problem(run_dir: str, epoch: int) -> str | None:
+    """Why the checkpoint of `epoch` is not whole in shape (its index does not parse,
+    a data shard is missing or shorter than the numeric tensors the index lists), or
+    None. Reads the index only."""
+    prefix = layout.checkpoint_prefix(run_dir, epoch)
+    shards = files.glob(prefix + ".data-*")
+    expected = {f"{prefix}.data-{i:05d}-of-{len(shards):05d}" for i in range(len(shards))}
+    if not shards or set(shards) != expected:
+        return f"its data files are not all there ({len(shards)} found)"
+    try:
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # any filesystem
+        dtypes = reader.get_variable_to_dtype_map()
+        numeric = sum(int(np.prod(shape)) * dtypes[name].size
+                      for name, shape in reader.get_variable_to_shape_map().items()
+                      if dtypes[name] != tf.string)
+    except Exception as e:  # noqa: BLE001: the reader raises several types
+        if getattr(e, "error_code", None) in _TRANSIENT:
+            raise UserError(f"cannot read {prefix} now ({reason(e)}); try again") from None
+        return reason(e)
+    size = sum(files.gfile.stat(path).length for path in shards)
+    if size < numeric:
+        return f"its data files hold {size} bytes, its tensors need {numeric}"
+    return None
 
 
 def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
@@ -70,7 +127,7 @@ def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
     it reads back and matches the CRC32C checksum TensorFlow stored with it."""
     prefix = layout.checkpoint_prefix(run_dir, epoch)
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # any filesystem
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001: the reader raises several types
@@ -87,25 +144,38 @@ _TRANSIENT = {tf.errors.UNAVAILABLE, tf.errors.DEADLINE_EXCEEDED,
               tf.errors.PERMISSION_DENIED, tf.errors.UNAUTHENTICATED}
 
 
-def recover(run_dir: str, set_aside: bool = True) -> int | None:
-    """The last epoch N such that the checkpoints of epochs 0..N all verify
-    (`checkpoint_problem`), None if the initialisation's does not. Every later
-    checkpoint (damaged, or after a damaged one: retraining replaces it) is moved to
-    checkpoints/set_aside/ with a log line, as are TensorFlow's temporary folders
-    and a checkpoint-state file that cannot be parsed; with `set_aside=False` (a
-    worker that only reads) nothing moves."""
+def recover(run_dir: str, set_aside: bool = True, verify_all: bool = False) -> int | None:
+    """The epoch training resumes from: the newest checkpoint that verifies
+    (`checkpoint_problem`) among those that follow the initialisation without a gap,
+    each whole in shape (`_shape_problem`); None if none does. With `verify_all`,
+    every checkpoint is verified and the last of the unbroken run of sound ones from
+    the initialisation on is the answer. Every later checkpoint (damaged, or after a
+    damaged one: retraining replaces it) is moved to checkpoints/set_aside/ with a log
+    line, as are TensorFlow's temporary folders and a checkpoint-state file that
+    cannot be parsed; with `set_aside=False` (a worker that only reads) nothing moves."""
     directory = layout.checkpoints_dir(run_dir)
     found = [0] * _has_init(run_dir) + epochs(run_dir)
-    good = None
+    chain = []  # 0, 1, 2, ... while each is whole in shape
     for epoch in found:
-        problem = checkpoint_problem(run_dir, epoch)
+        problem = (_shape_problem(run_dir, epoch) if epoch == len(chain)
+                   else f"epoch {len(chain)} has no checkpoint")
         if problem is not None:
             logging.warning("%s: checkpoint of epoch %d is damaged (%s)", run_dir, epoch,
                             problem)
             break
-        if epoch != (0 if good is None else good + 1):
-            break  # a gap
-        good = epoch
+        chain.append(epoch)
+    good = None
+    for epoch in chain if verify_all else reversed(chain):
+        problem = checkpoint_problem(run_dir, epoch)
+        if problem is not None:
+            logging.warning("%s: checkpoint of epoch %d is damaged (%s)", run_dir, epoch,
+                            problem)
+            if verify_all:
+                break
+        else:
+            good = epoch
+            if not verify_all:
+                break
     if not set_aside or not files.isdir(directory):
         return good
     later = [e for e in found if good is None or e > good]
@@ -121,6 +191,9 @@ def recover(run_dir: str, set_aside: bool = True) -> int | None:
     for epoch in later:
         for path in files.glob(layout.checkpoint_prefix(run_dir, epoch) + ".*"):
             files.gfile.rename(path, os.path.join(aside, os.path.basename(path)))
+        record = layout.digest_path(run_dir, epoch)
+        if files.exists(record):
+            files.gfile.rename(record, os.path.join(aside, f"digest-{os.path.basename(record)}"))
     for name in leftovers:
         files.gfile.rename(os.path.join(directory, name), os.path.join(aside, name))
     if good is not None:  # the state file lists what is left
@@ -194,8 +267,8 @@ def _restore(run_dir: str, epoch: int):
     return model
 
 
-_RETRAIN = ("re-run baselines/train.py with --output_dir={run_dir} and the run's flags: "
-            "it retrains from the newest checkpoint that verifies")
+_RETRAIN = ("re-run baselines/train.py with --output_dir={run_dir} --verify_checkpoints and "
+            "the run's flags: it retrains from the last checkpoint before the damage")
 
 
 @functools.lru_cache(maxsize=8)

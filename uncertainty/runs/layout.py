@@ -9,6 +9,8 @@ Layout of a run made by `baselines/train.py` (`trainer.train`):
                        posterior), the optimizer, the dropout and noise generators, and
                        the number of epochs done (batches are a function of seed and
                        epoch). Readable with `tf.train.load_checkpoint`.
+  checkpoints/digests/ckpt-N  the checkpoint's identity, recorded as it is written
+                       (`checkpoints.checkpoint_digest`)
   checkpoints/set_aside/  damaged or superseded checkpoints (`checkpoints.recover`)
   history.json         per-epoch training scalars; summaries/ the same for TensorBoard
   metrics.json         final metrics, written last: its presence marks a finished run
@@ -42,6 +44,7 @@ CONFIG, METRICS, HISTORY, STATUS = ("config.json", "metrics.json", "history.json
 
 SET_ASIDE = "set_aside"  # checkpoints/set_aside/: damaged or superseded checkpoints
 CHECKPOINT_NAME = "ckpt"  # checkpoints/ckpt-<epoch>
+DIGESTS = "digests"  # checkpoints/digests/ckpt-<epoch>: each checkpoint's recorded identity
 
 
 def checkpoints_dir(run_dir: str) -> str:
@@ -51,6 +54,11 @@ def checkpoints_dir(run_dir: str) -> str:
 def checkpoint_prefix(run_dir: str, epoch: int) -> str:
     """The `tf.train.Checkpoint` of `epoch` (0 = initialisation)."""
     return os.path.join(checkpoints_dir(run_dir), f"{CHECKPOINT_NAME}-{epoch}")
+
+
+def digest_path(run_dir: str, epoch: int) -> str:
+    """Where the identity of the checkpoint of `epoch` is recorded."""
+    return os.path.join(checkpoints_dir(run_dir), DIGESTS, f"{CHECKPOINT_NAME}-{epoch}")
 
 
 def check_format(run_dir: str) -> None:
@@ -138,7 +146,7 @@ def read_metrics(run_dir: str) -> dict:
 
 def is_complete(run_dir: str) -> bool:
     """Whether the run finished (its metrics are written). `baselines/train.py` also
-    verifies every checkpoint before it believes that (`recover`)."""
+    checks its checkpoints before it believes that (`recover`)."""
     return files.exists(os.path.join(run_dir, METRICS))
 
 

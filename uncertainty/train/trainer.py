@@ -4,7 +4,7 @@ its seed into the run directory (`runs.layout`), checkpointing every epoch.
 With `config.method = "variational"` the network is the model's variational twin
 (`models.flipout`), trained on NLL + KL / N with the KL term annealed, and the run
 reports its posterior predictive and its posterior mean. Re-running it on the same
-directory continues from the last complete epoch's checkpoint that verifies; with
+directory continues from the newest epoch checkpoint that verifies; with
 `config.deterministic` the result is bit-identical to an uninterrupted run (data
 order, dropout masks and augmentation are functions of the seed and the epoch, and the
 dropout generator is part of the checkpoint). `config.dtype` builds the model under a
@@ -33,7 +33,7 @@ from uncertainty.train import loop, posteriors, train_config
 def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
           strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None,
           steps_per_loop: int = train_config.STEPS_PER_LOOP, eval_train: bool = True,
-          max_loss: float | None = None) -> dict:
+          max_loss: float | None = None, verify_checkpoints: bool = False) -> dict:
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
@@ -42,12 +42,13 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     final metrics score the validation and test splits and, with `eval_train`, the
     whole training split (a pass over ImageNet's 1.28M images: off at that scale).
 
-    The chief holds the directory's lock (`locks.hold`) throughout. Resuming verifies
-    the checkpoints and continues from the newest one that every earlier one agrees
-    with (`checkpoints.recover`); a finished run is reported only when all of them
-    verify. A training loss that is not finite, or above `max_loss`, stops the run
-    (`Diverged`, naming the step) and marks it failed in status.json; its last good
-    checkpoint is kept.
+    The chief holds the directory's lock (`locks.hold`) throughout. Resuming continues
+    from the newest checkpoint that verifies (`checkpoints.recover`), reading only it
+    and the earlier ones' index files; `verify_checkpoints` verifies every one and
+    continues from the last before the first damaged one. A finished run is reported
+    only when its checkpoints pass that check. A training loss that is not finite, or
+    above `max_loss`, stops the run (`Diverged`, naming the step) and marks it failed
+    in status.json; its last good checkpoint is kept.
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
@@ -56,18 +57,18 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     chief = distribute.is_chief(strategy)
     with locks.hold(run_dir) if chief else contextlib.nullcontext():
         return _train(config, data, run_dir, strategy, chief, extra_config or {},
-                      steps_per_loop, eval_train, max_loss)
+                      steps_per_loop, eval_train, max_loss, verify_checkpoints)
 
 
 def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
-           eval_train, max_loss) -> dict:
+           eval_train, max_loss, verify_checkpoints) -> dict:
     """`train` once the run directory is locked (by the chief)."""
     record = {**config.record(), "data_source": data.source,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
               **extra_config}
     layout.prepare(run_dir, record, ignore=layout.RUNTIME_FIELDS + layout.DERIVED_FIELDS,
                    write=chief)
-    good = checkpoints.recover(run_dir, set_aside=chief)  # resume trusts nothing
+    good = checkpoints.recover(run_dir, set_aside=chief, verify_all=verify_checkpoints)
     metrics_path = os.path.join(run_dir, layout.METRICS)
     if good == config.train_epochs and layout.is_complete(run_dir):
         try:
@@ -98,7 +99,7 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             state, layout.checkpoints_dir(run_dir) if chief else scratch,
             max_to_keep=None, checkpoint_name=layout.CHECKPOINT_NAME)
         if good is None:
-            _save(manager, 0, run_dir)  # the initialisation, "epoch 0"
+            _save(manager, 0, run_dir, chief)  # the initialisation, "epoch 0"
         try:
             _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
                           strategy, chief, steps_per_loop, max_loss)
@@ -134,12 +135,13 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
     return results
 
 
-def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str) -> None:
-    """Saves the checkpoint of `epoch`; a failed write is one line (what was saved
-    before stays: the checkpoint's index is written last, so a cut-off checkpoint is
-    never counted)."""
+def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str, chief: bool
+          ) -> None:
+    """Saves the checkpoint of `epoch` (the chief's with its recorded identity); a
+    failed write is one line (what was saved before stays: the checkpoint's index is
+    written last, so a cut-off checkpoint is never counted)."""
     try:
-        manager.save(checkpoint_number=epoch)
+        checkpoints.save(manager, epoch, run_dir if chief else None)
     except tf.errors.OpError as e:
         raise UserError(f"cannot write the checkpoint of epoch {epoch} in {run_dir} "
                         f"({reason(e)}); free space there and re-run the same "
@@ -237,7 +239,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         if chief:
             files.write_json(os.path.join(run_dir, layout.HISTORY), history)
         done.assign(epoch + 1)
-        _save(manager, epoch + 1, run_dir)  # last: the epoch now counts as done
+        _save(manager, epoch + 1, run_dir, chief)  # last: the epoch now counts as done
         with writer.as_default(step=epoch + 1):
             for name, value in scalars.items():
                 if name != "epoch":
