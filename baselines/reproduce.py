@@ -6,7 +6,9 @@ stage a `python baselines/X.py ...` call, listed by `uncertainty.study.scales`),
 claims checked by explicit rules, every figure, the published comparison, the
 environment and the wall-clock of every stage. Re-running skips every stage that
 finished with the same command (and the binaries themselves resume and reuse their
-caches), so an interrupted study continues where it stopped.
+caches), so an interrupted study continues where it stopped. With --jobs above 1,
+stages whose inputs are ready run side by side (each one's progress lines prefixed
+with its name; its whole output in <output_dir>/logs/).
 
   python baselines/reproduce.py --scale=mnist1d
   python baselines/reproduce.py --scale=cifar10_medium_cnn --output_dir=gs://b/study \
@@ -18,10 +20,10 @@ from uncertainty.cli import notices
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
     notices.hide_tensorflow_notices()
 
+import concurrent.futures
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ import time
 from absl import flags, logging
 
 from uncertainty.cli import app
-from uncertainty.infra import files, locks, progress
+from uncertainty.infra import files, interrupts, locks, progress
 from uncertainty.infra.errors import UserError
 from uncertainty.study import report, scales
 
@@ -38,6 +40,10 @@ flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's sca
 flags.DEFINE_string("output_dir", None, "The study's folder: runs/, analyses/, report/ "
                     "(default results/<scale>).")
 flags.DEFINE_bool("list_stages", False, "Print the stages' commands and exit.")
+flags.DEFINE_integer("jobs", 0, "Stages run side by side (each a process using every "
+                     "core: a second one fills the cores the first leaves idle). 0: 2 on "
+                     "a CPU with 2 or more cores, 1 with an accelerator (a --strategy "
+                     "other than default after --, or a paper scale).")
 FLAGS = flags.FLAGS
 STUDY = "study.json"
 # absl's log prefix, e.g. "I1202 19:40:01.123456 1234 progress.py:80] "
@@ -64,7 +70,7 @@ def main(argv):
     with locks.hold(root, "reproduce"):
         _claim(root)
         began = time.time()
-        times = [_run(stage, root, i, len(stages), began) for i, stage in enumerate(stages)]
+        times = _run_all(stages, root, began, _jobs(scale, extra))
         index = report.write(root, FLAGS.scale, scale, times, shlex.join(sys.argv))
     print(f"report: {index} (and report.md beside it); "
           f"{time.time() - began:.0f} s for this call")
@@ -82,7 +88,53 @@ def _claim(root: str) -> None:
         files.write_json(path, {"scale": FLAGS.scale})
 
 
-def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -> dict:
+def _jobs(scale: scales.Scale, extra: tuple) -> int:
+    """--jobs, or its default for this machine and these flags."""
+    if FLAGS.jobs < 0:
+        raise UserError(f"--jobs must be >= 0, got {FLAGS.jobs}")
+    if FLAGS.jobs:
+        return FLAGS.jobs
+    accelerated = scale.accelerator or any(
+        a.startswith("--strategy=") and a != "--strategy=default" for a in extra)
+    return 1 if accelerated else min(2, os.cpu_count() or 1)
+
+
+def _run_all(stages: list[scales.Stage], root: str, began: float, jobs: int) -> list[dict]:
+    """Runs the stages, up to `jobs` at a time, each once the stages it needs have
+    finished; their timings in the stages' order. After a failure or an interrupt no
+    stage starts, the running ones finish, and the first error is raised."""
+    count, position = len(stages), {stage.name: i for i, stage in enumerate(stages)}
+    times, failures, running = {}, [], {}
+    waiting = list(stages)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while (waiting and not failures) or running:
+            ready = [s for s in waiting if all(n in times for n in s.needs)]
+            for stage in ready[:max(0, jobs - len(running))] if not failures else []:
+                waiting.remove(stage)
+                running[pool.submit(_run, stage, root, position[stage.name], count, began,
+                                    jobs > 1)] = stage
+            if not running:
+                break
+            try:
+                finished, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED)
+            except KeyboardInterrupt as e:  # a stop request: the stages stop cleanly too
+                for process in list(_CHILDREN):
+                    process.send_signal(interrupts.signal_of(e))
+                raise
+            for future in finished:
+                stage = running.pop(future)
+                try:
+                    times[stage.name] = future.result()
+                except BaseException as e:  # noqa: BLE001: raised below, first one first
+                    failures.append(e)
+    if failures:
+        raise failures[0]
+    return [times[stage.name] for stage in stages]
+
+
+def _run(stage: scales.Stage, root: str, index: int, count: int, began: float,
+         prefixed: bool = False) -> dict:
     """Runs `stage` unless it finished before with the same flags; its timing."""
     marker = os.path.join(root, "stages", stage.name + ".json")
     done = files.read_json(marker) if files.exists(marker) else None
@@ -93,7 +145,7 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
                 "finished": done["finished"]}
     print(f"{head} (study {progress.clock(time.time() - began)} so far)", flush=True)
     start = time.time()
-    lines, failed = _execute(stage)
+    lines, failed = _execute(stage, f"{stage.name}: " if prefixed else "")
     seconds = time.time() - start
     log = os.path.join(root, "logs", stage.name + ".log")
     files.write_text(log, "".join(lines))
@@ -104,25 +156,35 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float) -
     finished = time.strftime("%Y-%m-%d %H:%M")
     files.write_json(marker, {"flags": list(stage.flags), "seconds": seconds,
                               "finished": finished})
-    print(f"    done in {progress.clock(seconds)}", flush=True)
+    print(f"    {stage.name + ': ' if prefixed else ''}done in {progress.clock(seconds)}",
+          flush=True)
     return {"stage": stage.name, "seconds": seconds, "ran_now": True, "finished": finished}
 
 
-def _execute(stage: scales.Stage) -> tuple[list[str], bool]:
-    """Runs the stage: its output lines (progress and error lines echoed) and whether
-    it failed. An interrupted stage interrupts the study."""
+def _execute(stage: scales.Stage, prefix: str = "") -> tuple[list[str], bool]:
+    """Runs the stage: its output lines (progress and error lines echoed, after
+    `prefix`) and whether it failed. An interrupted stage interrupts the study."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(stage.command(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        text = _LOG_PREFIX.sub("", line.rstrip())
-        if "ETA" in text or ": error: " in text:
-            print(f"    {text}", flush=True)
-    if process.wait() in (130, -signal.SIGINT):
-        raise KeyboardInterrupt
-    return lines, process.returncode != 0
+    _CHILDREN.add(process)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            text = _LOG_PREFIX.sub("", line.rstrip())
+            if "ETA" in text or ": error: " in text:
+                print(f"    {prefix}{text}", flush=True)
+        code = process.wait()
+    finally:
+        _CHILDREN.discard(process)
+    for signum in interrupts.SIGNALS:
+        if code in (128 + signum, -signum):  # the stage was stopped: so is the study
+            raise interrupts.Interrupted(signum)
+    return lines, code != 0
+
+
+_CHILDREN: set = set()  # the stages' running processes
 
 
 if __name__ == "__main__":

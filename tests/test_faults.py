@@ -507,12 +507,15 @@ def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, p
         checkpoints.load_weights(str(pristine / "runs" / "seed0"), 2))
 
 
-def training_in_background(run_dir: str, epochs: int) -> subprocess.Popen:
-    """train.py writing `run_dir` for `epochs` epochs, once its first epoch is done."""
+def training_in_background(run_dir: str, epochs: int, blocked=()) -> subprocess.Popen:
+    """train.py writing `run_dir` for `epochs` epochs, once its first epoch is done;
+    started with the signals `blocked` in the mask it inherits."""
     process = subprocess.Popen(
         [sys.executable, os.path.join(REPO, "baselines", "train.py"), *RUN_ARGS,
          f"--train_epochs={epochs}", f"--output_dir={run_dir}"],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=(lambda: signal.pthread_sigmask(signal.SIG_BLOCK, blocked)) if blocked
+        else None)
     if not any(f"epoch 1/{epochs}" in line for line in process.stderr):
         process.kill()
         process.wait()
@@ -520,20 +523,27 @@ def training_in_background(run_dir: str, epochs: int) -> subprocess.Popen:
     return process
 
 
-def test_sigint_ends_in_one_line_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize("signum,blocked", [
+    (signal.SIGINT, False), (signal.SIGTERM, False),
+    (signal.SIGINT, True), (signal.SIGTERM, True)])  # blocked: in the inherited mask
+def test_stop_request_ends_in_one_line_and_the_run_resumes(tmp_path, signum, blocked):
     run_dir = str(tmp_path / "run")
-    process = training_in_background(run_dir, 40)
-    process.send_signal(signal.SIGINT)
+    process = training_in_background(run_dir, 40, (signum,) if blocked else ())
+    process.send_signal(signum)
     rest = process.stderr.read()
     process.wait()
     line = one_error_line(subprocess.CompletedProcess([], process.returncode, "", rest),
-                          "train", code=130)
-    assert line.startswith("train.py: error: interrupted; every file written so far is "
+                          "train", code=128 + signum)
+    stopped = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
+    assert line.startswith(f"train.py: error: {stopped}; every file written so far is "
                            "whole: run the same command again")
     assert "Traceback" not in rest
     assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # released
     done = checkpoints.epochs(run_dir)
     assert done and all(checkpoints.checkpoint_problem(run_dir, e) is None for e in done)
+    status = layout.read_status(run_dir)
+    assert status["state"] == "interrupted" and status["epochs_done"] == done[-1]
+    assert status["signal"] == signal.Signals(signum).name
 
 
 # --- one writer per directory ------------------------------------------------------------

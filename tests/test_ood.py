@@ -83,6 +83,21 @@ def test_metrics_against_scikit_learn_on_random_scores():
     assert found["fpr_at_95_in_recall"] == pytest.approx(fpr[np.argmax(tpr >= 0.95)])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_against_scikit_learn_with_many_ties(seed):
+    rng = np.random.default_rng(seed)  # scores on a coarse grid: most are tied
+    inside = rng.integers(0, 6, 200) / 5.0
+    outside = rng.integers(2, 9, 90) / 8.0
+    found = ood.detection(inside, outside)
+    is_out = np.r_[np.zeros(200), np.ones(90)]
+    values = np.r_[inside, outside]
+    assert found["auroc"] == pytest.approx(sk.roc_auc_score(is_out, values), abs=1e-12)
+    assert found["auprc_out"] == pytest.approx(
+        sk.average_precision_score(is_out, values), abs=1e-12)
+    assert found["auprc_in"] == pytest.approx(
+        sk.average_precision_score(1 - is_out, -values), abs=1e-12)
+
+
 def test_scores_against_scipy():
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 3, (4, 50, 6))

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, own_lines, run_binary
+from conftest import REPO, load_binary, own_lines, run_binary
 
 from uncertainty.infra import files
 from uncertainty.runs import checkpoints
@@ -35,6 +35,49 @@ def study(tmp_path_factory):
                           timeout=900, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root, done.stdout
+
+
+def test_stages_run_side_by_side_each_after_what_it_needs(monkeypatch):
+    import threading
+    import time
+
+    reproduce = load_binary("reproduce")
+    stages = scales.stages(scales.SCALES["tiny"], "/study")
+    names = {s.name for s in stages}
+    for stage in stages:  # every stage needs only stages of the study, listed before it
+        assert set(stage.needs) <= names
+        assert all(n in [s.name for s in stages[:stages.index(stage)]] for n in stage.needs)
+    started, ended, lock = {}, {}, threading.Lock()
+    clock = iter(range(10 ** 6))
+
+    def fake_run(stage, root, index, count, began, prefixed=False):
+        with lock:
+            started[stage.name] = next(clock)
+            busy = sum(1 for n in started if n not in ended)
+        assert busy <= 2
+        time.sleep(0.01)
+        with lock:
+            ended[stage.name] = next(clock)
+        return {"stage": stage.name}
+
+    monkeypatch.setattr(reproduce, "_run", fake_run)
+    times = reproduce._run_all(stages, "/study", 0.0, jobs=2)
+    assert [t["stage"] for t in times] == [s.name for s in stages]
+    for stage in stages:
+        assert all(ended[n] < started[stage.name] for n in stage.needs), stage.name
+    assert any(started[b.name] < ended[a.name] and started[a.name] < ended[b.name]
+               for a in stages for b in stages if a is not b)  # some ran side by side
+
+    def failing(stage, *args, **kwargs):
+        if stage.name == "train/seed0":
+            raise reproduce.UserError("stage train/seed0 failed")
+        return fake_run(stage, *args, **kwargs)
+
+    started.clear(), ended.clear()
+    monkeypatch.setattr(reproduce, "_run", failing)
+    with pytest.raises(reproduce.UserError, match="train/seed0 failed"):
+        reproduce._run_all(stages, "/study", 0.0, jobs=2)
+    assert not any(name.startswith(("similarity", "ensemble")) for name in started)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """`run(main)`: absl's app.run for the binaries, with one-line errors and exit codes."""
 
 import os
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -27,7 +28,8 @@ def _parse_flags(argv):
 
 def run(main) -> None:
     """Runs `main(argv)` like absl's app.run, but a UserError or a bad flag ends in one
-    line and exit code 2, an interrupt (Ctrl-C, SIGINT) in one line and exit code 130.
+    line and exit code 2, a stop request in one line and exit code 128 + the signal
+    (Ctrl-C's SIGINT: 130; SIGTERM: 143).
     The log shows INFO lines; progress is shown as --progress and --progress_seconds
     say (a bar when stderr is a terminal)."""
     define_progress_flags()
@@ -42,10 +44,13 @@ def run(main) -> None:
         except UserError as e:
             progress.close_all()
             _fail(argv[0], str(e))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             progress.close_all()
-            _fail(argv[0], "interrupted; every file written so far is whole: run the same "
-                           "command again to finish the work", code=130)
+            signum = interrupts.signal_of(e)
+            stopped = ("interrupted" if signum == signal.SIGINT
+                       else f"stopped by {signal.Signals(signum).name}")
+            _fail(argv[0], f"{stopped}; every file written so far is whole: run the same "
+                           f"command again to finish the work", code=128 + signum)
         finally:
             progress.close_all()
 

@@ -151,13 +151,14 @@ def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
     and out-of-distribution [M, N', C] examples of `dataset` (`ood.evaluate`: mutual
     information from k = 2), over the subsets `by_size` uses."""
     max_size = min(max_size or len(inside), len(inside))
+    inside, outside = metrics.log_softmax(inside), metrics.log_softmax(outside)  # once
     table = {}
     for size in range(1, max_size + 1):
         found = {}
         for subset in subsets(len(inside), size, max_subsets, seed):
             chosen = list(subset)
-            for key, value in ood.evaluate(inside[chosen], outside[chosen],
-                                           dataset).items():
+            for key, value in ood.evaluate(inside[chosen], outside[chosen], dataset,
+                                           normalized=True).items():
                 found.setdefault(key, []).append(value)
         table[size] = {name: float(np.mean(v)) for name, v in found.items()}
     return table

@@ -20,7 +20,7 @@ Metrics against one out-of-distribution dataset <ood> (keys: `names.ood_key`):
     ood/<ood>_(1-fpr)@95tpr     the largest specificity (in-distribution examples not
                                 flagged) at a threshold that flags >= 95% of the
                                 out-of-distribution examples
-  exact (scikit-learn), for every score s, beside them:
+  exact (scikit-learn's definitions, `detection`), for every score s, beside them:
     ood/<ood>_<s>_auroc         ROC AUC, out-of-distribution as positive
     ood/<ood>_<s>_auprc_out     average precision, out-of-distribution as positive
     ood/<ood>_<s>_auprc_in      average precision, in-distribution as positive
@@ -30,8 +30,9 @@ Metrics against one out-of-distribution dataset <ood> (keys: `names.ood_key`):
                                 uncertainty-baselines' (1-fpr)@95tpr)
 """
 
+import functools
+
 import numpy as np
-from sklearn import metrics as sk_metrics
 
 from uncertainty.core import metrics, names
 
@@ -42,46 +43,94 @@ UB_SENSITIVITY = 0.95
 _KERAS_EPSILON = 1e-7
 
 
-def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Every OOD score [N] of the functions' logits [M, N, C] (or [N, C]: one)."""
+def scores(logits: np.ndarray, normalized: bool = False) -> dict[str, np.ndarray]:
+    """Every OOD score [N] of the functions' logits [M, N, C] (or [N, C]: one);
+    `normalized`: they are log-probabilities already (`metrics.log_softmax`)."""
     logits = np.asarray(logits)
     logits = logits[None] if logits.ndim == 2 else logits
-    mean = np.exp(metrics.log_softmax(metrics.ensemble(logits)))
+    log_probs = logits if normalized else metrics.log_softmax(logits)
+    mean = np.exp(metrics.log_softmax(metrics.ensemble(log_probs, normalized=True)))
+    probs = np.exp(log_probs)  # metrics.mutual_information, from the log-probabilities
+    information = metrics.entropy(probs.mean(axis=0)) - metrics.entropy(probs).mean(axis=0)
     return {"max_probability": 1.0 - mean.max(axis=-1),
             "entropy": metrics.entropy(mean),
-            "mutual_information": metrics.mutual_information(logits)}
+            "mutual_information": information}
 
 
 def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
     """The exact metrics of one score on in-distribution (`inside`) and
     out-of-distribution (`outside`) examples, higher scores meaning out of
-    distribution: {auroc, auprc_out, auprc_in, fpr_at_95_in_recall}."""
-    values = np.concatenate([inside, outside]).astype(np.float64)
+    distribution: {auroc, auprc_out, auprc_in, fpr_at_95_in_recall}. The areas are
+    scikit-learn's `roc_auc_score` and `average_precision_score` (ties grouped), in
+    numpy from one sort: the same values up to float rounding, without the per-call
+    validation that dominated the study's scoring."""
+    inside = np.asarray(inside, np.float64)
+    outside = np.asarray(outside, np.float64)
+    values = np.concatenate([inside, outside])
     is_out = np.concatenate([np.zeros(len(inside)), np.ones(len(outside))])
+    order = np.argsort(-values, kind="stable")  # most out-of-distribution first
+    ordered, labels = values[order], is_out[order]
+    # the last position of each group of equal scores: the curves' thresholds
+    ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+    out_flagged = np.cumsum(labels)[ends]
+    in_flagged = (ends + 1) - out_flagged
     # The lowest threshold that accepts (score <= threshold) at least 95% of the
     # in-distribution examples: the ceil(0.95 N)-th smallest of their scores.
     threshold = np.sort(inside)[(95 * len(inside) + 99) // 100 - 1]
-    return {"auroc": float(sk_metrics.roc_auc_score(is_out, values)),
-            "auprc_out": float(sk_metrics.average_precision_score(is_out, values)),
-            "auprc_in": float(sk_metrics.average_precision_score(1 - is_out, -values)),
+    return {"auroc": _roc_area(out_flagged, in_flagged),
+            "auprc_out": _average_precision(out_flagged, in_flagged),
+            "auprc_in": _average_precision(*_from_the_other_end(in_flagged, out_flagged)),
             "fpr_at_95_in_recall": float(np.mean(outside <= threshold))}
+
+
+def _roc_area(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Trapezoidal ROC AUC from cumulative counts at descending thresholds."""
+    tpr = np.r_[0.0, positives] / positives[-1]
+    fpr = np.r_[0.0, negatives] / negatives[-1]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def _average_precision(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """sum_k (R_k - R_{k-1}) P_k over descending thresholds, from cumulative counts."""
+    precision = positives / (positives + negatives)
+    recall = np.r_[0.0, positives] / positives[-1]
+    return float(np.sum(np.diff(recall) * precision))
+
+
+def _from_the_other_end(positives: np.ndarray, negatives: np.ndarray):
+    """Cumulative counts at the same thresholds taken in the opposite order (the
+    scores negated): the totals minus the counts before each threshold."""
+    before_p, before_n = np.r_[0.0, positives[:-1]], np.r_[0.0, negatives[:-1]]
+    return (positives[-1] - before_p)[::-1], (negatives[-1] - before_n)[::-1]
+
+
+@functools.cache
+def _keras_thresholds(num_thresholds: int) -> np.ndarray:
+    """Keras's thresholds (-1e-7, 1/(T-1), ..., (T-2)/(T-1), 1 + 1e-7), float32."""
+    thresholds = np.concatenate([[-_KERAS_EPSILON],
+                                 np.arange(1, num_thresholds - 1) / (num_thresholds - 1),
+                                 [1.0 + _KERAS_EPSILON]]).astype(np.float32)
+    thresholds.setflags(write=False)
+    return thresholds
 
 
 def keras_curves(inside: np.ndarray, outside: np.ndarray,
                  num_thresholds: int = UB_THRESHOLDS) -> dict[str, np.ndarray]:
-    """True and false positives and negatives at Keras's thresholds (-1e-7, 1/(T-1),
-    ..., (T-2)/(T-1), 1 + 1e-7), out-of-distribution as positive and a score above a
-    threshold as flagged; scores are in [0, 1] and compared in float32, as Keras."""
-    thresholds = np.concatenate([[-_KERAS_EPSILON],
-                                 np.arange(1, num_thresholds - 1) / (num_thresholds - 1),
-                                 [1.0 + _KERAS_EPSILON]]).astype(np.float32)
-
-    def flagged(values):
-        ordered = np.sort(np.asarray(values, np.float32))
-        return (len(ordered) - np.searchsorted(ordered, thresholds, side="right")
-                ).astype(np.float64)
-
-    tp, fp = flagged(outside), flagged(inside)
+    """True and false positives and negatives at Keras's thresholds, out-of-distribution
+    as positive and a score above a threshold as flagged; scores are in [0, 1] and
+    compared in float32, as Keras. Only the thresholds where a count changes are kept
+    (the first of each run of thresholds with equal counts, and the first threshold):
+    the others add exact zeros to the areas and cannot change a maximum."""
+    thresholds = _keras_thresholds(num_thresholds)
+    inside = np.asarray(inside, np.float32)
+    outside = np.asarray(outside, np.float32)
+    # a score is flagged at the thresholds before its position among them
+    first_not_flagged = [np.sort(np.searchsorted(thresholds, v, side="left"))
+                         for v in (outside, inside)]
+    kept = np.unique(np.r_[0, np.concatenate(first_not_flagged)])
+    kept = kept[kept < num_thresholds]
+    tp, fp = ((len(p) - np.searchsorted(p, kept, side="right")).astype(np.float64)
+              for p in first_not_flagged)
     return {"tp": tp, "fp": fp, "fn": len(outside) - tp, "tn": len(inside) - fp}
 
 
@@ -117,13 +166,14 @@ def ub_detection(inside: np.ndarray, outside: np.ndarray,
             "(1-fpr)@95tpr": float(specificity[feasible].max() if feasible.any() else 0.0)}
 
 
-def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str
-             ) -> dict[str, float]:
+def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str,
+             normalized: bool = False) -> dict[str, float]:
     """{metric key: value} of functions' logits [M, N, C] on in- and out-of-
     distribution test sets, `dataset` naming the latter: uncertainty-baselines'
     three metrics and the exact ones of every score (mutual information only for
-    M > 1)."""
-    inside, outside = scores(inside_logits), scores(outside_logits)
+    M > 1); `normalized`: log-probabilities are given."""
+    inside = scores(inside_logits, normalized)
+    outside = scores(outside_logits, normalized)
     found = {names.ood_key(dataset, metric): value for metric, value in
              ub_detection(inside[UB_SCORE], outside[UB_SCORE]).items()}
     single = np.ndim(inside_logits) == 2 or len(inside_logits) == 1

@@ -1,27 +1,50 @@
-"""A Ctrl-C (SIGINT) that is not lost inside TensorFlow.
+"""Stop requests (Ctrl-C's SIGINT, and SIGTERM: what `kill`, `timeout`, Kubernetes,
+SLURM and preemptible machines send before SIGKILL) that are not lost inside
+TensorFlow.
 
-Python raises KeyboardInterrupt where the main thread next runs Python code; when that
-happens inside TensorFlow's runtime, the exception can be cleared there and the run
-goes on. `install()` (the binaries call it) records every SIGINT as well as raising, so
-`check()`, called by the training loop between host calls, raises it again."""
+Python raises the handler's exception where the main thread next runs Python code;
+when that happens inside TensorFlow's runtime, the exception can be cleared there and
+the run goes on. `install()` (the binaries call it) records every request as well as
+raising `Interrupted`, so `check()`, called by the training loop between host calls,
+raises it again."""
 
 import signal
 
-_requested = False
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_requested: int | None = None  # the signal received, if any
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop request: `signal` is the signal's number (SIGINT for a KeyboardInterrupt
+    Python raised itself)."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signal = signum
 
 
 def _handler(signum, frame):
     global _requested
-    _requested = True
-    raise KeyboardInterrupt
+    _requested = signum
+    raise Interrupted(signum)
 
 
 def install() -> None:
-    """Routes SIGINT through the recording handler (main thread only)."""
-    signal.signal(signal.SIGINT, _handler)
+    """Routes SIGINT and SIGTERM through the recording handler (main thread only), and
+    unblocks them: a process inherits its parent's signal mask, and a parent that
+    blocked them (a test runner's worker, a job scheduler's wrapper) would otherwise
+    leave every request pending, never delivered."""
+    for signum in SIGNALS:
+        signal.signal(signum, _handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
 def check() -> None:
-    """Raises KeyboardInterrupt if a SIGINT came since `install`."""
-    if _requested:
-        raise KeyboardInterrupt
+    """Raises Interrupted if a stop request came since `install`."""
+    if _requested is not None:
+        raise Interrupted(_requested)
+
+
+def signal_of(error: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt (a bare KeyboardInterrupt: SIGINT)."""
+    return getattr(error, "signal", _requested or signal.SIGINT)

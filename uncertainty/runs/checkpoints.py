@@ -235,12 +235,25 @@ def _read_checkpoint(run_dir: str, epoch: int | None
     """All weight arrays of `epoch` (the last if None), which are trainable, and each
     one's posterior std (None where there is none)."""
     epoch = _check_epoch(run_dir, epoch)
+    index = files.read_bytes(layout.checkpoint_prefix(run_dir, epoch) + ".index")
+    return _checkpoint_arrays(run_dir, epoch, hashlib.sha1(index).hexdigest())
+
+
+@functools.lru_cache(maxsize=2)
+def _checkpoint_arrays(run_dir: str, epoch: int, index_digest: str):
+    """`_read_checkpoint` of the checkpoint whose index file has SHA-1 `index_digest`
+    (the index holds every tensor's checksum, so it names the content): the last two
+    read are kept, read-only, for the many functions made from one checkpoint."""
     model = _restore(run_dir, epoch)
     if flipout.is_variational(model):
         weights = flipout.twin_weights(model)
     else:
         trainable = {id(w) for w in model.trainable_weights}
         weights = [(w.name, w.numpy(), None, id(w) in trainable) for w in model.weights]
+    for _, value, std, _ in weights:
+        for array in (value, std):
+            if array is not None:
+                array.setflags(write=False)
     return ([value for _, value, _, _ in weights], [t for _, _, _, t in weights],
             [std for _, _, std, _ in weights])
 

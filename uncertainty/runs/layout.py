@@ -151,8 +151,8 @@ def is_complete(run_dir: str) -> bool:
 
 
 def write_status(run_dir: str, state: str, **details) -> None:
-    """Records the run's state: training, failed (with `details`: why, where) or
-    complete."""
+    """Records the run's state: training (with the epochs done), interrupted (by which
+    signal, after how many epochs), failed (with `details`: why, where) or complete."""
     files.write_json(os.path.join(run_dir, STATUS), {
         "state": state, "updated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **details})
 

@@ -94,10 +94,12 @@ DEFAULT = "fmnist"
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One step of a study: a binary of baselines/ and its flags."""
+    """One step of a study: a binary of baselines/ and its flags, and the stages whose
+    outputs it reads (`needs`: it starts once they have finished)."""
     name: str
     binary: str
     flags: tuple
+    needs: tuple = ()
 
     def command(self) -> list[str]:
         """The command line, run by this interpreter."""
@@ -126,8 +128,8 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     data location) go to every binary."""
     det, vi = run_dirs(scale, root)
 
-    def call(name, binary, *args):
-        return Stage(name, binary, (*args, *extra))
+    def call(name, binary, *args, needs=()):
+        return Stage(name, binary, (*args, *extra), tuple(needs))
 
     train = [f"--dataset={scale.dataset}", f"--model={scale.model}", *scale.train_flags]
     out = [call(f"train/seed{i}", "train", *train, f"--seed={i}",
@@ -135,35 +137,41 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     out += [call(f"train/variational_seed{i}", "train", *train, "--method=variational",
                  f"--seed={i}", f"--output_dir={vi}/seed{i}")
             for i in range(scale.variational_runs)]
+    trained = [f"train/seed{i}" for i in range(scale.num_runs)]
     samples = analysis_dir(root, "ensemble_samples")
     checkpoints = (f"--num_checkpoints={scale.num_checkpoints}", *scale.subspace_flags)
     out.append(call("similarity", "similarity", f"--runs={det}", "--split=test",
                     f"--tsne_runs={min(3, scale.num_runs)}",
-                    f"--output_dir={analysis_dir(root, 'similarity')}"))
+                    f"--output_dir={analysis_dir(root, 'similarity')}", needs=trained))
     out.append(call("plane", "subspace", f"--base_run={det}/seed0", f"--other_runs={det}",
                     f"--methods={_PLANE_METHODS},mc_dropout", "--preset=plane",
                     *scale.plane_scales, f"--num_samples={scale.plane_samples}",
                     *checkpoints, "--split=test", "--tsne",
-                    f"--output_dir={analysis_dir(root, 'plane')}"))
-    out += [call(f"ensemble_samples/seed{i}", "subspace", f"--base_run={det}/seed{i}",
+                    f"--output_dir={analysis_dir(root, 'plane')}", needs=trained))
+    sampled = [f"ensemble_samples/seed{i}" for i in range(scale.num_runs)]
+    out += [call(name, "subspace", f"--base_run={det}/seed{i}",
                  f"--methods={PAPER_METHODS}", "--preset=ensemble", *scale.ensemble_scales,
                  f"--num_samples={scale.ensemble_samples}", *checkpoints,
-                 f"--output_dir={samples}/seed{i}")
-            for i in range(scale.num_runs)]
+                 f"--output_dir={samples}/seed{i}", needs=[f"train/seed{i}"])
+            for i, name in enumerate(sampled)]
     shift = [f"--corruptions={scale.corruptions}",
              f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
     out.append(call("ensemble", "ensemble", f"--runs={det}",
                     f"--subspace_dir={samples}",
                     f"--methods={PAPER_METHODS},mc_dropout", *shift,
-                    f"--output_dir={analysis_dir(root, 'ensemble')}"))
+                    f"--output_dir={analysis_dir(root, 'ensemble')}",
+                    needs=trained + sampled))
     if scale.variational_runs:
         out.append(call("ensemble_variational", "ensemble", f"--runs={vi}", *shift,
-                        f"--output_dir={analysis_dir(root, 'ensemble_variational')}"))
+                        f"--output_dir={analysis_dir(root, 'ensemble_variational')}",
+                        needs=[f"train/variational_seed{i}"
+                               for i in range(scale.variational_runs)]))
     pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
             f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
     for plane in ("independent", "trajectory", "random"):
         connect = ("--connect", f"--connect_epochs={scale.connect_epochs}") if (
             plane == "independent") else ()
         out.append(call(f"cross_section/{plane}", "cross_section", *pair, f"--plane={plane}",
-                        *connect, f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}"))
+                        *connect, f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}",
+                        needs=trained[:2]))
     return out

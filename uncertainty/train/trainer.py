@@ -13,6 +13,7 @@ Keras mixed-precision policy.
 import contextlib
 import dataclasses
 import os
+import signal
 import tempfile
 import time
 
@@ -23,7 +24,7 @@ from absl import logging
 from uncertainty import models
 from uncertainty.core import ensemble, names
 from uncertainty.datasets import Dataset
-from uncertainty.infra import distribute, files, locks
+from uncertainty.infra import distribute, files, interrupts, locks
 from uncertainty.infra.errors import UserError, reason
 from uncertainty.models.flipout import is_variational, twin_weights
 from uncertainty.runs import checkpoints, layout, predictions
@@ -103,6 +104,11 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
         try:
             _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
                           strategy, chief, steps_per_loop, max_loss)
+        except KeyboardInterrupt as e:
+            if chief:
+                layout.write_status(run_dir, "interrupted", epochs_done=int(done.numpy()),
+                                    signal=signal.Signals(interrupts.signal_of(e)).name)
+            raise
         except loop.Diverged as e:
             kept = int(done.numpy())
             if chief:
@@ -240,6 +246,8 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
             files.write_json(os.path.join(run_dir, layout.HISTORY), history)
         done.assign(epoch + 1)
         _save(manager, epoch + 1, run_dir, chief)  # last: the epoch now counts as done
+        if chief:
+            layout.write_status(run_dir, "training", epochs_done=epoch + 1)
         with writer.as_default(step=epoch + 1):
             for name, value in scalars.items():
                 if name != "epoch":

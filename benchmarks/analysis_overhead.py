@@ -1,0 +1,146 @@
+r"""The analyses' wall time against the bare forward passes they need.
+
+Copies the runs of a finished study (`baselines/reproduce.py --scale=SCALE`) into a
+scratch folder without their prediction caches, then runs every analysis stage of the
+scale on the copy, in this process and in the study's order (similarity, plane,
+ensemble samples, ensemble, cross-sections), timing each. `predictions.predict`
+counts the forward passes each stage makes (model, examples, batch size); each kind is
+then timed bare: the same model, a `tf.function` on in-memory inputs of the same shape
+and batch size, median of `--repeats` calls after one. A stage's `ratio` is its wall
+time over the sum of its forward passes' bare times: the floor is 1.
+
+Also reports the study's own wall clock split into training and analyses, as
+`reproduce.py` recorded it in `<study>/stages/` (subprocesses, interpreter start-up
+included).
+
+  python baselines/reproduce.py --scale=mnist1d --output_dir=results/mnist1d
+  python benchmarks/analysis_overhead.py --scale=mnist1d --study_dir=results/mnist1d
+"""
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+import common
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+from absl.testing import flagsaver
+
+from uncertainty.infra import files
+from uncertainty.runs import predictions
+from uncertainty.study import scales
+
+flags.DEFINE_string("scale", "mnist1d", "The study's scale.")
+flags.DEFINE_string("study_dir", None, "A study of --scale made by baselines/reproduce.py.")
+flags.DEFINE_list("stages", None, "Only these analysis stages (default: all), by name "
+                  "or prefix, e.g. ensemble,cross_section.")
+flags.DEFINE_integer("repeats", 5, "Timed calls per kind of forward pass.")
+flags.DEFINE_string("scratch_dir", None, "Where to copy the runs (default: a temporary "
+                    "folder, removed afterwards).")
+flags.DEFINE_string("output", "benchmarks/analysis_overhead.json", "Where to write the JSON.")
+FLAGS = flags.FLAGS
+
+_BASELINES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "baselines")
+
+
+def _binary(name: str):
+    """baselines/<name>.py imported as a module (its flags defined once)."""
+    import importlib.util
+    module_name = f"binary_{name}"
+    spec = importlib.util.spec_from_file_location(
+        module_name, os.path.join(_BASELINES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bare_forward_seconds(model, examples: int, batch_size: int) -> float:
+    """Median time of `model` on `examples` random inputs in batches of `batch_size`
+    (a traced call per batch, logits to numpy), as `predict` batches them."""
+    shape = model.input_shape[1:]
+    batches = -(-examples // batch_size)
+    inputs = tf.constant(np.random.default_rng(0).normal(
+        size=(batch_size, *shape)).astype(np.float32))
+    forward = tf.function(lambda x: model(x, training=False))
+
+    def once():
+        for _ in range(batches):
+            forward(inputs).numpy()
+
+    once()
+    times = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def study_split(study_dir: str) -> dict:
+    """{training, analyses: seconds} from the study's stage records."""
+    split = {"training": 0.0, "analyses": 0.0}
+    for parent, _, names in tf.io.gfile.walk(os.path.join(study_dir, "stages")):
+        for name in names:
+            if name.endswith(".json"):
+                record = files.read_json(os.path.join(parent, name))
+                kind = "training" if "/train" in parent.replace(os.sep, "/") else "analyses"
+                split[kind] += record["seconds"]
+    split["ratio"] = split["analyses"] / split["training"] if split["training"] else None
+    return split
+
+
+def main(_):
+    logging.set_verbosity(logging.WARNING)
+    if not FLAGS.study_dir:
+        raise app.UsageError("--study_dir is required: a study made by baselines/reproduce.py")
+    scale = scales.SCALES[FLAGS.scale]
+    scratch = FLAGS.scratch_dir or tempfile.mkdtemp(prefix="analysis-overhead-")
+    for runs in scales.run_dirs(scale, FLAGS.study_dir):
+        if files.isdir(runs):
+            target = os.path.join(scratch, "runs", os.path.basename(runs))
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(runs, target, ignore=shutil.ignore_patterns("predictions"))
+    chosen = [s for s in scales.stages(scale, scratch) if not s.name.startswith("train/")
+              and (not FLAGS.stages or any(s.name.startswith(p) for p in FLAGS.stages))]
+    binaries = {s.binary: _binary(s.binary) for s in chosen}
+    report = {"machine": common.machine(), "scale": FLAGS.scale, "stages": [],
+              "study": study_split(FLAGS.study_dir)}
+    forward_times = {}
+    try:
+        for stage in chosen:
+            predictions.FORWARD_PASSES.clear()
+            with flagsaver.flagsaver():
+                FLAGS([stage.binary, *stage.flags])
+                start = time.perf_counter()
+                binaries[stage.binary].main([stage.binary])
+                seconds = time.perf_counter() - start
+            forward, count = 0.0, 0
+            for (ref, examples, batch), calls in predictions.FORWARD_PASSES.items():
+                model = ref()
+                key = (id(model), examples, batch)
+                if key not in forward_times:
+                    forward_times[key] = bare_forward_seconds(model, examples, batch)
+                forward += calls * forward_times[key]
+                count += calls
+            entry = {"stage": stage.name, "seconds": round(seconds, 2),
+                     "forward_seconds": round(forward, 2), "predictions": count,
+                     "ratio": round(seconds / forward, 2) if forward else None}
+            report["stages"].append(entry)
+            print(f"{stage.name:28s} {seconds:8.1f} s  forward {forward:7.1f} s  "
+                  f"({count} predictions)  ratio {entry['ratio']}", flush=True)
+    finally:
+        if not FLAGS.scratch_dir:
+            shutil.rmtree(scratch, ignore_errors=True)
+    total = sum(e["seconds"] for e in report["stages"])
+    forward = sum(e["forward_seconds"] for e in report["stages"])
+    report["analyses_seconds"], report["forward_seconds"] = round(total, 2), round(forward, 2)
+    report["ratio"] = round(total / forward, 2) if forward else None
+    common.write(FLAGS.output, report)
+
+
+if __name__ == "__main__":
+    app.run(main)
