@@ -17,6 +17,7 @@ included).
   python benchmarks/analysis_overhead.py --scale=mnist1d --study_dir=results/mnist1d
 """
 
+import json
 import os
 import shutil
 import statistics
@@ -40,6 +41,9 @@ flags.DEFINE_list("stages", None, "Only these analysis stages (default: all), by
 flags.DEFINE_integer("repeats", 5, "Timed calls per kind of forward pass.")
 flags.DEFINE_string("scratch_dir", None, "Where to copy the runs (default: a temporary "
                     "folder, removed afterwards).")
+flags.DEFINE_string("forward_from", None, "A report of this benchmark whose forward "
+                    "passes (counts and bare times per stage) to use: for a library that "
+                    "does not count them (an earlier commit, timed on the same functions).")
 flags.DEFINE_string("output", "benchmarks/analysis_overhead.json", "Where to write the JSON.")
 FLAGS = flags.FLAGS
 
@@ -106,20 +110,27 @@ def main(_):
             shutil.copytree(runs, target, ignore=shutil.ignore_patterns("predictions"))
     chosen = [s for s in scales.stages(scale, scratch) if not s.name.startswith("train/")
               and (not FLAGS.stages or any(s.name.startswith(p) for p in FLAGS.stages))]
-    binaries = {s.binary: _binary(s.binary) for s in chosen}
+    binaries = {name: _binary(name) for name in dict.fromkeys(s.binary for s in chosen)}
     report = {"machine": common.machine(), "scale": FLAGS.scale, "stages": [],
               "study": study_split(FLAGS.study_dir)}
     forward_times = {}
     try:
         for stage in chosen:
-            predictions.FORWARD_PASSES.clear()
+            counted = getattr(predictions, "FORWARD_PASSES", {})
+            counted.clear()
             with flagsaver.flagsaver():
                 FLAGS([stage.binary, *stage.flags])
                 start = time.perf_counter()
                 binaries[stage.binary].main([stage.binary])
                 seconds = time.perf_counter() - start
             forward, count = 0.0, 0
-            for (ref, examples, batch), calls in predictions.FORWARD_PASSES.items():
+            if FLAGS.forward_from:
+                with open(FLAGS.forward_from) as f:
+                    earlier = {e["stage"]: e for e in json.load(f)["stages"]}
+                forward = earlier[stage.name]["forward_seconds"]
+                count = earlier[stage.name]["predictions"]
+                counted = {}
+            for (ref, examples, batch), calls in counted.items():
                 model = ref()
                 key = (id(model), examples, batch)
                 if key not in forward_times:

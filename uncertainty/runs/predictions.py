@@ -44,9 +44,10 @@ FORWARD_PASSES: collections.Counter = collections.Counter()
 # The evaluation batches of the process, made once per (dataset, split, batch size,
 # strategy) and fed again to every function predicted on them: key -> (weak reference
 # to the Dataset, the strategy, the batches, their bytes). Batches are kept in host
-# memory as the pipeline made them (inputs as the model takes them) while they fit
-# _MATERIALIZED_BYTES in all; past that (and for JPEG datasets, decoded at every pass)
-# the distributed pipeline itself is kept and iterated again. At most _MAX_PIPELINES
+# memory as the pipeline made them (inputs as the model takes them) when the split is
+# one the dataset caches (`Dataset.cache_bytes`) and they fit _MATERIALIZED_BYTES in
+# all; otherwise (and for JPEG datasets, decoded at every pass) the distributed
+# pipeline itself is kept and iterated again. At most _MAX_PIPELINES
 # entries are kept (the oldest go first).
 _PIPELINES: dict = {}
 _MAX_PIPELINES = 256
@@ -67,7 +68,8 @@ def _eval_batches(data: Dataset, split: str, batch_size: int,
         lambda ctx: data.eval_pipeline(split, batch_size, input_context=ctx))
     size = (data.num_examples(split) + batch_size) * 4 * int(np.prod(data.input_shape))
     used = sum(entry[3] for entry in _PIPELINES.values())
-    if not data.image_size and used + size <= _MATERIALIZED_BYTES:
+    if (not data.image_size and data.cached_bytes(split) <= data.cache_bytes
+            and used + size <= _MATERIALIZED_BYTES):
         batches = list(batches)
     else:
         size = 0
@@ -82,7 +84,7 @@ def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
     (needed after weights change, e.g. for subspace samples). The batches are the same
     for every call (`seed`), so all functions get the same estimate procedure. No-op
     without BN."""
-    layers = [l for l in model.submodules if isinstance(l, keras.layers.BatchNormalization)]
+    layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
     if not layers:
         return
     momenta = [layer.momentum for layer in layers]
