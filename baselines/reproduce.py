@@ -20,7 +20,6 @@ from uncertainty.cli import notices
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
     notices.hide_tensorflow_notices()
 
-import concurrent.futures
 import os
 import re
 import shlex
@@ -33,7 +32,7 @@ from absl import flags, logging
 from uncertainty.cli import app
 from uncertainty.infra import files, interrupts, locks, progress
 from uncertainty.infra.errors import UserError
-from uncertainty.study import report, scales
+from uncertainty.study import report, scales, scheduler
 
 flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's scale: " + "; ".join(
     f"{name}: {s.description}" for name, s in scales.SCALES.items()))
@@ -100,37 +99,15 @@ def _jobs(scale: scales.Scale, extra: tuple) -> int:
 
 
 def _run_all(stages: list[scales.Stage], root: str, began: float, jobs: int) -> list[dict]:
-    """Runs the stages, up to `jobs` at a time, each once the stages it needs have
-    finished; their timings in the stages' order. After a failure or an interrupt no
-    stage starts, the running ones finish, and the first error is raised."""
-    count, position = len(stages), {stage.name: i for i, stage in enumerate(stages)}
-    times, failures, running = {}, [], {}
-    waiting = list(stages)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        while (waiting and not failures) or running:
-            ready = [s for s in waiting if all(n in times for n in s.needs)]
-            for stage in ready[:max(0, jobs - len(running))] if not failures else []:
-                waiting.remove(stage)
-                running[pool.submit(_run, stage, root, position[stage.name], count, began,
-                                    jobs > 1)] = stage
-            if not running:
-                break
-            try:
-                finished, _ = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED)
-            except KeyboardInterrupt as e:  # a stop request: the stages stop cleanly too
-                for process in list(_CHILDREN):
-                    process.send_signal(interrupts.signal_of(e))
-                raise
-            for future in finished:
-                stage = running.pop(future)
-                try:
-                    times[stage.name] = future.result()
-                except BaseException as e:  # noqa: BLE001: raised below, first one first
-                    failures.append(e)
-    if failures:
-        raise failures[0]
-    return [times[stage.name] for stage in stages]
+    """Runs the stages (`scheduler.run_stages`); a stop request goes on to the running
+    stages' processes, which stop cleanly."""
+    def forward(interrupt):
+        for process in list(_CHILDREN):
+            process.send_signal(interrupts.signal_of(interrupt))
+
+    return scheduler.run_stages(
+        stages, lambda stage, index, prefixed: _run(stage, root, index, len(stages), began,
+                                                    prefixed), jobs, forward)
 
 
 def _run(stage: scales.Stage, root: str, index: int, count: int, began: float,

@@ -11,11 +11,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, load_binary, own_lines, run_binary
+from conftest import REPO, own_lines, run_binary
 
 from uncertainty.infra import files
+from uncertainty.infra.errors import UserError
 from uncertainty.runs import checkpoints
-from uncertainty.study import claims, report, scales
+from uncertainty.study import claims, report, scales, scheduler
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -37,46 +38,41 @@ def study(tmp_path_factory):
     return root, done.stdout
 
 
-def test_stages_run_side_by_side_each_after_what_it_needs(monkeypatch):
+def test_stages_run_side_by_side_each_after_what_it_needs():
     import threading
     import time
 
-    reproduce = load_binary("reproduce")
     stages = scales.stages(scales.SCALES["tiny"], "/study")
-    names = {s.name for s in stages}
-    for stage in stages:  # every stage needs only stages of the study, listed before it
-        assert set(stage.needs) <= names
-        assert all(n in [s.name for s in stages[:stages.index(stage)]] for n in stage.needs)
+    names = [s.name for s in stages]
+    for i, stage in enumerate(stages):  # each needs only stages listed before it
+        assert set(stage.needs) <= set(names[:i]), stage.name
     started, ended, lock = {}, {}, threading.Lock()
     clock = iter(range(10 ** 6))
 
-    def fake_run(stage, root, index, count, began, prefixed=False):
+    def run(stage, index, prefixed):
+        assert names[index] == stage.name and prefixed
         with lock:
             started[stage.name] = next(clock)
-            busy = sum(1 for n in started if n not in ended)
-        assert busy <= 2
+            assert sum(1 for n in started if n not in ended) <= 2
         time.sleep(0.01)
         with lock:
             ended[stage.name] = next(clock)
-        return {"stage": stage.name}
+        return stage.name
 
-    monkeypatch.setattr(reproduce, "_run", fake_run)
-    times = reproduce._run_all(stages, "/study", 0.0, jobs=2)
-    assert [t["stage"] for t in times] == [s.name for s in stages]
+    assert scheduler.run_stages(stages, run, jobs=2) == names
     for stage in stages:
         assert all(ended[n] < started[stage.name] for n in stage.needs), stage.name
-    assert any(started[b.name] < ended[a.name] and started[a.name] < ended[b.name]
-               for a in stages for b in stages if a is not b)  # some ran side by side
+    assert any(started[b] < ended[a] and started[a] < ended[b]
+               for a in names for b in names if a != b)  # some ran side by side
 
-    def failing(stage, *args, **kwargs):
+    def failing(stage, index, prefixed):
         if stage.name == "train/seed0":
-            raise reproduce.UserError("stage train/seed0 failed")
-        return fake_run(stage, *args, **kwargs)
+            raise UserError("stage train/seed0 failed")
+        return run(stage, index, prefixed)
 
     started.clear(), ended.clear()
-    monkeypatch.setattr(reproduce, "_run", failing)
-    with pytest.raises(reproduce.UserError, match="train/seed0 failed"):
-        reproduce._run_all(stages, "/study", 0.0, jobs=2)
+    with pytest.raises(UserError, match="train/seed0 failed"):
+        scheduler.run_stages(stages, failing, jobs=2)
     assert not any(name.startswith(("similarity", "ensemble")) for name in started)
 
 
