@@ -125,3 +125,21 @@ def test_analyses_see_the_training_examples_the_runs_saw():
     np.testing.assert_array_equal(cut.labels("train"), whole.labels("train")[:700])
     assert cut.identity("train") != whole.identity("train")
     assert cut.identity("test") == whole.identity("test")
+
+
+def test_kept_batches_give_the_streamed_logits_and_match_keras(run, mnist1d):
+    import dataclasses
+
+    model = checkpoints.restore(run)
+    kept = predictions.predict(model, mnist1d, "test", 300)  # 1,000 = 3 x 300 + 100
+    again = predictions.predict(model, mnist1d, "test", 300)
+    streamed_data = dataclasses.replace(mnist1d, cache_bytes=0, _cache={})
+    streamed = predictions.predict(model, streamed_data, "test", 300)
+    entries = {key[0]: e for key, e in predictions._PIPELINES.items() if key[2] == 300}
+    assert isinstance(entries[id(mnist1d)][2], list)  # kept in memory
+    assert not isinstance(entries[id(streamed_data)][2], list)  # a pipeline: streamed
+    np.testing.assert_array_equal(kept, again)
+    np.testing.assert_array_equal(kept, streamed)
+    inputs, _ = mnist1d.read("test")
+    np.testing.assert_allclose(kept, model.predict(inputs.astype(np.float32), verbose=0),
+                               atol=1e-5)

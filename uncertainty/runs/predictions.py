@@ -62,6 +62,8 @@ def _eval_batches(data: Dataset, split: str, batch_size: int,
     found = _PIPELINES.get(key)
     if found is not None and found[0]() is data and found[1] is strategy:
         return found[2]
+    for gone in [k for k, entry in _PIPELINES.items() if entry[0]() is None]:
+        del _PIPELINES[gone]  # their datasets are gone: free their batches
     while len(_PIPELINES) >= _MAX_PIPELINES:
         _PIPELINES.pop(next(iter(_PIPELINES)))
     batches = strategy.distribute_datasets_from_function(
