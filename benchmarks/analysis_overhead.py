@@ -20,7 +20,6 @@ included).
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 
@@ -75,13 +74,7 @@ def bare_forward_seconds(model, examples: int, batch_size: int) -> float:
         for _ in range(batches):
             forward(inputs).numpy()
 
-    once()
-    times = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return common.median_seconds(once, FLAGS.repeats)[0]
 
 
 def study_split(study_dir: str) -> dict:

@@ -1,8 +1,10 @@
-"""What every benchmark reports beside its timings: the machine, and a JSON writer."""
+"""What every benchmark shares: the machine it ran on, a median timer, a JSON writer."""
 
 import json
 import os
 import platform
+import statistics
+import time
 
 
 def machine() -> dict:
@@ -23,3 +25,15 @@ def write(path: str, report: dict) -> None:
     with open(path, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     print(json.dumps(report, indent=2, sort_keys=True))
+
+
+def median_seconds(call, repeats: int):
+    """(median seconds of `repeats` calls of `call` after one untimed call, the last
+    call's result)."""
+    result = call()
+    seconds = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = call()
+        seconds.append(time.perf_counter() - began)
+    return statistics.median(seconds), result

@@ -14,9 +14,7 @@ median of `--repeats` calls is. `speedup` = predict seconds / ours.
 
 import dataclasses
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,16 +34,6 @@ flags.DEFINE_string("output", "benchmarks/predict_vs_keras.json", "Where to writ
 FLAGS = flags.FLAGS
 
 
-def _median_seconds(call) -> tuple[float, np.ndarray]:
-    result = call()
-    seconds = []
-    for _ in range(FLAGS.repeats):
-        began = time.time()
-        result = call()
-        seconds.append(time.time() - began)
-    return statistics.median(seconds), result
-
-
 def main(_):
     data = datasets.load("fashion_mnist")
     x = data.read("test")[0].astype(np.float32)
@@ -54,13 +42,14 @@ def main(_):
     for name in FLAGS.models:
         keras.utils.set_random_seed(0)
         model = models.build(name, data.input_shape, data.num_classes)
-        keras_seconds, expected = _median_seconds(
-            lambda: model.predict(x, batch_size=FLAGS.batch_size, verbose=0))
-        ours_seconds, logits = _median_seconds(
-            lambda: predictions.predict(model, data, "test", FLAGS.batch_size))
+        keras_seconds, expected = common.median_seconds(
+            lambda: model.predict(x, batch_size=FLAGS.batch_size, verbose=0), FLAGS.repeats)
+        ours_seconds, logits = common.median_seconds(
+            lambda: predictions.predict(model, data, "test", FLAGS.batch_size), FLAGS.repeats)
         streamed = dataclasses.replace(data, cache_bytes=0, _cache={})
-        streaming_seconds, _ = _median_seconds(
-            lambda: predictions.predict(model, streamed, "test", FLAGS.batch_size))
+        streaming_seconds, _ = common.median_seconds(
+            lambda: predictions.predict(model, streamed, "test", FLAGS.batch_size),
+            FLAGS.repeats)
         report["models"][name] = {
             "keras_predict_seconds": keras_seconds, "ours_seconds": ours_seconds,
             "speedup": keras_seconds / ours_seconds,

@@ -106,16 +106,16 @@ def _shape_problem(run_dir: str, epoch: int) -> str | None:
     expected = {f"{prefix}.data-{i:05d}-of-{len(shards):05d}" for i in range(len(shards))}
     if not shards or set(shards) != expected:
         return f"its data files are not all there ({len(shards)} found)"
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # any filesystem
+
+    def numeric_bytes(reader):
         dtypes = reader.get_variable_to_dtype_map()
-        numeric = sum(int(np.prod(shape)) * dtypes[name].size
-                      for name, shape in reader.get_variable_to_shape_map().items()
-                      if dtypes[name] != tf.string)
-    except Exception as e:  # noqa: BLE001: the reader raises several types
-        if getattr(e, "error_code", None) in _TRANSIENT:
-            raise UserError(f"cannot read {prefix} now ({reason(e)}); try again") from None
-        return reason(e)
+        return sum(int(np.prod(shape)) * dtypes[name].size
+                   for name, shape in reader.get_variable_to_shape_map().items()
+                   if dtypes[name] != tf.string)
+
+    numeric, problem = _read(prefix, numeric_bytes)
+    if problem is not None:
+        return problem
     size = sum(files.gfile.stat(path).length for path in shards)
     if size < numeric:
         return f"its data files hold {size} bytes, its tensors need {numeric}"
@@ -125,17 +125,23 @@ def _shape_problem(run_dir: str, epoch: int) -> str | None:
 def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
     """Why the checkpoint of `epoch` cannot be trusted, or None when every tensor in
     it reads back and matches the CRC32C checksum TensorFlow stored with it."""
-    prefix = layout.checkpoint_prefix(run_dir, epoch)
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # any filesystem
+    def read_every_tensor(reader):
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
+
+    return _read(layout.checkpoint_prefix(run_dir, epoch), read_every_tensor)[1]
+
+
+def _read(prefix: str, use):
+    """(`use(reader)` of the checkpoint at `prefix`, None), or (None, why it cannot
+    be read); a storage failure that is not the file's fault is a UserError."""
+    try:
+        return use(tf.compat.v1.train.NewCheckpointReader(prefix)), None  # any filesystem
     except Exception as e:  # noqa: BLE001: the reader raises several types
         message = reason(e)
         if getattr(e, "error_code", None) in _TRANSIENT:  # not the file's fault
             raise UserError(f"cannot read {prefix} now ({message}); try again") from None
-        return message
-    return None
+        return None, message
 
 
 # Errors that say the storage failed to answer, not that a checkpoint is damaged.
