@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from uncertainty import datasets, models
@@ -49,6 +50,9 @@ from uncertainty.runs.layout import RUNTIME_FIELDS
 from uncertainty.train import recipes, train_config, trainer
 from uncertainty.train.train_config import TrainConfig
 from uncertainty.train.trainer import train
+
+# Seconds of training between saves inside an epoch on a GPU or TPU, by default.
+DEFAULT_CHECKPOINT_SECONDS = 600
 
 common_flags.define_data_flags()
 common_flags.define_output_flags()  # --seed seeds initialisation, data order, dropout, crops
@@ -93,6 +97,15 @@ flags.DEFINE_integer("steps_per_loop", train_config.STEPS_PER_LOOP,
                      "Training steps per host call, run on the device inside one "
                      "tf.function (an execution setting: the weights do not depend on "
                      "it, and it may change on resume).")
+flags.DEFINE_integer("checkpoint_every_steps", 0, "Save training's state every this many "
+                     "steps inside an epoch (0: off), besides the epoch checkpoints the "
+                     "analyses read; a resumed run continues from it bit-identically, and "
+                     "the epoch's checkpoint removes it. A stop request (Ctrl-C, SIGTERM) "
+                     "always saves the step it lands on.")
+flags.DEFINE_float("checkpoint_every_seconds", None, "Save training's state after this "
+                   "many seconds of training since the last save (0: off; default 600 "
+                   "on a GPU or TPU, off on CPUs, where an epoch takes minutes). One "
+                   "worker only: with several, use --checkpoint_every_steps.")
 flags.DEFINE_enum("method", None, list(recipes.METHODS),
                   "deterministic (default) or variational (TFP Flipout, mean-field).")
 flags.DEFINE_enum("prior", None, list(flipout.PRIORS), "Variational: the weight "
@@ -185,11 +198,31 @@ def resolve_config(replicas: int = 1) -> TrainConfig:
                                    f"{FLAGS.steps_per_loop}"),
         (FLAGS.max_loss is None or FLAGS.max_loss > 0, f"--max_loss must be positive, "
                                                        f"got {FLAGS.max_loss}"),
+        (FLAGS.checkpoint_every_steps >= 0, f"--checkpoint_every_steps must be >= 0 (0: "
+                                            f"off), got {FLAGS.checkpoint_every_steps}"),
+        (FLAGS.checkpoint_every_seconds is None or FLAGS.checkpoint_every_seconds >= 0,
+         f"--checkpoint_every_seconds must be >= 0 (0: off), got "
+         f"{FLAGS.checkpoint_every_seconds}"),
     ]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
     return config
+
+
+def checkpoint_seconds(strategy) -> float:
+    """--checkpoint_every_seconds, or its default: 600 on accelerators (one worker),
+    off on CPUs."""
+    seconds = FLAGS.checkpoint_every_seconds
+    if seconds is None:
+        accelerated = any(d.device_type in ("GPU", "TPU")
+                          for d in tf.config.list_logical_devices())
+        return (DEFAULT_CHECKPOINT_SECONDS if accelerated and
+                not distribute.is_multi_worker(strategy) else 0.0)
+    if seconds and distribute.is_multi_worker(strategy):
+        raise UserError("--checkpoint_every_seconds cannot be used with several workers "
+                        "(each would save at another step); use --checkpoint_every_steps")
+    return seconds
 
 
 def evaluate_only() -> None:
@@ -240,7 +273,9 @@ def main(argv):
     results = train(config, data, FLAGS.output_dir, strategy, extra_config=locations,
                     steps_per_loop=FLAGS.steps_per_loop, max_loss=FLAGS.max_loss,
                     eval_train=FLAGS.eval_train_split,
-                    verify_checkpoints=FLAGS.verify_checkpoints)
+                    verify_checkpoints=FLAGS.verify_checkpoints,
+                    checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+                    checkpoint_every_seconds=checkpoint_seconds(strategy))
     print(json.dumps({"output_dir": FLAGS.output_dir, **config.record(),
                       **results}, indent=2, sort_keys=True))
 

@@ -77,10 +77,11 @@ def time_ours(name: str, data, recipe: dict, steps: int, steps_per_loop: int) ->
     optimizer = loop.make_optimizer(config.optimizer, config.learning_rate,
                                         config.momentum)
 
-    def batches(epoch, input_context):
+    def batches(epoch, input_context, first_step):
         return data.train_pipeline(config.batch_size, steps, config.seed, epoch,
                                    with_replacement=config.sample_with_replacement,
-                                   augment=config.augment, input_context=input_context)
+                                   augment=config.augment, input_context=input_context,
+                                   first_step=first_step)
 
     history = loop.fit(config, model, optimizer, batches, steps,
                            steps_per_loop=steps_per_loop)

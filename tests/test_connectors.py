@@ -138,8 +138,13 @@ def test_connector_streams_derive_from_seed_and_runs(runs, mnist1d, monkeypatch)
 
     def capture(config, model, optimizer, batches, steps, **kwargs):
         ts, labels = zip(*[(float(inputs[1]), labels.numpy())
-                           for inputs, labels in batches(0, None)])
+                           for inputs, labels in batches(0, None, 0)])
         seen["last"] = (np.array(ts), np.concatenate(labels))
+        # a resumed epoch's stream is the same stream's tail
+        tail_ts, tail_labels = zip(*[(float(inputs[1]), labels.numpy())
+                                     for inputs, labels in batches(0, None, 2)])
+        assert tail_ts == ts[2:] and np.array_equal(np.concatenate(tail_labels),
+                                                    np.concatenate(labels[2:]))
         assert len(ts) == steps and config.batch_size == 128 and config.train_epochs == 1
         return [{"train/loss": 0.0}]
 

@@ -8,6 +8,7 @@ status or the one-line message, and that no earlier good file changed.
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -535,8 +536,10 @@ def test_stop_request_ends_in_one_line_and_the_run_resumes(tmp_path, signum, blo
     line = one_error_line(subprocess.CompletedProcess([], process.returncode, "", rest),
                           "train", code=128 + signum)
     stopped = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
-    assert line.startswith(f"train.py: error: {stopped}; every file written so far is "
-                           "whole: run the same command again")
+    where = re.match(rf"train.py: error: {stopped} in epoch (\d+)( \(it resumes at its "
+                     r"step (\d) of 7\))?; every file written so far is whole: run the "
+                     r"same command again", line)
+    assert where, line
     assert "Traceback" not in rest
     assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # released
     done = checkpoints.epochs(run_dir)
@@ -544,6 +547,12 @@ def test_stop_request_ends_in_one_line_and_the_run_resumes(tmp_path, signum, blo
     status = layout.read_status(run_dir)
     assert status["state"] == "interrupted" and status["epochs_done"] == done[-1]
     assert status["signal"] == signal.Signals(signum).name
+    assert int(where.group(1)) == done[-1] + 1
+    # a stop inside the device loop saves the step it lands on; one in the epoch's
+    # validation or save, none
+    saved = [(done[-1], int(where.group(3)))] if where.group(3) else []
+    assert checkpoints.step_positions(run_dir) == saved
+    assert status.get("step") == (saved[0][1] if saved else None)
 
 
 # --- one writer per directory ------------------------------------------------------------

@@ -238,35 +238,80 @@ def test_binary_reports_one_line_and_exit_code_2(tmp_path, args, message):
     assert not os.path.exists(tmp_path / "run")
 
 
-@pytest.mark.parametrize("method", ["deterministic", "variational"])
-def test_resume_after_sigkill_is_bit_identical(tmp_path, method):
-    args = ["--dataset=mnist1d", "--model=cnn1d", "--train_epochs=12", "--deterministic",
-            "--seed=3", f"--method={method}"]
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    assert run_binary("train", *args, f"--output_dir={straight}").returncode == 0
+RESUME_ARGS = ["--dataset=mnist1d", "--model=cnn1d", "--train_epochs=3", "--deterministic",
+               "--seed=3"]
 
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """run_dir(method): an uninterrupted run of RESUME_ARGS, trained once per method."""
+    made = {}
+
+    def run_dir(method):
+        if method not in made:
+            made[method] = str(tmp_path_factory.mktemp("straight") / method)
+            assert run_binary("train", *RESUME_ARGS, f"--method={method}",
+                              f"--output_dir={made[method]}").returncode == 0
+        return made[method]
+    return run_dir
+
+
+@pytest.mark.parametrize("method,every,signum", [
+    ("deterministic", 5, signal.SIGKILL),  # resumes from the step saved every 5 steps
+    ("deterministic", 13, signal.SIGTERM),  # + the step the stop request lands on
+    ("variational", 7, signal.SIGTERM)])
+def test_mid_epoch_resume_is_bit_identical(tmp_path, straight, method, every, signum):
+    """Killed or stopped inside epoch 2 (27 steps an epoch), then resumed with another
+    number of steps per host call: every epoch checkpoint equals the uninterrupted
+    run's, which saved no steps."""
+    args = [*RESUME_ARGS, f"--method={method}"]
+    killed = str(tmp_path / "killed")
     process = subprocess.Popen([sys.executable, os.path.join(REPO, "baselines", "train.py"),
-                                *args, f"--output_dir={killed}"], cwd=REPO,
+                                *args, f"--checkpoint_every_steps={every}",
+                                f"--output_dir={killed}"], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # Kill on the log line that says epoch 2 is recorded (no polling of files).
-    assert any("epoch 2/12" in line for line in process.stderr), "epoch 2 never finished"
-    process.send_signal(signal.SIGKILL)
+    # on the log line of the first step saved inside epoch 2 (no polling of files)
+    assert any(f"saved step {every} of 27 of epoch 2" in line for line in process.stderr)
+    process.send_signal(signum)
+    rest = process.stderr.read()
     process.wait()
     process.stderr.close()
-    assert not layout.is_complete(killed) and checkpoints.epochs(killed)[-1] < 12
+    assert checkpoints.epochs(killed) == [1]
+    positions = checkpoints.step_positions(killed)
+    assert len(positions) == 1 and positions[0][0] == 1  # one, inside epoch 2
+    if signum == signal.SIGTERM:
+        step = positions[0][1]
+        assert every <= step <= 27  # the stop's own save (or the last, if it landed after)
+        assert process.returncode == 128 + signum
+        assert (f"stopped by SIGTERM in epoch 2 (it resumes at its step {step} of 27); "
+                "every file written so far is whole") in own_lines(rest)[-1]
+        status = layout.read_status(killed)
+        assert (status["state"], status["epochs_done"], status["step"]) == (
+            "interrupted", 1, step)
 
-    # resumed with another number of steps per host call (27 steps an epoch): the same
-    assert run_binary("train", *args, f"--output_dir={killed}",
-                      "--steps_per_loop=7").returncode == 0
-    assert checkpoints.epochs(killed) == list(range(1, 13))
-    for epoch in range(13):
-        np.testing.assert_array_equal(checkpoints.load_weights(straight, epoch),
+    resumed = run_binary("train", *args, f"--output_dir={killed}", "--steps_per_loop=4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"epoch 2 resumes at its step {positions[0][1]} of 27" in resumed.stderr
+    assert checkpoints.epochs(killed) == [1, 2, 3]
+    assert checkpoints.step_positions(killed) == []  # removed as their epoch ended
+    for epoch in range(4):
+        np.testing.assert_array_equal(checkpoints.load_weights(straight(method), epoch),
                                       checkpoints.load_weights(killed, epoch))
+        # byte for byte (its save count too): the same identity, the same caches
+        assert (checkpoints.checkpoint_digest(straight(method), epoch) ==
+                checkpoints.checkpoint_digest(killed, epoch))
         if method == "variational":
-            np.testing.assert_array_equal(checkpoints.load_posterior(straight, epoch)[1],
-                                          checkpoints.load_posterior(killed, epoch)[1])
-    assert (files.read_json(os.path.join(straight, "metrics.json"))["test/accuracy"] ==
-            files.read_json(os.path.join(killed, "metrics.json"))["test/accuracy"])
+            np.testing.assert_array_equal(
+                checkpoints.load_posterior(straight(method), epoch)[1],
+                checkpoints.load_posterior(killed, epoch)[1])
+    expected, got = (files.read_json(os.path.join(d, name)) for d in (straight(method), killed)
+                     for name in ("metrics.json",))
+    assert got["test/accuracy"] == expected["test/accuracy"]
+    # the resumed epoch's scalars sum on from the saved ones
+    for before, after in zip(*(files.read_json(os.path.join(d, "history.json"))
+                               for d in (straight(method), killed))):
+        assert after["train/loss"] == pytest.approx(before["train/loss"], rel=1e-12)
+        assert after["train/running_accuracy"] == before["train/running_accuracy"]
 
 
 def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
@@ -329,7 +374,7 @@ def test_fit_sets_the_learning_rate_at_every_step():
     model.build((None, 5))
     optimizer = make_optimizer("sgd", 0.5, momentum=0.0)
     history = fit(config, model, optimizer,
-                  lambda epoch, ctx: tf.data.Dataset.from_tensor_slices((x, y)), 3,
+                  lambda epoch, ctx, first: tf.data.Dataset.from_tensor_slices((x, y)), 3,
                   steps_per_loop=2)
     weights = np.zeros((5, 2))
     for step, rate in enumerate([0.0, 0.5 * (1 / 3) / 5, 0.5 * (2 / 3) / 5]):

@@ -152,12 +152,12 @@ def train_bezier(run_a: str, run_b: str, data: Dataset, epochs: int,
     steps = data.num_examples("train") // config.batch_size
     order = seeding.integer(seed, "connector_batches", *pair)
 
-    def batches(epoch, input_context):
+    def batches(epoch, input_context, first_step):
         examples = data.train_pipeline(
             config.batch_size, steps, order, epoch,
             with_replacement=config.sample_with_replacement, augment=config.augment,
-            input_context=input_context)
-        ts = seeding.rng(seed, "connector_t", *pair, epoch).uniform(size=steps)
+            input_context=input_context, first_step=first_step)
+        ts = seeding.rng(seed, "connector_t", *pair, epoch).uniform(size=steps)[first_step:]
         return tf.data.Dataset.zip((examples, tf.data.Dataset.from_tensor_slices(
             ts.astype(np.float32)))).map(lambda batch, t: ((batch[0], t), batch[1]))
 

@@ -49,7 +49,8 @@ def run(main) -> None:
             signum = interrupts.signal_of(e)
             stopped = ("interrupted" if signum == signal.SIGINT
                        else f"stopped by {signal.Signals(signum).name}")
-            _fail(argv[0], f"{stopped}; every file written so far is whole: run the same "
+            where = getattr(e, "where", "")
+            _fail(argv[0], f"{stopped}{where}; every file written so far is whole: run the same "
                            f"command again to finish the work", code=128 + signum)
         finally:
             progress.close_all()

@@ -161,8 +161,8 @@ class Dataset:
 
     def train_pipeline(self, global_batch: int, steps: int, seed: int, epoch: int,
                        normalizer=None, with_replacement: bool = True, augment: bool = False,
-                       input_context: tf.distribute.InputContext | None = None
-                       ) -> tf.data.Dataset:
+                       input_context: tf.distribute.InputContext | None = None,
+                       first_step: int = 0) -> tf.data.Dataset:
         """One epoch of `steps` training batches of (inputs, labels), inputs as float32
         raw values, or (raw - shift) / scale with `normalizer` (models carry their own:
         `models.layers.Normalizer`).
@@ -170,7 +170,8 @@ class Dataset:
         With replacement (the paper's CNN recipe) each batch is drawn uniformly from the
         whole training split; without, the epoch is a fresh permutation. Everything
         random (examples, crops, flips) is drawn from (seed, epoch) per position of the
-        global batch, so it does not depend on how many replicas share the batch.
+        global batch, so it does not depend on how many replicas share the batch;
+        `first_step` > 0 gives the epoch's batches from that one on (a resumed epoch).
         """
         n = self.num_examples("train")
         rng = np.random.default_rng([seed, epoch])
@@ -185,6 +186,7 @@ class Dataset:
             draws["offset"] = rng.integers(0, 2 * _PAD + 1, size=(steps, global_batch, 2))
         if augment:
             draws["flip"] = rng.integers(0, 2, size=(steps, global_batch)).astype(bool)
+        draws = {name: value[first_step:] for name, value in draws.items()}
         per_replica, draws = _shard(draws, input_context)
         read = self._reader("train")
         shift, scale = normalizer or (0.0, 1.0)

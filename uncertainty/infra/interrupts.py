@@ -6,12 +6,16 @@ Python raises the handler's exception where the main thread next runs Python cod
 when that happens inside TensorFlow's runtime, the exception can be cleared there and
 the run goes on. `install()` (the binaries call it) records every request as well as
 raising `Interrupted`, so `check()`, called by the training loop between host calls,
-raises it again."""
+raises it again. Inside `deferred()` a request is only recorded: the training loop
+runs its device loop there, so that a stop lands between host calls, where the state
+can be saved whole."""
 
+import contextlib
 import signal
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _requested: int | None = None  # the signal received, if any
+_deferred = False  # inside `deferred()`: record, do not raise
 
 
 class Interrupted(KeyboardInterrupt):
@@ -21,12 +25,14 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
         self.signal = signum
+        self.where = ""  # where the work stopped, for the user's line (" in epoch 3 ...")
 
 
 def _handler(signum, frame):
     global _requested
     _requested = signum
-    raise Interrupted(signum)
+    if not _deferred:
+        raise Interrupted(signum)
 
 
 def install() -> None:
@@ -37,6 +43,23 @@ def install() -> None:
     for signum in SIGNALS:
         signal.signal(signum, _handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+@contextlib.contextmanager
+def deferred():
+    """A block that a stop request does not cut short: the request is recorded, and
+    `requested()` / `check()` see it after the block."""
+    global _deferred
+    outer, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = outer
+
+
+def requested() -> int | None:
+    """The signal of the stop request received since `install`, if any."""
+    return _requested
 
 
 def check() -> None:

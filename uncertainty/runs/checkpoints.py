@@ -6,6 +6,8 @@ and walks back only on damage (or, asked to, verifies them all); the others need
 be whole in shape: an index that parses and data files at least as large as the
 tensors it lists. A checkpoint's identity (`checkpoint_digest`) is recorded as it is
 written (`save`), so that reading it back costs its small index file, not its weights.
+Step checkpoints (`step_positions`) hold training's state inside an epoch; they last
+until that epoch's checkpoint is written, and no analysis reads them.
 
 The weights of a checkpoint are read as the run's deterministic network's
 `model.weights` (a variational run: its twin holding the posterior means); a weight
@@ -125,11 +127,12 @@ def _shape_problem(run_dir: str, epoch: int) -> str | None:
 def checkpoint_problem(run_dir: str, epoch: int) -> str | None:
     """Why the checkpoint of `epoch` cannot be trusted, or None when every tensor in
     it reads back and matches the CRC32C checksum TensorFlow stored with it."""
-    def read_every_tensor(reader):
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
+    return _read(layout.checkpoint_prefix(run_dir, epoch), _read_every_tensor)[1]
 
-    return _read(layout.checkpoint_prefix(run_dir, epoch), read_every_tensor)[1]
+
+def _read_every_tensor(reader) -> None:
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
 
 
 def _read(prefix: str, use):
@@ -211,6 +214,47 @@ def recover(run_dir: str, set_aside: bool = True, verify_all: bool = False) -> i
                     run_dir, aside, later, f" and {leftovers}" if leftovers else "",
                     "0" if good is None else good)
     return good
+
+
+def step_positions(run_dir: str) -> list[tuple[int, int]]:
+    """(epochs done, step) of every step checkpoint (`layout.step_prefix`), ascending."""
+    pattern = layout.step_prefix(run_dir, 0, 0).replace("-0-0", "-*-*") + ".index"
+    found = (re.search(r"-(\d+)-(\d+)\.index$", p) for p in files.glob(pattern))
+    return sorted((int(m.group(1)), int(m.group(2))) for m in found if m)
+
+
+def recover_step(run_dir: str, epoch: int | None, remove: bool = True) -> int | None:
+    """The step to resume the epoch after the checkpoint of `epoch` from: that of its
+    newest step checkpoint that verifies (`checkpoint_problem`), or None. With `remove`
+    every other step checkpoint goes (older ones, damaged ones, and those of other
+    epochs, which training no longer continues from), with a log line for the damaged."""
+    found = None
+    for done, step in reversed(step_positions(run_dir)):
+        if done != epoch or found is not None:
+            continue
+        problem = _read(layout.step_prefix(run_dir, done, step), _read_every_tensor)[1]
+        if problem is None:
+            found = step
+        else:
+            logging.warning("%s: the checkpoint at step %d of epoch %d is damaged (%s); "
+                            "that epoch resumes from an earlier point", run_dir, step,
+                            done + 1, problem)
+    if remove:
+        remove_steps(run_dir, keep=None if found is None else (epoch, found))
+    return found
+
+
+def remove_steps(run_dir: str, keep: tuple[int, int] | None = None) -> None:
+    """Removes the step checkpoints (and the leftovers of cut-off writes) but `keep`'s."""
+    directory = os.path.dirname(layout.step_prefix(run_dir, 0, 0))
+    kept = None if keep is None else os.path.basename(layout.step_prefix(run_dir, *keep))
+    for name in files.listdir(directory) if files.isdir(directory) else []:
+        if kept is None or not name.startswith(kept + "."):
+            path = os.path.join(directory, name)
+            if files.isdir(path):
+                files.gfile.rmtree(path)
+            else:
+                files.gfile.remove(path)
 
 
 def _state_readable(directory: str) -> bool:

@@ -45,6 +45,7 @@ CONFIG, METRICS, HISTORY, STATUS = ("config.json", "metrics.json", "history.json
 SET_ASIDE = "set_aside"  # checkpoints/set_aside/: damaged or superseded checkpoints
 CHECKPOINT_NAME = "ckpt"  # checkpoints/ckpt-<epoch>
 DIGESTS = "digests"  # checkpoints/digests/ckpt-<epoch>: each checkpoint's recorded identity
+STEPS = "steps"  # checkpoints/steps/ckpt-<epochs done>-<step>: inside an epoch, until it ends
 
 
 def checkpoints_dir(run_dir: str) -> str:
@@ -54,6 +55,12 @@ def checkpoints_dir(run_dir: str) -> str:
 def checkpoint_prefix(run_dir: str, epoch: int) -> str:
     """The `tf.train.Checkpoint` of `epoch` (0 = initialisation)."""
     return os.path.join(checkpoints_dir(run_dir), f"{CHECKPOINT_NAME}-{epoch}")
+
+
+def step_prefix(run_dir: str, epoch: int, step: int) -> str:
+    """The `tf.train.Checkpoint` saved after `step` steps of the epoch that follows the
+    checkpoint of `epoch` (training's whole state, with the position and its sums)."""
+    return os.path.join(checkpoints_dir(run_dir), STEPS, f"{CHECKPOINT_NAME}-{epoch}-{step}")
 
 
 def digest_path(run_dir: str, epoch: int) -> str:

@@ -6,6 +6,7 @@ scalars, and a stop with `Diverged` at the first non-finite or too large loss. T
 runs (`trainer`) and the connectors between them (`analyses.connectors`) both train
 through it.
 """
+import dataclasses
 import time
 from typing import Callable
 
@@ -47,16 +48,45 @@ class Diverged(UserError):
                 f"the inputs for NaN or inf")
 
 
+@dataclasses.dataclass
+class Position:
+    """Where training is inside epoch `epoch` (0-based): `step` of its steps done, and
+    the sums of its scalars so far (`SUMS`)."""
+
+    epoch: int
+    step: int
+    sums: np.ndarray  # float64, one value per SUMS name
+
+
+# What an epoch sums over its steps, in a Position's `sums`.
+SUMS = ("loss", "correct", "regularization", "seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class MidEpoch:
+    """Saves inside an epoch: `save(position)` runs between host calls every
+    `every_steps` steps (the loop's host calls end on those steps, so the sums are
+    the same in an uninterrupted run), after `every_seconds` of training since the
+    last save (0: neither), and, with `on_stop`, when a stop request arrives; then
+    the request raises `interrupts.Interrupted`."""
+
+    save: Callable[[Position], None]
+    every_steps: int = 0
+    every_seconds: float = 0.0
+    on_stop: bool = True
+
+
 def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-        batches: Callable[[int, tf.distribute.InputContext | None], tf.data.Dataset],
-        steps: int, strategy: tf.distribute.Strategy | None = None, start: int = 0,
-        end_of_epoch: Callable[[int, dict], None] | None = None,
+        batches: Callable[[int, tf.distribute.InputContext | None, int], tf.data.Dataset],
+        steps: int, strategy: tf.distribute.Strategy | None = None,
+        start: int | Position = 0, end_of_epoch: Callable[[int, dict], None] | None = None,
         steps_per_loop: int = train_config.STEPS_PER_LOOP, max_loss: float | None = None,
-        what: str = "training") -> list[dict]:
+        what: str = "training", mid_epoch: MidEpoch | None = None) -> list[dict]:
     """The one loop: epochs `start` .. `config.train_epochs` - 1 (0-based) of `steps`
     steps each, minimising the cross-entropy of `model`'s logits (plus `model.losses`)
     over `model.trainable_variables` with `optimizer`, at the learning rate of
-    `config`'s schedule, set at every step (`recipes.epoch_learning_rates`).
+    `config`'s schedule, set at every step (`recipes.epoch_learning_rates`). `start`
+    may be a `Position` inside an epoch (a resumed epoch: its sums carry on).
 
     For a variational model the losses are its KL / N terms, scaled by
     min(1, step / (`config.kl_annealing_epochs` x `steps`)) (linear annealing, step
@@ -65,13 +95,16 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
 
     The steps run on the device `steps_per_loop` at a time, inside one `tf.function`
     (the host is called once per loop: what a TPU needs), with the loss and accuracy
-    summed there; the weights are the same for any `steps_per_loop`.
+    summed there; the weights are the same for any `steps_per_loop`. A stop request
+    (`infra.interrupts`) during a host call takes effect after it: `mid_epoch` saves
+    the position there.
 
-    `batches(epoch, input_context)` gives an epoch's per-replica pipeline of
-    (inputs, labels), with `config.batch_size` examples per global batch; `inputs` is
-    whatever `model` takes. After every epoch `end_of_epoch(epoch, scalars)` may add to
-    or save the epoch's scalars (learning rate, seconds, training loss, running
-    accuracy, the mean regularisation term). Returns the scalars of every epoch it ran.
+    `batches(epoch, input_context, first_step)` gives an epoch's per-replica pipeline
+    of (inputs, labels) from step `first_step` on, with `config.batch_size` examples
+    per global batch; `inputs` is whatever `model` takes. After every epoch
+    `end_of_epoch(epoch, scalars)` may add to or save the epoch's scalars (learning
+    rate, seconds, training loss, running accuracy, the mean regularisation term).
+    Returns the scalars of every epoch it ran.
 
     A step whose mean loss is not finite, or above `max_loss`, raises `Diverged`
     (at the end of its host call) before anything else of its epoch happens.
@@ -85,33 +118,51 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
                                   annealing_steps, point_l2)
     bound = tf.constant(np.inf if max_loss is None else max_loss, tf.float64)
     examples = steps * config.batch_size
+    resumed = start if isinstance(start, Position) else Position(start, 0, np.zeros(4))
+    every = mid_epoch.every_steps if mid_epoch else 0
     history = []
-    meter = progress.Progress((config.train_epochs - start) * steps, what, "step")
-    for epoch in range(start, config.train_epochs):
+    meter = progress.Progress((config.train_epochs - resumed.epoch) * steps - resumed.step,
+                              what, "step")
+    for epoch in range(resumed.epoch, config.train_epochs):
         rates = np.float32(recipes.epoch_learning_rates(
             config.lr_schedule, config.learning_rate, epoch, steps,
             config.lr_halving_epochs, config.train_epochs))
+        here = (resumed if epoch == resumed.epoch else
+                Position(epoch, 0, np.zeros(len(SUMS))))
         iterator = iter(strategy.distribute_datasets_from_function(
-            lambda ctx, e=epoch: batches(e, ctx)))
-        began = time.time()
-        sums, done = np.zeros(3), 0
+            lambda ctx, e=epoch, first=here.step: batches(e, ctx, first)))
+        began = last_save = time.time()
+        sums = here.sums.copy()
+        done = here.step
         while done < steps:
             n = min(steps_per_loop, steps - done)
+            if every:  # a host call ends on every save step
+                n = min(n, every - done % every)
             # padded to one shape, so that the loop is traced once
             loop_rates = np.pad(rates[done:done + n], (0, steps_per_loop - n))
-            *loop_sums, bad_step, bad_loss = [float(v) for v in train_loop(
-                iterator, tf.constant(n), tf.constant(loop_rates), bound)]
+            with interrupts.deferred():
+                *loop_sums, bad_step, bad_loss = [float(v) for v in train_loop(
+                    iterator, tf.constant(n), tf.constant(loop_rates), bound)]
             if bad_step >= 0:
                 meter.close()
                 at = done + int(bad_step) + 1  # 1-based
                 raise Diverged(bad_loss, epoch + 1, epoch * steps + at, at, steps,
                                float(rates[at - 1]), max_loss)
-            sums += loop_sums
+            sums[:3] += loop_sums
             done += n
             meter.update(n)
-            interrupts.check()  # a Ctrl-C that TensorFlow's runtime swallowed
+            stop = interrupts.requested() is not None
+            due = done < steps and (every and done % every == 0 or mid_epoch and
+                                    mid_epoch.every_seconds and
+                                    time.time() - last_save >= mid_epoch.every_seconds)
+            if mid_epoch and (due or stop and mid_epoch.on_stop):
+                now = time.time()
+                mid_epoch.save(Position(epoch, done, np.append(
+                    sums[:3], here.sums[3] + now - began)))
+                last_save = now
+            interrupts.check()  # a stop request: the position is saved
         scalars = {"epoch": epoch + 1, "learning_rate": float(rates[-1]),
-                   "epoch_seconds": time.time() - began,
+                   "epoch_seconds": here.sums[3] + time.time() - began,
                    "train/loss": sums[0] / examples,
                    "train/running_accuracy": sums[1] / examples,
                    "train/regularization_loss": sums[2] / steps}

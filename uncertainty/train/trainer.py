@@ -34,7 +34,8 @@ from uncertainty.train import loop, posteriors, train_config
 def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
           strategy: tf.distribute.Strategy | None = None, extra_config: dict | None = None,
           steps_per_loop: int = train_config.STEPS_PER_LOOP, eval_train: bool = True,
-          max_loss: float | None = None, verify_checkpoints: bool = False) -> dict:
+          max_loss: float | None = None, verify_checkpoints: bool = False,
+          checkpoint_every_steps: int = 0, checkpoint_every_seconds: float = 0.0) -> dict:
     """Trains (or resumes, or just reports) the run in `run_dir`; returns its metrics.
 
     `extra_config` (locations, strategy) is recorded in config.json but may differ when
@@ -50,6 +51,12 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     only when its checkpoints pass that check. A training loss that is not finite, or
     above `max_loss`, stops the run (`Diverged`, naming the step) and marks it failed
     in status.json; its last good checkpoint is kept.
+
+    Inside an epoch the state is saved every `checkpoint_every_steps` steps, after
+    `checkpoint_every_seconds` of training (0: neither), and when a stop request
+    (SIGINT, SIGTERM) arrives, at the end of the host call it lands in (one worker
+    only: with several, every worker would have to save at that step). Resuming
+    continues from there bit-identically; the epoch's checkpoint removes these.
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_examples:
@@ -58,11 +65,13 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     chief = distribute.is_chief(strategy)
     with locks.hold(run_dir) if chief else contextlib.nullcontext():
         return _train(config, data, run_dir, strategy, chief, extra_config or {},
-                      steps_per_loop, eval_train, max_loss, verify_checkpoints)
+                      steps_per_loop, eval_train, max_loss, verify_checkpoints,
+                      checkpoint_every_steps, checkpoint_every_seconds)
 
 
 def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
-           eval_train, max_loss, verify_checkpoints) -> dict:
+           eval_train, max_loss, verify_checkpoints, checkpoint_every_steps,
+           checkpoint_every_seconds) -> dict:
     """`train` once the run directory is locked (by the chief)."""
     record = {**config.record(), "data_source": data.source,
               "input_shape": list(data.input_shape), "num_classes": data.num_classes,
@@ -83,12 +92,27 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
 
     model, point, optimizer = _build(config, data, strategy)
     posterior = is_variational(model)
+    steps = data.num_examples("train") // config.batch_size
     with strategy.scope():
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
-    if good is not None:
+    step, sums = tf.Variable(0, dtype=tf.int64), tf.Variable(tf.zeros(len(loop.SUMS),
+                                                                      tf.float64))
+    # a step checkpoint: the state inside an epoch, with the epoch checkpoints' count
+    # of saves (so that the next epoch checkpoint is byte for byte an uninterrupted one)
+    inside = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done, step=step,
+                                 sums=sums, epoch_saves=state.save_counter)
+    start = good or 0
+    at = None if good is None else checkpoints.recover_step(run_dir, good, remove=chief)
+    if at is not None:
+        inside.read(layout.step_prefix(run_dir, good, at)).assert_existing_objects_matched()
+        start = loop.Position(good, at, sums.numpy())
+        logging.info("%s: epoch %d resumes at its step %d of %d", run_dir, good + 1, at, steps)
+    elif good is not None:
         state.restore(layout.checkpoint_prefix(run_dir, good)
                       ).assert_existing_objects_matched()
+    elif chief:
+        checkpoints.remove_steps(run_dir)
     if chief:
         layout.write_status(run_dir, "training", epochs_done=good or 0)
     # Every worker saves (the save is collective); only the chief's copy is kept, the
@@ -101,13 +125,44 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             max_to_keep=None, checkpoint_name=layout.CHECKPOINT_NAME)
         if good is None:
             _save(manager, 0, run_dir, chief)  # the initialisation, "epoch 0"
+        saved = []  # the positions saved inside epochs
+
+        def save_position(position: loop.Position) -> None:
+            step.assign(position.step)
+            sums.assign(position.sums)
+            prefix = layout.step_prefix(run_dir, position.epoch, position.step)
+            try:
+                inside.write(prefix if chief else os.path.join(scratch, "step"))
+            except tf.errors.OpError as e:
+                raise UserError(f"cannot write the checkpoint at step {position.step} of "
+                                f"epoch {position.epoch + 1} in {run_dir} ({reason(e)}); "
+                                f"free space there and re-run the same command to "
+                                f"resume") from None
+            if chief:
+                checkpoints.remove_steps(run_dir, keep=(position.epoch, position.step))
+                layout.write_status(run_dir, "training", epochs_done=position.epoch,
+                                    step=position.step)
+            saved.append(position)
+            logging.info("saved step %d of %d of epoch %d", position.step, steps,
+                         position.epoch + 1)
+
+        mid_epoch = loop.MidEpoch(save_position, checkpoint_every_steps,
+                                  checkpoint_every_seconds,
+                                  on_stop=not distribute.is_multi_worker(strategy))
         try:
             _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
-                          strategy, chief, steps_per_loop, max_loss)
+                          strategy, chief, steps_per_loop, max_loss, start, mid_epoch)
         except KeyboardInterrupt as e:
+            epochs_done = int(done.numpy())
+            position = saved[-1] if saved and saved[-1].epoch == epochs_done else None
+            where = {} if position is None else {"step": position.step}
+            if epochs_done < config.train_epochs:
+                e.where = f" in epoch {epochs_done + 1}" + ("" if position is None else
+                          f" (it resumes at its step {position.step} of {steps})")
             if chief:
-                layout.write_status(run_dir, "interrupted", epochs_done=int(done.numpy()),
-                                    signal=signal.Signals(interrupts.signal_of(e)).name)
+                layout.write_status(run_dir, "interrupted", epochs_done=epochs_done,
+                                    signal=signal.Signals(interrupts.signal_of(e)).name,
+                                    **where)
             raise
         except loop.Diverged as e:
             kept = int(done.numpy())
@@ -199,10 +254,10 @@ def measure_throughput(config: train_config.TrainConfig, data: Dataset, steps: i
     steps = min(steps, steps_per_epoch)  # a permutation epoch has no more batches
     model, _, optimizer = _build(config, data, strategy)
     passes = loop.fit(dataclasses.replace(config, train_epochs=2), model, optimizer,
-                 lambda epoch, context: data.train_pipeline(
+                 lambda epoch, context, first_step: data.train_pipeline(
                      config.batch_size, steps, config.seed, epoch,
                      with_replacement=config.sample_with_replacement,
-                     augment=config.augment, input_context=context),
+                     augment=config.augment, input_context=context, first_step=first_step),
                  steps, strategy, steps_per_loop=steps_per_loop)
     seconds = passes[1]["epoch_seconds"]
     total = steps_per_epoch * config.train_epochs
@@ -215,23 +270,24 @@ def measure_throughput(config: train_config.TrainConfig, data: Dataset, steps: i
 
 
 def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir, strategy,
-                  chief, steps_per_loop, max_loss) -> None:
-    """The epochs not done yet; each ends with its history and checkpoint saved."""
-    start = int(done.numpy())
+                  chief, steps_per_loop, max_loss, start, mid_epoch) -> None:
+    """The epochs not done yet, from `start` (an epoch, or a `loop.Position` inside
+    one); each ends with its history and checkpoint saved."""
+    epochs_done = int(done.numpy())
     steps = data.num_examples("train") // config.batch_size
-    history = _read_history(run_dir)[:start] if chief else []  # only the chief writes
+    history = _read_history(run_dir)[:epochs_done] if chief else []  # only the chief writes
     logging.info("%s: %s on %s, %d parameters, %d replicas, %d steps of %d per epoch; "
                  "epoch %d of %d done", run_dir, config.model, data.name,
                  models.num_parameters(model), strategy.num_replicas_in_sync, steps,
-                 config.batch_size, start, config.train_epochs)
+                 config.batch_size, epochs_done, config.train_epochs)
     writer = (tf.summary.create_file_writer(os.path.join(run_dir, "summaries")) if chief
               else tf.summary.create_noop_writer())
 
-    def batches(epoch, input_context):
+    def batches(epoch, input_context, first_step):
         return data.train_pipeline(
             config.batch_size, steps, config.seed, epoch,
             with_replacement=config.sample_with_replacement, augment=config.augment,
-            input_context=input_context)
+            input_context=input_context, first_step=first_step)
 
     def end_of_epoch(epoch, scalars):
         began = time.time()
@@ -247,6 +303,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         done.assign(epoch + 1)
         _save(manager, epoch + 1, run_dir, chief)  # last: the epoch now counts as done
         if chief:
+            checkpoints.remove_steps(run_dir)
             layout.write_status(run_dir, "training", epochs_done=epoch + 1)
         with writer.as_default(step=epoch + 1):
             for name, value in scalars.items():
@@ -256,7 +313,8 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
                      "  ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k != "epoch"))
 
     loop.fit(config, model, optimizer, batches, steps, strategy, start, end_of_epoch,
-        steps_per_loop, max_loss, what=f"training {os.path.basename(run_dir)}")
+             steps_per_loop, max_loss, what=f"training {os.path.basename(run_dir)}",
+             mid_epoch=mid_epoch)
 
 
 def _point_estimate(model, point):
