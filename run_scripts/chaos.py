@@ -6,8 +6,9 @@ times at random moments (seeded: `--seed` replays the same moments and signals) 
 a mix of SIGKILL (the whole process tree, as a preempted machine loses it) and SIGTERM
 (to the study alone, as `kill`, Kubernetes or SLURM send it; the study must pass it on
 and exit 143 with its one line within `--grace_seconds`, no stage left running), each
-time starting it again, then lets it finish. Then it compares every result file with an uninterrupted study of the same
-scale (`--reference`, or one it runs first into WORK_DIR/reference):
+time starting it again, then lets it finish. Then it compares every result file with
+an uninterrupted study of the same scale (`--reference`, or one it runs first into
+WORK_DIR/reference):
 
   - the same files (no stage skipped, nothing extra), none damaged (JSON checksums,
     npz CRCs, every checkpoint tensor's CRC), no lock and no temporary file left;
@@ -78,6 +79,21 @@ def in_flight(root: str) -> dict:
     return {"locked": sorted(held), "writes": sorted(writing)}
 
 
+def group_members(group: int) -> list[str]:
+    """The command lines of the live processes in process group `group`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":  # pgrp; not a zombie
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    found.append(f.read().replace(b"\0", b" ").decode()[:200])
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 def kill_repeatedly(root: str) -> list[dict]:
     """Starts the study `--kills` times, each stopped after a random time; the kills
     that landed (a study that ended first is not killed)."""
@@ -109,12 +125,15 @@ def kill_repeatedly(root: str) -> list[dict]:
             if process.returncode != 128 + signal.SIGTERM or "stopped by SIGTERM" not in last:
                 raise SystemExit(f"kill {attempt + 1}: SIGTERM ended the study with "
                                  f"{process.returncode} and {last!r}")
-            try:  # the study has waited for its stages: none may be left running
+            # The study waits for its stages; a stage's stderr filter (a forked copier,
+            # uncertainty/cli/notices.py) ends at its pipe's end, a moment later.
+            deadline = time.time() + 10
+            while (left := group_members(process.pid)) and time.time() < deadline:
+                time.sleep(0.2)
+            if left:
                 os.killpg(process.pid, signal.SIGKILL)
                 raise SystemExit(f"kill {attempt + 1}: the study exited after SIGTERM "
-                                 f"but left processes of its stages running")
-            except ProcessLookupError:
-                pass
+                                 f"but left processes of its stages running: {left}")
         else:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
@@ -148,7 +167,8 @@ def result_files(root: str) -> set[str]:
 def normalized(value, root: str):
     """`value` with volatile keys dropped and `root` written as <root>."""
     if isinstance(value, dict):
-        return {k: normalized(v, root) for k, v in value.items() if not VOLATILE.search(k)}
+        return {k.replace(root, "<root>"): normalized(v, root) for k, v in value.items()
+                if not VOLATILE.search(k)}
     if isinstance(value, list):
         return [normalized(v, root) for v in value]
     if isinstance(value, str):
