@@ -128,3 +128,47 @@ def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):
     assert checkpoints.epochs(run_dir) == [1, 2, 3, 4]
     history = files.read_json(os.path.join(run_dir, "history.json"))
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("lost", [1, 0])  # the other worker, then the chief
+def test_a_lost_worker_stops_the_other_in_one_line_and_both_resume(tmp_path, lost):
+    """SIGKILL to one of two loopback workers after the chief's epoch 2: the other
+    stops within a bounded time (TensorFlow's heartbeat timeout) with one line naming
+    the lost task and exit 75; every worker's command again finishes the run."""
+    import time
+
+    from conftest import own_lines
+
+    run_dir = str(tmp_path / "run")
+    args = ("--dataset=mnist1d", "--model=cnn1d", "--train_epochs=6", "--deterministic")
+    for _ in range(3):  # a port taken between probe and bind: again on new ports
+        processes = _start_workers(run_dir, *args)
+        if any("epoch 2/6" in line for line in processes[0].stderr):
+            break
+        errors = [p.communicate()[1] for p in processes]
+        if not any(m in err for err in errors for m in _PORT_TAKEN):
+            raise AssertionError(errors[0][-2000:] + errors[1][-2000:])
+    else:
+        raise AssertionError("no free ports for the workers after three tries")
+    processes[lost].send_signal(signal.SIGKILL)
+    began = time.time()
+    survivor = processes[1 - lost]
+    rest = survivor.communicate(timeout=120)[1]
+    waited = time.time() - began
+    processes[lost].communicate()
+    assert survivor.returncode == 75, rest[-2000:]
+    assert waited < 60
+    line = own_lines(rest)[-1]
+    assert line.startswith(f"train.py: error: the multi_worker run lost "
+                           f"/job:worker/replica:0/task:{lost} ("), line
+    assert line.endswith("start every worker's command again to resume from the last "
+                         "checkpoint") and "Traceback" not in rest
+    if lost == 1:  # the chief, which writes the run, records why it stopped
+        status = layout.read_status(run_dir)
+        assert status["state"] == "interrupted" and "lost" in status["reason"]
+        assert not os.path.exists(os.path.join(run_dir, ".lock"))
+
+    printed = _run_workers(run_dir, *args)
+    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]
+    assert checkpoints.epochs(run_dir) == [1, 2, 3, 4, 5, 6]
+    assert layout.read_status(run_dir)["state"] == "complete"

@@ -43,7 +43,7 @@ def run(main) -> None:
             main(argv)
         except UserError as e:
             progress.close_all()
-            _fail(argv[0], str(e))
+            _fail(argv[0], str(e), code=getattr(e, "exit_code", 2))
         except KeyboardInterrupt as e:
             progress.close_all()
             signum = interrupts.signal_of(e)

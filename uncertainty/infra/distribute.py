@@ -2,6 +2,7 @@
 
 import collections
 import os
+import re
 
 import tensorflow as tf
 
@@ -117,3 +118,33 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
         return False
     tasks = resolver.cluster_spec().as_dict()
     return len(tasks.get("chief", [])) + len(tasks.get("worker", [])) > 1
+
+
+# What a collective operation raises when another worker of the cluster is gone (the
+# coordination service stops hearing its heartbeats, or its address refuses).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+               tf.errors.DeadlineExceededError)
+
+
+class PeerLost(UserError):
+    """A worker of a multi-worker run stopped answering; the others stop (exit 75,
+    "try again": every worker's command resumes the run)."""
+
+    exit_code = 75
+
+
+def peer_lost(error: Exception, strategy: tf.distribute.Strategy) -> PeerLost | None:
+    """The one-line error for `error` when it says that another worker of `strategy`'s
+    cluster is gone; None otherwise (one worker, or another error)."""
+    if not isinstance(error, PEER_ERRORS) or not is_multi_worker(strategy):
+        return None
+    resolver = strategy.cluster_resolver
+    me = f"/job:{resolver.task_type}/replica:0/task:{resolver.task_id}"
+    message = getattr(error, "message", str(error))
+    tasks = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", message)) - {me})
+    why = ("it stopped sending heartbeats" if "heartbeat" in message else
+           "its address refuses connections" if "onnect" in message else
+           message.strip().splitlines()[0][:120])
+    return PeerLost(f"the multi_worker run lost {', '.join(tasks) or 'a worker'} ({why}); "
+                    f"every worker stops: start every worker's command again to resume "
+                    f"from the last checkpoint")

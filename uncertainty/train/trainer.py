@@ -50,7 +50,9 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     continues from the last before the first damaged one. A finished run is reported
     only when its checkpoints pass that check. A training loss that is not finite, or
     above `max_loss`, stops the run (`Diverged`, naming the step) and marks it failed
-    in status.json; its last good checkpoint is kept.
+    in status.json; its last good checkpoint is kept. When another worker of a
+    multi-worker run is gone, this one stops with `distribute.PeerLost` (TensorFlow's
+    coordination service notices the missing heartbeats within seconds).
 
     Inside an epoch the state is saved every `checkpoint_every_steps` steps, after
     `checkpoint_every_seconds` of training (0: neither), and when a stop request
@@ -64,9 +66,19 @@ def train(config: train_config.TrainConfig, data: Dataset, run_dir: str,
     train_config.check(config, data, strategy.num_replicas_in_sync)
     chief = distribute.is_chief(strategy)
     with locks.hold(run_dir) if chief else contextlib.nullcontext():
-        return _train(config, data, run_dir, strategy, chief, extra_config or {},
-                      steps_per_loop, eval_train, max_loss, verify_checkpoints,
-                      checkpoint_every_steps, checkpoint_every_seconds)
+        try:
+            return _train(config, data, run_dir, strategy, chief, extra_config or {},
+                          steps_per_loop, eval_train, max_loss, verify_checkpoints,
+                          checkpoint_every_steps, checkpoint_every_seconds)
+        except distribute.PEER_ERRORS as e:
+            lost = distribute.peer_lost(e, strategy)
+            if lost is None:
+                raise
+            if chief:
+                done = checkpoints.epochs(run_dir)
+                layout.write_status(run_dir, "interrupted", reason=str(lost),
+                                    epochs_done=done[-1] if done else 0)
+            raise lost from None
 
 
 def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
@@ -124,7 +136,7 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             state, layout.checkpoints_dir(run_dir) if chief else scratch,
             max_to_keep=None, checkpoint_name=layout.CHECKPOINT_NAME)
         if good is None:
-            _save(manager, 0, run_dir, chief)  # the initialisation, "epoch 0"
+            _save(manager, 0, run_dir, chief, strategy)  # the initialisation, "epoch 0"
         saved = []  # the positions saved inside epochs
 
         def save_position(position: loop.Position) -> None:
@@ -134,6 +146,8 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
             try:
                 inside.write(prefix if chief else os.path.join(scratch, "step"))
             except tf.errors.OpError as e:
+                if distribute.peer_lost(e, strategy) is not None:
+                    raise
                 raise UserError(f"cannot write the checkpoint at step {position.step} of "
                                 f"epoch {position.epoch + 1} in {run_dir} ({reason(e)}); "
                                 f"free space there and re-run the same command to "
@@ -196,14 +210,16 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
     return results
 
 
-def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str, chief: bool
-          ) -> None:
+def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str, chief: bool,
+          strategy: tf.distribute.Strategy) -> None:
     """Saves the checkpoint of `epoch` (the chief's with its recorded identity); a
     failed write is one line (what was saved before stays: the checkpoint's index is
     written last, so a cut-off checkpoint is never counted)."""
     try:
         checkpoints.save(manager, epoch, run_dir if chief else None)
     except tf.errors.OpError as e:
+        if distribute.peer_lost(e, strategy) is not None:
+            raise  # a worker is gone, not the storage: `train` says so
         raise UserError(f"cannot write the checkpoint of epoch {epoch} in {run_dir} "
                         f"({reason(e)}); free space there and re-run the same "
                         f"command to resume") from None
@@ -301,7 +317,7 @@ def _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
         if chief:
             files.write_json(os.path.join(run_dir, layout.HISTORY), history)
         done.assign(epoch + 1)
-        _save(manager, epoch + 1, run_dir, chief)  # last: the epoch now counts as done
+        _save(manager, epoch + 1, run_dir, chief, strategy)  # last: the epoch counts as done
         if chief:
             checkpoints.remove_steps(run_dir)
             layout.write_status(run_dir, "training", epochs_done=epoch + 1)
