@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from uncertainty import datasets
 from uncertainty.analyses import shift
-from uncertainty.core import ensemble, names, published, seeding
+from uncertainty.core import ensemble, metrics, names, published, seeding
 from uncertainty.infra import files
 from uncertainty.infra.errors import UserError
 from uncertainty.runs import layout, predictions
@@ -107,6 +107,29 @@ def test_by_size_matches_brute_force(members):
                                 for s in subsets])
             assert np.isclose(table[size][metric], expected), (size, metric)
     assert ensemble.by_size(logits, labels, max_size=2).keys() == {1, 2}
+
+
+def test_subsets_scored_in_batches_equal_one_at_a_time_bit_for_bit(members, monkeypatch):
+    """The subsets' ensembles are stacked into one numpy call per batch; a batch of
+    one subset gives every value to the last bit (also the per-example means and the
+    OOD metrics)."""
+    logits, labels = members
+    outside = np.random.default_rng(7).normal(0, 1, (4, 90, 5))
+
+    def everything():
+        return (ensemble.by_size(logits, labels), ensemble.example_means(logits, labels, 2),
+                ensemble.ood_by_size(logits, outside, "other"))
+
+    batched = everything()
+    monkeypatch.setattr(ensemble, "SUBSET_BATCH_BYTES", 1)  # one subset per batch
+    single = everything()
+    assert batched[0] == single[0] and batched[2] == single[2]
+    for name in batched[1]:
+        np.testing.assert_array_equal(batched[1][name], single[1][name])
+    # and each table value is the metric of its own, as the metrics compute it alone
+    for name, metric in ensemble.METRICS.items():
+        ensembles = [metrics.ensemble(logits[list(s)]) for s in ensemble.subsets(4, 3)]
+        assert batched[0][3][name] == float(np.mean([metric(z, labels) for z in ensembles]))
 
 
 def test_by_size_with_max_subsets_scores_only_the_drawn_subsets():

@@ -42,12 +42,31 @@ def by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None
     table = {}
     for size in range(1, max_size + 1):
         scores = {name: [] for name in METRICS}
-        for subset in subsets(len(members), size, max_subsets, seed):
-            logits = metrics.ensemble(log_probs[list(subset)], normalized=True)
-            for name, metric in METRICS.items():
-                scores[name].append(metric(logits, labels))
-        table[size] = {name: float(np.mean(values)) for name, values in scores.items()}
+        for logits in subset_ensembles(log_probs, subsets(len(members), size,
+                                                          max_subsets, seed)):
+            for name, values in metrics.scores(logits, labels).items():  # METRICS'
+                scores[name].append(np.atleast_1d(values))
+        table[size] = {name: float(np.mean(np.concatenate(values)))
+                       for name, values in scores.items()}
     return table
+
+
+# Bytes of the members stacked for one batch of subsets' ensembles (`subset_ensembles`).
+SUBSET_BATCH_BYTES = 64 << 20
+
+
+def subset_ensembles(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
+    """The ensembles [S, N, C] (`metrics.ensemble`) of the member log-probabilities
+    [M, N, C] in each subset of `chosen` (all of one size), in order, in batches of
+    subsets whose stacked members fit SUBSET_BATCH_BYTES: one numpy call per batch
+    rather than per subset, with the same values."""
+    if not chosen:
+        return
+    one = len(chosen[0]) * log_probs[0].nbytes
+    step = max(1, SUBSET_BATCH_BYTES // one)
+    for start in range(0, len(chosen), step):
+        index = np.array(chosen[start:start + step])  # [S, k]
+        yield metrics.ensemble(log_probs[index], normalized=True, axis=1)
 
 
 def score(independent: np.ndarray, trajectory: np.ndarray,
@@ -78,10 +97,10 @@ def example_means(members: np.ndarray, labels: np.ndarray, size: int,
     log_probs = metrics.log_softmax(members)
     chosen = subsets(len(members), size, max_subsets, seed)
     sums = {name: 0.0 for name in metrics.PER_EXAMPLE}
-    for subset in chosen:
-        logits = metrics.ensemble(log_probs[list(subset)], normalized=True)
-        for name, metric in metrics.PER_EXAMPLE.items():
-            sums[name] = sums[name] + metric(logits, labels)
+    for batch in subset_ensembles(log_probs, chosen):
+        for name, rows in metrics.example_scores(batch, labels).items():
+            for values in rows:  # summed a subset at a time, in order
+                sums[name] = sums[name] + values
     return {name: total / len(chosen) for name, total in sums.items()}
 
 
@@ -155,13 +174,29 @@ def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
     table = {}
     for size in range(1, max_size + 1):
         found = {}
-        for subset in subsets(len(inside), size, max_subsets, seed):
-            chosen = list(subset)
-            for key, value in ood.evaluate(inside[chosen], outside[chosen], dataset,
-                                           normalized=True).items():
-                found.setdefault(key, []).append(value)
+        chosen = subsets(len(inside), size, max_subsets, seed)
+        for batch_in, batch_out in zip(subset_scores(inside, chosen),
+                                       subset_scores(outside, chosen)):
+            for i in range(len(next(iter(batch_in.values())))):
+                for key, value in ood.evaluate_scores(
+                        {s: v[i] for s, v in batch_in.items()},
+                        {s: v[i] for s, v in batch_out.items()}, dataset,
+                        single=size == 1).items():
+                    found.setdefault(key, []).append(value)
         table[size] = {name: float(np.mean(v)) for name, v in found.items()}
     return table
+
+
+def subset_scores(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
+    """`ood.scores` {score: [S, N]} of the members' log-probabilities [M, N, C] in each
+    subset of `chosen`, in batches as `subset_ensembles` (each member's probabilities
+    and entropies computed once)."""
+    terms = ood.member_terms(log_probs)
+    one = len(chosen[0]) * log_probs[0].nbytes
+    step = max(1, SUBSET_BATCH_BYTES // one)
+    for start in range(0, len(chosen), step):
+        index = np.array(chosen[start:start + step])
+        yield ood.scores_of_members(log_probs[index], *(t[index] for t in terms))
 
 
 def js_divergences(independent: np.ndarray, trajectory: np.ndarray,

@@ -40,12 +40,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-def ensemble(member_logits: np.ndarray, normalized: bool = False) -> np.ndarray:
-    """log(mean_m softmax(logits_m)) of M members [M, N, C]: the ensemble's
+def ensemble(member_logits: np.ndarray, normalized: bool = False, axis: int = 0
+             ) -> np.ndarray:
+    """log(mean_m softmax(logits_m)) of M members [M, N, C] (the members along `axis`:
+    [S, M, N, C] with axis=1 gives S ensembles at once): the ensemble's
     log-probabilities (its probabilities are the members' average). `normalized`:
     the members are log-probabilities already (saves their log_softmax)."""
     log_probs = member_logits if normalized else log_softmax(member_logits)
-    return logsumexp(log_probs, axis=0) - np.log(len(member_logits))
+    return logsumexp(log_probs, axis=axis) - np.log(np.shape(member_logits)[axis])
 
 
 def _label_values(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -88,13 +90,37 @@ def brier(logits: np.ndarray, labels: np.ndarray):
 PER_EXAMPLE = {"accuracy": correct, "nll": example_nll, "brier": example_brier}
 
 
+def example_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """{name: `PER_EXAMPLE[name](logits, labels)`}, the probabilities computed once."""
+    return _example_scores(logits, log_softmax(logits), labels)[0]
+
+
+def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """{accuracy, nll, brier, ece} of `logits` (the values of those functions), the
+    probabilities computed once: floats for [N, C], [M] arrays for [M, N, C]."""
+    per_example, probs = _example_scores(logits, log_softmax(logits), labels)
+    return {**{name: _scalar(np.mean(values, axis=-1)) for name, values in
+               per_example.items()}, "ece": _ece(probs, labels)}
+
+
+def _example_scores(logits, log_probs, labels) -> tuple[dict, np.ndarray]:
+    probs = np.exp(log_probs)
+    return {"accuracy": correct(logits, labels),
+            "nll": -_label_values(log_probs, labels),
+            "brier": np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
+            }, probs
+
+
 def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     """Expected calibration error: equal-width bins over the max probability,
     sum_b |B|/N * |accuracy(B) - confidence(B)|; empty bins contribute nothing.
     Bin b holds confidences in (b/num_bins, (b+1)/num_bins] (the first also 0)."""
-    if np.ndim(logits) == 3:
-        return np.array([ece(z, labels, num_bins) for z in logits])
-    probs = softmax(logits)
+    return _ece(softmax(logits), labels, num_bins)
+
+
+def _ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
+    if np.ndim(probs) == 3:
+        return np.array([_ece(p, labels, num_bins) for p in probs])
     confidence = np.max(probs, axis=-1)
     correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
     inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]

@@ -49,9 +49,24 @@ def scores(logits: np.ndarray, normalized: bool = False) -> dict[str, np.ndarray
     logits = np.asarray(logits)
     logits = logits[None] if logits.ndim == 2 else logits
     log_probs = logits if normalized else metrics.log_softmax(logits)
-    mean = np.exp(metrics.log_softmax(metrics.ensemble(log_probs, normalized=True)))
-    probs = np.exp(log_probs)  # metrics.mutual_information, from the log-probabilities
-    information = metrics.entropy(probs.mean(axis=0)) - metrics.entropy(probs).mean(axis=0)
+    return scores_of_members(log_probs, *member_terms(log_probs))
+
+
+def member_terms(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, entropies) of functions' log-probabilities [..., N, C]: what
+    `scores_of_members` takes per function, computed once for any subset of them."""
+    probs = np.exp(log_probs)
+    return probs, metrics.entropy(probs)
+
+
+def scores_of_members(log_probs: np.ndarray, probs: np.ndarray, entropies: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """`scores` of functions' log-probabilities [M, N, C] with their `member_terms`;
+    [S, M, N, C] (and [S, M, N, C], [S, M, N]) gives S sets' scores, each [S, N]."""
+    mean = np.exp(metrics.log_softmax(metrics.ensemble(log_probs, normalized=True,
+                                                       axis=-3)))
+    # metrics.mutual_information, from the log-probabilities
+    information = metrics.entropy(probs.mean(axis=-3)) - entropies.mean(axis=-2)
     return {"max_probability": 1.0 - mean.max(axis=-1),
             "entropy": metrics.entropy(mean),
             "mutual_information": information}
@@ -172,11 +187,17 @@ def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str
     distribution test sets, `dataset` naming the latter: uncertainty-baselines'
     three metrics and the exact ones of every score (mutual information only for
     M > 1); `normalized`: log-probabilities are given."""
-    inside = scores(inside_logits, normalized)
-    outside = scores(outside_logits, normalized)
+    single = np.ndim(inside_logits) == 2 or len(inside_logits) == 1
+    return evaluate_scores(scores(inside_logits, normalized),
+                           scores(outside_logits, normalized), dataset, single)
+
+
+def evaluate_scores(inside: dict[str, np.ndarray], outside: dict[str, np.ndarray],
+                    dataset: str, single: bool) -> dict[str, float]:
+    """`evaluate` from the `scores` of the in- and out-of-distribution examples;
+    `single`: of one function (no mutual information)."""
     found = {names.ood_key(dataset, metric): value for metric, value in
              ub_detection(inside[UB_SCORE], outside[UB_SCORE]).items()}
-    single = np.ndim(inside_logits) == 2 or len(inside_logits) == 1
     for score in SCORES:
         if single and score == "mutual_information":
             continue
