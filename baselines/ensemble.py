@@ -21,8 +21,10 @@ and, with --compare_published, published.txt
 """
 
 from uncertainty.cli import notices
+from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
     notices.hide_tensorflow_notices()
 
 import json

@@ -12,8 +12,10 @@ from this project to load:
 """
 
 from uncertainty.cli import notices
+from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
     notices.hide_tensorflow_notices()
 
 import json

@@ -16,8 +16,10 @@ with its name; its whole output in <output_dir>/logs/).
 """
 
 from uncertainty.cli import notices
+from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
     notices.hide_tensorflow_notices()
 
 import os
@@ -30,7 +32,7 @@ import time
 from absl import flags, logging
 
 from uncertainty.cli import app
-from uncertainty.infra import files, interrupts, locks, progress
+from uncertainty.infra import files, locks, progress
 from uncertainty.infra.errors import UserError
 from uncertainty.study import report, scales, scheduler
 

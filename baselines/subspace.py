@@ -17,8 +17,10 @@ diversity_accuracy.png. The acceptance rule
 """
 
 from uncertainty.cli import notices
+from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
     notices.hide_tensorflow_notices()
 
 import dataclasses

@@ -27,8 +27,10 @@ that rate, for planning a paper-scale study (run_scripts/paper_scale.sh):
 """
 
 from uncertainty.cli import notices
+from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
+    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
     notices.hide_tensorflow_notices()
 
 import contextlib

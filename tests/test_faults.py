@@ -555,6 +555,27 @@ def test_stop_request_ends_in_one_line_and_the_run_resumes(tmp_path, signum, blo
     assert status.get("step") == (saved[0][1] if saved else None)
 
 
+@pytest.mark.parametrize("binary", ["train", "reproduce"])
+def test_stop_request_during_start_up_is_a_clean_stop(tmp_path, binary):
+    """SIGTERM a second after the start, while TensorFlow is still being imported: it
+    is held until the binary runs, then stops it in one line with exit 143."""
+    import time
+
+    args = [*RUN_ARGS] if binary == "train" else ["--scale=tiny"]
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "baselines", f"{binary}.py"), *args,
+         f"--output_dir={tmp_path / 'out'}"], cwd=REPO, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, text=True)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=120)
+    line = one_error_line(subprocess.CompletedProcess([], process.returncode, "", rest),
+                          binary, code=143)
+    assert line == (f"{binary}.py: error: stopped by SIGTERM; every file written so far "
+                    f"is whole: run the same command again to finish the work")
+    assert not os.path.exists(tmp_path / "out")  # it stopped before writing anything
+
+
 # --- one writer per directory ------------------------------------------------------------
 
 def test_second_writer_is_refused_with_the_holder_named(tmp_path):

@@ -40,6 +40,7 @@ def run(main) -> None:
         progress.TERMINAL = notices.stderr_is_terminal()
         interrupts.install()
         try:
+            interrupts.check()  # a request during start-up (`install(hold=True)`)
             main(argv)
         except UserError as e:
             progress.close_all()

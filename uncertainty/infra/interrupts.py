@@ -35,11 +35,15 @@ def _handler(signum, frame):
         raise Interrupted(signum)
 
 
-def install() -> None:
+def install(hold: bool = False) -> None:
     """Routes SIGINT and SIGTERM through the recording handler (main thread only), and
     unblocks them: a process inherits its parent's signal mask, and a parent that
     blocked them (a test runner's worker, a job scheduler's wrapper) would otherwise
-    leave every request pending, never delivered."""
+    leave every request pending, never delivered. With `hold` a request is only
+    recorded until the next `install()`: what a binary does first, before its slow
+    imports, so that a request during start-up is a clean stop once it runs."""
+    global _deferred
+    _deferred = hold
     for signum in SIGNALS:
         signal.signal(signum, _handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
