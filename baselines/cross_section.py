@@ -15,8 +15,9 @@ metrics plus disagreement with the second solution. Writes cross_section.json,
 plane.png and paths.png; every grid is saved point by point and resumes if interrupted,
 and the trained connector is kept in connector.npz. For batch-norm models every point
 and both reference solutions are scored with statistics re-estimated on the runs'
-training examples (--noreestimate_bn: the checkpoints' statistics). Random directions, and the connector's batches and t draws, derive
-from --seed and the runs' identities (two base runs never share directions).
+training examples (--noreestimate_bn: the checkpoints' statistics). Random directions,
+and the connector's batches and t draws, derive from --seed and the runs' identities
+(two base runs never share directions).
 
   python baselines/cross_section.py --runs=runs/fashion_mnist/small_cnn/seed0,\
 runs/fashion_mnist/small_cnn/seed1 --plane=independent --connect --split=test \
