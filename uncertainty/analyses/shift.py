@@ -18,6 +18,7 @@ Every function of a set is predicted under one batch-norm policy: statistics
 re-estimated on the runs' training data for models with batch norm (by default), the
 checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`)."""
 
+import collections
 import dataclasses
 import os
 import time
@@ -167,6 +168,11 @@ class Functions:
                 get(data)
             meter.update()
         meter.close()
+        for data in sets:  # one line per set, not one per prediction
+            counts = sum((p.counts_by_set[data.name] for p in self.predictors.values()),
+                         collections.Counter())
+            logging.info("%s: %d functions predicted, %d read from their caches", data.name,
+                         counts["computed"], counts["from_cache"])
 
     def logits(self, data: Dataset) -> tuple:
         """(independent [M, N, C], trajectory [K, N, C], {method: [[S, N, C] per run]})

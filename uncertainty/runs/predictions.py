@@ -124,6 +124,9 @@ def _predict_step(model, strategy):
     return steps[strategy]
 
 
+_NEW = "not cached yet"
+
+
 class RunPredictions:
     """Logits of one run's functions (its checkpoints, or any weight vector for its
     model), cached as `run_dir/predictions/<dataset>/<split>/<key>.npz` so that no
@@ -146,6 +149,7 @@ class RunPredictions:
         self.strategy = strategy  # None: the strategy in scope when predicting
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
         self.counts = {"computed": 0, "from_cache": 0}
+        self.counts_by_set = collections.defaultdict(collections.Counter)  # data name ->
         self._normalizer_digest = hashlib.sha1(b"".join(
             np.ascontiguousarray(a).tobytes() for a in checkpoints.read_normalizer(run_dir)
         )).hexdigest()
@@ -229,9 +233,14 @@ class RunPredictions:
         logits, reason = self._read(path, identity, data.num_examples(split))
         if logits is not None:
             self.counts["from_cache"] += 1
+            self.counts_by_set[data.name]["from_cache"] += 1
             return logits
-        logging.info("predicting %s %s on %s %s (%d examples): %s", self.run_dir, key,
-                     data.name, split, data.num_examples(split), reason)
+        # a new function is counted (the callers summarise per set); a cache that
+        # cannot be used is worth a line of its own
+        (logging.debug if reason == _NEW else logging.info)(
+            "predicting %s %s on %s %s (%d examples): %s", self.run_dir, key, data.name,
+            split, data.num_examples(split), reason)
+        self.counts_by_set[data.name]["computed"] += 1
         state = files.digest({"function": function, "batchnorm": None if bn_data is None
                               else bn_data.identity("train"), "dropout": dropout})
         logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
@@ -243,7 +252,7 @@ class RunPredictions:
               ) -> tuple[np.ndarray | None, str]:
         """The cached logits at `path`, or None and why they cannot be used."""
         if not files.exists(path):
-            return None, "not cached yet"
+            return None, _NEW
         saved = files.read_npz_if_intact(path)
         if saved is None or "logits" not in saved:
             return None, "the cache file is damaged"
