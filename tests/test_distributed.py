@@ -134,7 +134,8 @@ def test_multi_worker_resumes_after_both_workers_are_killed(tmp_path):
 def test_a_lost_worker_stops_the_other_in_one_line_and_both_resume(tmp_path, lost):
     """SIGKILL to one of two loopback workers after the chief's epoch 2: the other
     stops within a bounded time (TensorFlow's heartbeat timeout) with one line naming
-    the lost task and exit 75; every worker's command again finishes the run."""
+    the lost task and exit 75; every worker's command again finishes the run (checked
+    once: the resume does not depend on which worker was lost)."""
     import time
 
     from conftest import own_lines
@@ -163,10 +164,12 @@ def test_a_lost_worker_stops_the_other_in_one_line_and_both_resume(tmp_path, los
                            f"/job:worker/replica:0/task:{lost} ("), line
     assert line.endswith("start every worker's command again to resume from the last "
                          "checkpoint") and "Traceback" not in rest
-    if lost == 1:  # the chief, which writes the run, records why it stopped
-        status = layout.read_status(run_dir)
-        assert status["state"] == "interrupted" and "lost" in status["reason"]
-        assert not os.path.exists(os.path.join(run_dir, ".lock"))
+    if lost == 0:
+        return  # the run resumes as after the other loss (and as after both are killed)
+    # the chief, which writes the run, records why it stopped
+    status = layout.read_status(run_dir)
+    assert status["state"] == "interrupted" and "lost" in status["reason"]
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))
 
     printed = _run_workers(run_dir, *args)
     assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]
