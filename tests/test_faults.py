@@ -555,6 +555,26 @@ def test_stop_request_ends_in_one_line_and_the_run_resumes(tmp_path, signum, blo
     assert status.get("step") == (saved[0][1] if saved else None)
 
 
+def test_a_deferred_stop_waits_for_its_block_and_a_second_one_does_not(monkeypatch):
+    from uncertainty.infra import interrupts
+
+    kept = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    monkeypatch.setattr(interrupts, "_requested", None)
+    try:
+        interrupts.install()
+        with interrupts.deferred():
+            signal.raise_signal(signal.SIGTERM)  # recorded only
+            assert interrupts.requested() == signal.SIGTERM
+            with pytest.raises(interrupts.Interrupted) as second:
+                signal.raise_signal(signal.SIGINT)
+        assert second.value.signal == signal.SIGINT
+        with pytest.raises(interrupts.Interrupted):
+            interrupts.check()  # after the block, the request stands
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("binary", ["train", "reproduce"])
 def test_stop_request_during_start_up_is_a_clean_stop(tmp_path, binary):
     """SIGTERM a second after the start, while TensorFlow is still being imported: it

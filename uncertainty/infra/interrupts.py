@@ -6,9 +6,9 @@ Python raises the handler's exception where the main thread next runs Python cod
 when that happens inside TensorFlow's runtime, the exception can be cleared there and
 the run goes on. `install()` (the binaries call it) records every request as well as
 raising `Interrupted`, so `check()`, called by the training loop between host calls,
-raises it again. Inside `deferred()` a request is only recorded: the training loop
-runs its device loop there, so that a stop lands between host calls, where the state
-can be saved whole."""
+raises it again. Inside `deferred()` a first request is only recorded: the training
+loop runs its device loop there, so that a stop lands between host calls, where the
+state can be saved whole; a second request raises at once."""
 
 import contextlib
 import signal
@@ -30,8 +30,8 @@ class Interrupted(KeyboardInterrupt):
 
 def _handler(signum, frame):
     global _requested
-    _requested = signum
-    if not _deferred:
+    again, _requested = _requested is not None, signum
+    if not _deferred or again:  # a second request does not wait
         raise Interrupted(signum)
 
 
