@@ -108,75 +108,40 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
     with strategy.scope():
         done = tf.Variable(0, dtype=tf.int64, trainable=False)  # complete epochs
     state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done)
-    step, sums = tf.Variable(0, dtype=tf.int64), tf.Variable(tf.zeros(len(loop.SUMS),
-                                                                      tf.float64))
-    # a step checkpoint: the state inside an epoch, with the epoch checkpoints' count
-    # of saves (so that the next epoch checkpoint is byte for byte an uninterrupted one)
-    inside = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=done, step=step,
-                                 sums=sums, epoch_saves=state.save_counter)
-    start = good or 0
-    at = None if good is None else checkpoints.recover_step(run_dir, good, remove=chief)
-    if at is not None:
-        inside.read(layout.step_prefix(run_dir, good, at)).assert_existing_objects_matched()
-        start = loop.Position(good, at, sums.numpy())
-        logging.info("%s: epoch %d resumes at its step %d of %d", run_dir, good + 1, at, steps)
-    elif good is not None:
-        state.restore(layout.checkpoint_prefix(run_dir, good)
-                      ).assert_existing_objects_matched()
-    elif chief:
-        checkpoints.remove_steps(run_dir)
-    if chief:
-        layout.write_status(run_dir, "training", epochs_done=good or 0)
     # Every worker saves (the save is collective); only the chief's copy is kept, the
     # others write to a local scratch folder.
     scratch_dir = (contextlib.nullcontext() if chief
                    else tempfile.TemporaryDirectory(prefix="worker-state-"))
     with scratch_dir as scratch:
+        inside = _StepSaves(state, run_dir, steps, strategy, scratch)
+        start = inside.resume(good)
+        if start is None and good is not None:
+            state.restore(layout.checkpoint_prefix(run_dir, good)
+                          ).assert_existing_objects_matched()
+        if chief:
+            layout.write_status(run_dir, "training", epochs_done=good or 0)
         manager = tf.train.CheckpointManager(
             state, layout.checkpoints_dir(run_dir) if chief else scratch,
             max_to_keep=None, checkpoint_name=layout.CHECKPOINT_NAME)
         if good is None:
             _save(manager, 0, run_dir, chief, strategy)  # the initialisation, "epoch 0"
-        saved = []  # the positions saved inside epochs
-
-        def save_position(position: loop.Position) -> None:
-            step.assign(position.step)
-            sums.assign(position.sums)
-            prefix = layout.step_prefix(run_dir, position.epoch, position.step)
-            try:
-                inside.write(prefix if chief else os.path.join(scratch, "step"))
-            except tf.errors.OpError as e:
-                if distribute.peer_lost(e, strategy) is not None:
-                    raise
-                raise UserError(f"cannot write the checkpoint at step {position.step} of "
-                                f"epoch {position.epoch + 1} in {run_dir} ({reason(e)}); "
-                                f"free space there and re-run the same command to "
-                                f"resume") from None
-            if chief:
-                checkpoints.remove_steps(run_dir, keep=(position.epoch, position.step))
-                layout.write_status(run_dir, "training", epochs_done=position.epoch,
-                                    step=position.step)
-            saved.append(position)
-            logging.info("saved step %d of %d of epoch %d", position.step, steps,
-                         position.epoch + 1)
-
-        mid_epoch = loop.MidEpoch(save_position, checkpoint_every_steps,
+        mid_epoch = loop.MidEpoch(inside.save, checkpoint_every_steps,
                                   checkpoint_every_seconds,
                                   on_stop=not distribute.is_multi_worker(strategy))
         try:
             _train_epochs(config, data, model, point, optimizer, done, manager, run_dir,
-                          strategy, chief, steps_per_loop, max_loss, start, mid_epoch)
+                          strategy, chief, steps_per_loop, max_loss, start or good or 0,
+                          mid_epoch)
         except KeyboardInterrupt as e:
             epochs_done = int(done.numpy())
-            position = saved[-1] if saved and saved[-1].epoch == epochs_done else None
-            where = {} if position is None else {"step": position.step}
+            position = inside.last_in(epochs_done)
             if epochs_done < config.train_epochs:
                 e.where = f" in epoch {epochs_done + 1}" + ("" if position is None else
                           f" (it resumes at its step {position.step} of {steps})")
             if chief:
                 layout.write_status(run_dir, "interrupted", epochs_done=epochs_done,
                                     signal=signal.Signals(interrupts.signal_of(e)).name,
-                                    **where)
+                                    **({} if position is None else {"step": position.step}))
             raise
         except loop.Diverged as e:
             kept = int(done.numpy())
@@ -208,6 +173,68 @@ def _train(config, data, run_dir, strategy, chief, extra_config, steps_per_loop,
         layout.write_status(run_dir, "complete", epochs_done=config.train_epochs)
     logging.info("finished %s: %s", run_dir, results)
     return results
+
+
+class _StepSaves:
+    """Training's state inside an epoch (`layout.step_prefix`): `state`'s model,
+    optimizer and epochs done, with the position, the epoch's partial sums and the
+    epoch checkpoints' count of saves (so that the next epoch checkpoint is byte for
+    byte an uninterrupted run's). A worker that is not the chief writes to `scratch`."""
+
+    def __init__(self, state: tf.train.Checkpoint, run_dir: str, steps: int,
+                 strategy: tf.distribute.Strategy, scratch: str | None):
+        self.run_dir, self.steps, self.strategy = run_dir, steps, strategy
+        self.chief, self.scratch = scratch is None, scratch
+        self.step = tf.Variable(0, dtype=tf.int64)
+        self.sums = tf.Variable(tf.zeros(len(loop.SUMS), tf.float64))
+        self.checkpoint = tf.train.Checkpoint(
+            model=state.model, optimizer=state.optimizer, epoch=state.epoch,
+            step=self.step, sums=self.sums, epoch_saves=state.save_counter)
+        self.saved = []  # the positions saved by this process
+
+    def resume(self, epoch: int | None) -> loop.Position | None:
+        """Restores the newest step checkpoint of the epoch after the checkpoint of
+        `epoch` (None: no checkpoint yet) and returns its position; None if there is
+        none (the chief removes every other)."""
+        at = None if epoch is None else checkpoints.recover_step(self.run_dir, epoch,
+                                                                 remove=self.chief)
+        if at is None:
+            if epoch is None and self.chief:
+                checkpoints.remove_steps(self.run_dir)
+            return None
+        self.checkpoint.read(layout.step_prefix(self.run_dir, epoch, at)
+                             ).assert_existing_objects_matched()
+        logging.info("%s: epoch %d resumes at its step %d of %d", self.run_dir, epoch + 1,
+                     at, self.steps)
+        return loop.Position(epoch, at, self.sums.numpy())
+
+    def save(self, position: loop.Position) -> None:
+        """Saves `position` (a `loop.MidEpoch`'s save); the chief then removes the
+        older step checkpoints and records the step in status.json."""
+        self.step.assign(position.step)
+        self.sums.assign(position.sums)
+        prefix = layout.step_prefix(self.run_dir, position.epoch, position.step)
+        try:
+            self.checkpoint.write(prefix if self.chief else
+                                  os.path.join(self.scratch, "step"))
+        except tf.errors.OpError as e:
+            if distribute.peer_lost(e, self.strategy) is not None:
+                raise
+            raise UserError(f"cannot write the checkpoint at step {position.step} of "
+                            f"epoch {position.epoch + 1} in {self.run_dir} ({reason(e)}); "
+                            f"free space there and re-run the same command to "
+                            f"resume") from None
+        if self.chief:
+            checkpoints.remove_steps(self.run_dir, keep=(position.epoch, position.step))
+            layout.write_status(self.run_dir, "training", epochs_done=position.epoch,
+                                step=position.step)
+        self.saved.append(position)
+        logging.info("saved step %d of %d of epoch %d", position.step, self.steps,
+                     position.epoch + 1)
+
+    def last_in(self, epoch: int) -> loop.Position | None:
+        """The last position this process saved inside the epoch after `epoch`."""
+        return self.saved[-1] if self.saved and self.saved[-1].epoch == epoch else None
 
 
 def _save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str, chief: bool,
