@@ -45,9 +45,9 @@ flags.DEFINE_string("work_dir", None, "Where the studies go (chaos/, reference/,
                     "chaos.json).")
 flags.DEFINE_string("reference", None, "An uninterrupted study of the same scale to "
                     "compare with (default: run one into WORK_DIR/reference).")
-flags.DEFINE_float("min_seconds", 3.0, "Shortest time from a (re)start to its kill.")
-flags.DEFINE_float("max_seconds", 15.0, "Longest time from a (re)start to its kill (a "
-                   "start takes ~10 s of imports on a CPU).")
+flags.DEFINE_float("min_seconds", 10.0, "Shortest time from a (re)start to its kill (the "
+                   "study and its first stages take ~10 s of imports on a CPU).")
+flags.DEFINE_float("max_seconds", 25.0, "Longest time from a (re)start to its kill.")
 flags.DEFINE_float("sigkill_share", 0.5, "The share of the kills that are SIGKILL.")
 flags.DEFINE_float("grace_seconds", 120.0, "How long a SIGTERM'd study may take to exit.")
 flags.mark_flag_as_required("work_dir")
@@ -146,6 +146,18 @@ def kill_repeatedly(root: str) -> list[dict]:
               f"writing: {', '.join(where['locked']) or 'no stage'}; in flight: "
               f"{', '.join(where['writes']) or 'nothing'}", flush=True)
     return kills
+
+
+def landed(kills: list[dict]) -> dict[str, int]:
+    """How many kills landed in start-up (no stage writing yet), in training (a run's
+    lock held) and in the analyses (only analyses' locks held)."""
+    found = {"in start-up": 0, "in training": 0, "in the analyses": 0}
+    for kill in kills:
+        where = ("in start-up" if not kill["locked"] else
+                 "in training" if any(p.startswith("runs") for p in kill["locked"]) else
+                 "in the analyses")
+        found[where] += 1
+    return found
 
 
 def finish(root: str) -> None:
@@ -271,13 +283,15 @@ def main(argv):
     problems = differences(os.path.abspath(reference), root)
     report = {"scale": FLAGS.scale, "seed": FLAGS.seed, "kills_asked": FLAGS.kills,
               "kills": kills, "survived": len(kills) if not problems else None,
+              "landed": landed(kills),
               "seconds": round(seconds, 1), "compared_files": len(result_files(root)),
               "problems": problems}
     files.write_text(os.path.join(work, "chaos.json"), json.dumps(report, indent=2))
     by_signal = {s: sum(k["signal"] == s for k in kills) for s in ("SIGKILL", "SIGTERM")}
     print(f"{len(kills)} kills ({by_signal['SIGKILL']} SIGKILL, {by_signal['SIGTERM']} "
-          f"SIGTERM) in {seconds:.0f} s; {len(problems)} differences from the "
-          f"uninterrupted study{':' if problems else ''}")
+          f"SIGTERM; {', '.join(f'{n} {where}' for where, n in report['landed'].items())})"
+          f" in {seconds:.0f} s; {len(problems)} differences from the uninterrupted "
+          f"study{':' if problems else ''}")
     for problem in problems:
         print(f"  {problem}")
     if problems:
