@@ -68,17 +68,32 @@ def study(output_dir: str, **popen) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, **popen)
 
 
-def in_flight(root: str) -> dict:
-    """The folders holding a lock (their stage is writing) and the temporary files
-    (writes in progress) under `root`."""
-    held, writing = [], []
+def in_flight(root: str, stale: dict | None = None) -> dict:
+    """The folders holding a lock taken since `stale` (`locks_held` before this start:
+    a lock a killed stage left behind is not a stage writing now) and the temporary
+    files (writes in progress) under `root`."""
+    held = [folder for folder, content in locks_held(root).items()
+            if (stale or {}).get(folder) != content]
+    writing = []
     for folder, dirs, names in os.walk(root):
         relative = os.path.relpath(folder, root)
-        if locks.LOCK_NAME in names and relative != ".":
-            held.append(relative)
         writing += [os.path.join(relative, n) for n in names + dirs
                     if n.startswith(files.TMP_PREFIX) or "_temp" in n]
     return {"locked": sorted(held), "writes": sorted(writing)}
+
+
+def locks_held(root: str) -> dict[str, bytes]:
+    """{folder under `root`: its lock file's content} (the study's own lock aside)."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        if locks.LOCK_NAME in names and relative != ".":
+            try:
+                with open(os.path.join(folder, locks.LOCK_NAME), "rb") as f:
+                    found[relative] = f.read()
+            except OSError:
+                continue  # released meanwhile
+    return found
 
 
 def group_members(group: int) -> list[str]:
@@ -104,6 +119,7 @@ def kill_repeatedly(root: str) -> list[dict]:
     for attempt in range(FLAGS.kills):
         delay = float(rng.uniform(FLAGS.min_seconds, FLAGS.max_seconds))
         signum = signal.SIGKILL if rng.random() < FLAGS.sigkill_share else signal.SIGTERM
+        stale = locks_held(root)
         process = study(root, start_new_session=True)  # its own process group
         began = time.time()
         try:
@@ -115,7 +131,7 @@ def kill_repeatedly(root: str) -> list[dict]:
         except subprocess.TimeoutExpired:
             pass
         if signum == signal.SIGTERM:
-            where = in_flight(root)
+            where = in_flight(root, stale)
             process.send_signal(signal.SIGTERM)
             try:
                 output, _ = process.communicate(timeout=FLAGS.grace_seconds)
@@ -139,7 +155,7 @@ def kill_repeatedly(root: str) -> list[dict]:
         else:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            where = in_flight(root)
+            where = in_flight(root, stale)
         kills.append({"kill": attempt + 1, "signal": signal.Signals(signum).name,
                       "seconds": round(time.time() - began, 1), **where})
         print(f"kill {attempt + 1}: {kills[-1]['signal']} after {delay:.1f} s; "
