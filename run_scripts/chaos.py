@@ -45,9 +45,9 @@ flags.DEFINE_string("work_dir", None, "Where the studies go (chaos/, reference/,
                     "chaos.json).")
 flags.DEFINE_string("reference", None, "An uninterrupted study of the same scale to "
                     "compare with (default: run one into WORK_DIR/reference).")
-flags.DEFINE_float("min_seconds", 10.0, "Shortest time from a (re)start to its kill (the "
+flags.DEFINE_float("min_seconds", 8.0, "Shortest time from a (re)start to its kill (the "
                    "study and its first stages take ~10 s of imports on a CPU).")
-flags.DEFINE_float("max_seconds", 25.0, "Longest time from a (re)start to its kill.")
+flags.DEFINE_float("max_seconds", 20.0, "Longest time from a (re)start to its kill.")
 flags.DEFINE_float("sigkill_share", 0.5, "The share of the kills that are SIGKILL.")
 flags.DEFINE_float("grace_seconds", 120.0, "How long a SIGTERM'd study may take to exit.")
 flags.mark_flag_as_required("work_dir")
