@@ -11,5 +11,5 @@ if [ "${1:-}" = "--fast" ]; then
   set -- -m "not slow" "$@"
 fi
 # two workers (one per core); idle ones take tests from busy ones, so the long tests
-# (the ResNet-50 pipeline, the tiny study) run beside the rest
-python -m pytest -q tests -n 2 --dist worksteal "$@"
+# (the ResNet-50 pipeline, the tiny study) run beside the rest; the 25 slowest are listed
+python -m pytest -q tests -n 2 --dist worksteal --durations=25 "$@"
