@@ -118,7 +118,8 @@ def fit(config: train_config.TrainConfig, model: keras.Model, optimizer: keras.o
                                   annealing_steps, point_l2)
     bound = tf.constant(np.inf if max_loss is None else max_loss, tf.float64)
     examples = steps * config.batch_size
-    resumed = start if isinstance(start, Position) else Position(start, 0, np.zeros(4))
+    resumed = (start if isinstance(start, Position) else
+               Position(start, 0, np.zeros(len(SUMS))))
     every = mid_epoch.every_steps if mid_epoch else 0
     history = []
     meter = progress.Progress((config.train_epochs - resumed.epoch) * steps - resumed.step,
