@@ -407,23 +407,27 @@ def test_damaged_cross_section_grid_and_connector_are_computed_again(work, tmp_p
 # --- kills during writes ----------------------------------------------------------------
 
 # Runs a binary with one kind of write replaced by a fault: SIGKILL halfway through
-# writing the file named TARGET (its temporary copy), or right after the checkpoint of
-# epoch TARGET is saved with its data file cut in half (what a kill during the write
-# leaves when the data was not yet flushed).
+# writing the file named TARGET (its temporary copy; "file") or SIGTERM while writing it
+# ("term"), or right
+# after the checkpoint of epoch TARGET is saved with its data file cut in half (what a
+# kill during the write leaves when the data was not yet flushed).
 KILLER = """
 import os, signal, sys, runpy
 sys.path.insert(0, {repo!r})
 kind, target, binary = sys.argv[1:4]
 sys.argv = [binary] + sys.argv[4:]
-if kind == "file":
+stop = signal.SIGTERM if kind == "term" else signal.SIGKILL
+if kind in ("file", "term"):
     from uncertainty.infra import files
     real = files.gfile
     class Half:
         def __init__(self, path, mode):
             self.file = real.GFile(path, mode)
         def write(self, content):
-            self.file.write(content[:len(content) // 2]); self.file.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+            # a kill cuts the write off; a stop request arrives while it is written
+            self.file.write(content if stop == signal.SIGTERM else
+                            content[:len(content) // 2]); self.file.flush()
+            os.kill(os.getpid(), stop)
         def __enter__(self): return self
         def __exit__(self, *exc): self.file.close()
     def gfile(path, mode="r"):
@@ -469,6 +473,35 @@ def test_kill_while_writing_results_keeps_the_old_file_and_rerun_finishes(work, 
     assert os.path.exists(os.path.join(work.similarity, locks.LOCK_NAME))  # stale now
     similarity(work)  # takes the stale lock over, removes the leftovers
     assert sorted(os.listdir(work.similarity)) == sorted(before)
+    assert summary(work) == expected
+
+
+@pytest.mark.parametrize("target", ["epoch_001.npz", "independent.png", "similarity.json"])
+def test_sigterm_while_writing_a_cache_figure_or_result_is_a_clean_stop(work, target):
+    """SIGTERM halfway through writing a prediction cache, a figure or the result JSON:
+    one line, exit 143, the lock released, no temporary file; the cache entry in
+    progress is finished first, a figure or result is left as it was; the same command
+    then finishes with the same summary."""
+    before, expected = digests(work.similarity), summary(work)
+    cache = files.find(os.path.join(work.other, "predictions"), "epoch_001.npz")[0]
+    os.remove(cache)
+    result = subprocess.run(
+        [sys.executable, "-c", KILLER.format(repo=REPO), "term", target,
+         os.path.join(REPO, "baselines", "similarity.py"), f"--runs={work.runs}",
+         f"--output_dir={work.similarity}", "--tsne_runs=2"],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    line = one_error_line(result, "similarity", code=143)
+    assert line.startswith("similarity.py: error: stopped by SIGTERM; every file written "
+                           "so far is whole")
+    leftovers = [p for p in digests(work.root) if os.path.basename(p).startswith(
+        files.TMP_PREFIX) or os.path.basename(p) == locks.LOCK_NAME]
+    assert leftovers == []
+    if target == "epoch_001.npz":
+        with files.read_npz(cache) as saved:  # the entry in progress, written whole
+            assert saved["logits"].shape == (1000, 10)
+    else:
+        assert digests(work.similarity)[target] == before[target]  # the old one, whole
+    similarity(work)
     assert summary(work) == expected
 
 

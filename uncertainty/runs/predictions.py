@@ -14,7 +14,7 @@ from absl import logging
 from uncertainty import models
 from uncertainty.core import seeding
 from uncertainty.datasets import Dataset
-from uncertainty.infra import files
+from uncertainty.infra import files, interrupts
 from uncertainty.models.layers import Dropout
 from uncertainty.runs import checkpoints, layout
 
@@ -243,8 +243,10 @@ class RunPredictions:
         self.counts_by_set[data.name]["computed"] += 1
         state = files.digest({"function": function, "batchnorm": None if bn_data is None
                               else bn_data.identity("train"), "dropout": dropout})
-        logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
-        files.write_npz(path, logits=logits, identity=identity)
+        with interrupts.deferred():  # a stop request lets this entry be cached first
+            logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
+            files.write_npz(path, logits=logits, identity=identity)
+        interrupts.check()
         return logits
 
     @staticmethod
