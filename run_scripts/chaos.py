@@ -50,6 +50,8 @@ flags.DEFINE_float("min_seconds", 8.0, "Shortest time from a (re)start to its ki
 flags.DEFINE_float("max_seconds", 20.0, "Longest time from a (re)start to its kill.")
 flags.DEFINE_float("sigkill_share", 0.5, "The share of the kills that are SIGKILL.")
 flags.DEFINE_float("grace_seconds", 120.0, "How long a SIGTERM'd study may take to exit.")
+flags.DEFINE_string("ignore", None, "A regular expression of the reference's files (paths "
+                    "relative to it) that are not the study's, left out of the comparison.")
 flags.mark_flag_as_required("work_dir")
 FLAGS = flags.FLAGS
 
@@ -211,6 +213,8 @@ def differences(reference: str, got: str) -> list[str]:
     unfinished."""
     problems = []
     expected, found = result_files(reference), result_files(got)
+    if FLAGS.ignore:
+        expected = {n for n in expected if not re.fullmatch(FLAGS.ignore, n)}
     for name in sorted(found):
         base = os.path.basename(name)
         if base == locks.LOCK_NAME:
