@@ -314,7 +314,8 @@ def test_mid_epoch_resume_is_bit_identical(tmp_path, straight, method, every, si
         assert after["train/running_accuracy"] == before["train/running_accuracy"]
 
 
-def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
+def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d, monkeypatch):
+    from uncertainty.train import trainer
     from uncertainty.train.train_config import TrainConfig
     from uncertainty.train.trainer import train
 
@@ -322,11 +323,19 @@ def test_steps_per_loop_does_not_change_the_weights(tmp_path, mnist1d):
     for steps_per_loop in (1, 4, 1000):  # 27 steps an epoch: loops of 1, 4 + 3, all
         train(config, mnist1d, str(tmp_path / str(steps_per_loop)),
               steps_per_loop=steps_per_loop)
+    # and saving inside the epochs after every host call (--checkpoint_every_seconds)
+    saves = []
+    monkeypatch.setattr(trainer._StepSaves, "save", lambda self, position, real=(
+        trainer._StepSaves.save): saves.append(position.step) or real(self, position))
+    train(config, mnist1d, str(tmp_path / "saving"), steps_per_loop=4,
+          checkpoint_every_seconds=1e-9)
+    assert saves == [4, 8, 12, 16, 20, 24] * 2  # not after the last: the epoch's own
+    assert checkpoints.step_positions(str(tmp_path / "saving")) == []
     for epoch in (1, 2):
-        for steps_per_loop in (4, 1000):
+        for run in ("4", "1000", "saving"):
             np.testing.assert_array_equal(
                 checkpoints.load_weights(str(tmp_path / "1"), epoch),
-                checkpoints.load_weights(str(tmp_path / str(steps_per_loop)), epoch))
+                checkpoints.load_weights(str(tmp_path / run), epoch))
     history = [files.read_json(str(tmp_path / n / "history.json")) for n in ("1", "4")]
     assert history[0][-1]["train/loss"] == pytest.approx(history[1][-1]["train/loss"],
                                                          rel=1e-12)
