@@ -195,7 +195,7 @@ def _make_train_loop(model, optimizer, strategy, global_batch: int,
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             regularization = tf.constant(0.0)
             if model.losses:
-                regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses])
+                regularization = tf.add_n([tf.cast(term, tf.float32) for term in model.losses])
                 if annealing_steps:
                     regularization *= tf.minimum(1.0, tf.cast(
                         optimizer.iterations + 1, tf.float32) / annealing_steps)
