@@ -60,13 +60,18 @@ def subset_ensembles(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
     [M, N, C] in each subset of `chosen` (all of one size), in order, in batches of
     subsets whose stacked members fit SUBSET_BATCH_BYTES: one numpy call per batch
     rather than per subset, with the same values."""
+    for index in _subset_batches(log_probs, chosen):
+        yield metrics.ensemble(log_probs[index], normalized=True, axis=1)
+
+
+def _subset_batches(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
+    """The subsets of `chosen` (all of one size) as index arrays [S, k], in order, S
+    such that the members they stack fit SUBSET_BATCH_BYTES."""
     if not chosen:
         return
-    one = len(chosen[0]) * log_probs[0].nbytes
-    step = max(1, SUBSET_BATCH_BYTES // one)
+    step = max(1, SUBSET_BATCH_BYTES // (len(chosen[0]) * log_probs[0].nbytes))
     for start in range(0, len(chosen), step):
-        index = np.array(chosen[start:start + step])  # [S, k]
-        yield metrics.ensemble(log_probs[index], normalized=True, axis=1)
+        yield np.array(chosen[start:start + step])
 
 
 def score(independent: np.ndarray, trajectory: np.ndarray,
@@ -192,10 +197,7 @@ def subset_scores(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
     subset of `chosen`, in batches as `subset_ensembles` (each member's probabilities
     and entropies computed once)."""
     terms = ood.member_terms(log_probs)
-    one = len(chosen[0]) * log_probs[0].nbytes
-    step = max(1, SUBSET_BATCH_BYTES // one)
-    for start in range(0, len(chosen), step):
-        index = np.array(chosen[start:start + step])
+    for index in _subset_batches(log_probs, chosen):
         yield ood.scores_of_members(log_probs[index], *(t[index] for t in terms))
 
 

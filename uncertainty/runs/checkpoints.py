@@ -218,7 +218,7 @@ def recover(run_dir: str, set_aside: bool = True, verify_all: bool = False) -> i
 
 def step_positions(run_dir: str) -> list[tuple[int, int]]:
     """(epochs done, step) of every step checkpoint (`layout.step_prefix`), ascending."""
-    pattern = layout.step_prefix(run_dir, 0, 0).replace("-0-0", "-*-*") + ".index"
+    pattern = os.path.join(layout.steps_dir(run_dir), f"{layout.CHECKPOINT_NAME}-*-*.index")
     found = (re.search(r"-(\d+)-(\d+)\.index$", p) for p in files.glob(pattern))
     return sorted((int(m.group(1)), int(m.group(2))) for m in found if m)
 
@@ -246,7 +246,7 @@ def recover_step(run_dir: str, epoch: int | None, remove: bool = True) -> int | 
 
 def remove_steps(run_dir: str, keep: tuple[int, int] | None = None) -> None:
     """Removes the step checkpoints (and the leftovers of cut-off writes) but `keep`'s."""
-    directory = os.path.dirname(layout.step_prefix(run_dir, 0, 0))
+    directory = layout.steps_dir(run_dir)
     kept = None if keep is None else os.path.basename(layout.step_prefix(run_dir, *keep))
     for name in files.listdir(directory) if files.isdir(directory) else []:
         if kept is None or not name.startswith(kept + "."):

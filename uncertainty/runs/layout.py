@@ -57,10 +57,15 @@ def checkpoint_prefix(run_dir: str, epoch: int) -> str:
     return os.path.join(checkpoints_dir(run_dir), f"{CHECKPOINT_NAME}-{epoch}")
 
 
+def steps_dir(run_dir: str) -> str:
+    """Where the step checkpoints (`step_prefix`) are."""
+    return os.path.join(checkpoints_dir(run_dir), STEPS)
+
+
 def step_prefix(run_dir: str, epoch: int, step: int) -> str:
     """The `tf.train.Checkpoint` saved after `step` steps of the epoch that follows the
     checkpoint of `epoch` (training's whole state, with the position and its sums)."""
-    return os.path.join(checkpoints_dir(run_dir), STEPS, f"{CHECKPOINT_NAME}-{epoch}-{step}")
+    return os.path.join(steps_dir(run_dir), f"{CHECKPOINT_NAME}-{epoch}-{step}")
 
 
 def digest_path(run_dir: str, epoch: int) -> str:
