@@ -54,8 +54,7 @@ def test_per_example_values_average_to_the_scored_tables():
     labels = rng.integers(0, 4, 300)
     independent, trajectory = rng.normal(size=(3, 300, 4)), rng.normal(size=(3, 300, 4))
     samples = {"random": [rng.normal(size=(4, 300, 4)) for _ in range(3)]}
-    tables, js = ensemble.score(independent, trajectory, samples, labels)
-    found = ensemble.per_example(independent, trajectory, samples, labels)
+    tables, js, found = ensemble.score(independent, trajectory, samples, labels)
     for name, k in (("independent", 1), ("independent", 3), ("trajectory", 3),
                     ("random", 3), ("independent+random", 3)):
         for metric in ("accuracy", "nll", "brier"):

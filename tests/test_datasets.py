@@ -138,7 +138,7 @@ def test_evaluation_sees_every_example_exactly_once(mnist1d, batch):
     batches = _collect(mnist1d.eval_pipeline("test", batch, mnist1d.normalizer("raw")))
     assert all(len(labels) == batch for _, labels, _ in batches)  # fixed shapes (padded)
     mask = np.concatenate([m for _, _, m in batches])
-    labels = np.concatenate([l for _, l, _ in batches])
+    labels = np.concatenate([y for _, y, _ in batches])
     assert mask.sum() == 1000 and np.all(mask[:1000] == 1) and np.all(mask[1000:] == 0)
     np.testing.assert_array_equal(labels[mask > 0], mnist1d.labels("test"))
 

@@ -127,9 +127,12 @@ def test_subsets_scored_in_batches_equal_one_at_a_time_bit_for_bit(members, monk
     for name in batched[1]:
         np.testing.assert_array_equal(batched[1][name], single[1][name])
     # and each table value is the metric of its own, as the metrics compute it alone
+    # from the ensemble's log-probabilities (equal but for float rounding: the subsets
+    # average probabilities, `metrics.ensemble` takes a log-mean-exp)
     for name, metric in ensemble.METRICS.items():
         ensembles = [metrics.ensemble(logits[list(s)]) for s in ensemble.subsets(4, 3)]
-        assert batched[0][3][name] == float(np.mean([metric(z, labels) for z in ensembles]))
+        assert batched[0][3][name] == pytest.approx(
+            float(np.mean([metric(z, labels) for z in ensembles])), rel=1e-13, abs=1e-15)
 
 
 def test_by_size_with_max_subsets_scores_only_the_drawn_subsets():
@@ -151,7 +154,7 @@ def test_score_builds_every_set_of_functions():
     independent, trajectory_ = draw(3), draw(3)
     samples = {"dropout": [draw(2) for _ in range(3)],
                "weight_average": [draw(1) for _ in range(3)]}
-    tables, js = ensemble.score(independent, trajectory_, samples, labels)
+    tables, js, _ = ensemble.score(independent, trajectory_, samples, labels)
 
     # One run's samples ensembled, the metric averaged over runs.
     assert np.isclose(tables["dropout"][2]["accuracy"], np.mean(
@@ -535,3 +538,16 @@ def test_binary_error_is_one_line(runs, tmp_path):
                       f"--output_dir={tmp_path / 'out'}")
     assert done.returncode == 2
     assert own_lines(done.stderr) == ["ensemble.py: error: --max_subsets must be positive, got 0"]
+
+
+def test_an_ensemble_confidently_wrong_beyond_float64_costs_its_true_nll():
+    """Members whose label probability underflows float64 (e^-800): the ensemble's
+    probabilities are their mean, but its label's NLL is the log-mean-exp of their
+    log-probabilities, finite and exact: -log((e^-800 + e^-900) / 2)."""
+    logits = np.zeros((2, 1, 3))
+    logits[0, 0] = [800.0, 0.0, 0.0]   # label 2 at log-probability ~ -800
+    logits[1, 0] = [900.0, 0.0, 0.0]   # ~ -900
+    table = ensemble.by_size(logits, np.array([2]))
+    assert table[2]["nll"] == pytest.approx(-(np.logaddexp(-800.0, -900.0) - np.log(2)),
+                                            rel=1e-12)
+    assert table[2]["accuracy"] == 0.0 and np.isfinite(table[2]["brier"])

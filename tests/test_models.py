@@ -61,7 +61,7 @@ def test_resnet20_is_about_027m_parameters():
 
 def test_resnet_v1_relu_follows_each_add_and_not_the_second_conv():
     model = models.build("resnet20_v1", (32, 32, 3), 10)
-    adds = [l for l in model.layers if isinstance(l, keras.layers.Add)]
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert len(adds) == 9
     for add in adds:
         consumers = [n.outbound_layer for n in add._outbound_nodes]
@@ -73,7 +73,7 @@ def test_resnet_v1_relu_follows_each_add_and_not_the_second_conv():
 
 def test_cnn_relu_after_all_but_last_block_and_glorot_biases():
     model = models.build("medium_cnn", (32, 32, 3), 10)
-    names = [l.name for l in model.layers]
+    names = [layer.name for layer in model.layers]
     assert [n for n in names if n.startswith("relu")] == ["relu0", "relu1", "relu2"]
     assert names.index("dropout0") < names.index("pool0") < names.index("relu0")
     for layer in [model.get_layer("conv3"), model.get_layer("logits")]:

@@ -68,8 +68,8 @@ def test_training_adds_the_point_estimates_l2_unannealed_to_the_annealed_kl():
     """One step at learning rate 0: the regularisation term is the KL / N annealed
     by 1/10 (step 1 of 10) plus 0.5 x the sum of the squared biases (the Flipout
     layers' point estimates), not annealed, against numpy on the same weights."""
-    from uncertainty.train import loop
     from uncertainty.models.flipout import point_estimates
+    from uncertainty.train import loop
 
     model = models.build("cnn1d", (40, 1), 10, variational=Variational(0.1, 1e-2, 50))
     for v in point_estimates(model):  # non-zero biases, so their L2 counts
@@ -120,8 +120,8 @@ def test_with_std_near_zero_the_twin_with_the_posterior_mean_gives_the_same_logi
                                atol=1e-5 * np.abs(vi_logits).max())
     assert [w.name for w in twin.weights] == [n for n, _, _, _ in twin_weights(model)]
     std = checkpoints.load_posterior(str(tmp_path), 1)[1]
-    kernels = sum(l.kernel_posterior.distribution.loc.shape.num_elements()
-                  for l in model.layers if hasattr(l, "kernel_posterior"))
+    kernels = sum(layer.kernel_posterior.distribution.loc.shape.num_elements()
+                  for layer in model.layers if hasattr(layer, "kernel_posterior"))
     assert std.shape == checkpoints.load_weights(str(tmp_path), 1).shape
     assert np.count_nonzero(std) == kernels and np.all(std < 1e-6)
 

@@ -196,7 +196,7 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
           load) -> dict:
     """The whole study on the runs' clean `data` and the corrupted sets `load(name)`
     returns; subspace samples from `subspace_dir`. Returns ensemble.json's content and,
-    under "per_example", the arrays of per_example.npz: `ensemble.per_example`'s
+    under "per_example", the arrays of per_example.npz: `ensemble.score`'s per-example
     values as "<intensity>/<key>" (a corrupted intensity's averaged over the types, per
     test example) and `detect_ood`'s as "ood/<dataset>/<key>".
     Errors in the options or the samples, and a set that cannot be loaded, are raised
@@ -235,11 +235,10 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
                                                   options, examples)
                          for outlier in outliers.values()}
         types_seen[intensity] = types_seen.get(intensity, 0) + 1
-        for key, v in ensemble.per_example(*logits, shifted.labels("test"), size,
-                                           options.max_subsets, options.seed).items():
+        tables, js, found = ensemble.score(*logits, shifted.labels("test"), size,
+                                           options.max_subsets, options.seed)
+        for key, v in found.items():
             examples[f"{intensity}/{key}"] = examples.get(f"{intensity}/{key}", 0) + v
-        tables, js = ensemble.score(*logits, shifted.labels("test"), size,
-                                    options.max_subsets, options.seed)
         for set_name, table in tables.items():
             for k, scores in table.items():
                 values.setdefault(set_name, {}).setdefault(str(k), {}).update(

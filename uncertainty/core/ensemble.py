@@ -37,61 +37,20 @@ def by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None
             max_subsets: int | None = None, seed: int = 0) -> dict[int, dict[str, float]]:
     """{k: {metric: mean over k-subsets}} for k = 1..max_size of member logits
     [M, N, C]; a subset's ensemble is `metrics.ensemble` of its members."""
+    return scored_by_size(members, labels, max_size, max_subsets, seed)[0]
+
+
+def scored_by_size(members: np.ndarray, labels: np.ndarray, max_size: int | None = None,
+                   max_subsets: int | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """(`by_size`'s table, {k: `example_means` of size k}) from one pass over the
+    subsets."""
     max_size = min(max_size or len(members), len(members))
-    log_probs = metrics.log_softmax(members)  # once, not once per subset
-    table = {}
+    probs, at_label = _member_terms(members, labels)
+    table, examples = {}, {}
     for size in range(1, max_size + 1):
-        scores = {name: [] for name in METRICS}
-        for logits in subset_ensembles(log_probs, subsets(len(members), size,
-                                                          max_subsets, seed)):
-            for name, values in metrics.scores(logits, labels).items():  # METRICS'
-                scores[name].append(np.atleast_1d(values))
-        table[size] = {name: float(np.mean(np.concatenate(values)))
-                       for name, values in scores.items()}
-    return table
-
-
-# Bytes of the members stacked for one batch of subsets' ensembles (`subset_ensembles`).
-SUBSET_BATCH_BYTES = 64 << 20
-
-
-def subset_ensembles(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
-    """The ensembles [S, N, C] (`metrics.ensemble`) of the member log-probabilities
-    [M, N, C] in each subset of `chosen` (all of one size), in order, in batches of
-    subsets whose stacked members fit SUBSET_BATCH_BYTES: one numpy call per batch
-    rather than per subset, with the same values."""
-    for index in _subset_batches(log_probs, chosen):
-        yield metrics.ensemble(log_probs[index], normalized=True, axis=1)
-
-
-def _subset_batches(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
-    """The subsets of `chosen` (all of one size) as index arrays [S, k], in order, S
-    such that the members they stack fit SUBSET_BATCH_BYTES."""
-    if not chosen:
-        return
-    step = max(1, SUBSET_BATCH_BYTES // (len(chosen[0]) * log_probs[0].nbytes))
-    for start in range(0, len(chosen), step):
-        yield np.array(chosen[start:start + step])
-
-
-def score(independent: np.ndarray, trajectory: np.ndarray,
-          samples: dict[str, list[np.ndarray]], labels: np.ndarray,
-          max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
-          ) -> tuple[dict, dict]:
-    """Every set of functions of the paper's Sec. 5 scored on one evaluation set.
-
-    All arrays are logits. independent [M, N, C]: the final solutions of M runs;
-    trajectory [K, N, C]: the last checkpoints of one run; samples {method: [one
-    [S, N, C] per run]}: subspace samples around each run. Returns ({name: {size:
-    {metric: value}}}, {name: JS divergence}) (a method's JS: its samples in groups of
-    M, `metrics.grouped_js_divergence`) for the names independent, trajectory,
-    <method> (one run's samples ensembled, the metrics averaged over runs) and
-    independent+<method> (ensembles whose members are each run's samples ensembled;
-    with weight_average, ensembles of weight averages).
-    """
-    return (_tables(independent, trajectory, samples, lambda members: by_size(
-        members, labels, max_size, max_subsets, seed)),
-        js_divergences(independent, trajectory, samples))
+        table[size], examples[size] = _score_size(
+            probs, at_label, labels, subsets(len(members), size, max_subsets, seed))
+    return table, examples
 
 
 def example_means(members: np.ndarray, labels: np.ndarray, size: int,
@@ -99,53 +58,103 @@ def example_means(members: np.ndarray, labels: np.ndarray, size: int,
     """{metric: [N]}: each example's accuracy, NLL and Brier score
     (`metrics.PER_EXAMPLE`) averaged over the `size`-subsets of the members [M, N, C]
     that `by_size` scores; their means over examples are `by_size`'s values."""
+    return _score_size(*_member_terms(members, labels), labels,
+                       subsets(len(members), size, max_subsets, seed))[1]
+
+
+# Bytes of the members stacked for one batch of subsets' ensembles (`_subset_batches`).
+SUBSET_BATCH_BYTES = 64 << 20
+
+
+def _member_terms(members: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [M, N, C], the labels' log-probabilities [M, N]) of member
+    logits: computed once, every subset's ensemble is made of them."""
     log_probs = metrics.log_softmax(members)
-    chosen = subsets(len(members), size, max_subsets, seed)
-    sums = {name: 0.0 for name in metrics.PER_EXAMPLE}
-    for batch in subset_ensembles(log_probs, chosen):
-        for name, rows in metrics.example_scores(batch, labels).items():
-            for values in rows:  # summed a subset at a time, in order
-                sums[name] = sums[name] + values
-    return {name: total / len(chosen) for name, total in sums.items()}
+    return np.exp(log_probs), metrics.at_labels(log_probs, labels)
 
 
-def per_example(independent: np.ndarray, trajectory: np.ndarray,
-                samples: dict[str, list[np.ndarray]], labels: np.ndarray,
-                max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
-                ) -> dict[str, np.ndarray]:
-    """The per-example values behind `score`'s numbers that the claims' intervals
-    resample, each [R, N] (R = 1 for a set that is one ensemble, the number of runs for
-    a method's sets of one run's samples):
+def _score_size(probs: np.ndarray, at_label: np.ndarray, labels: np.ndarray,
+                chosen: list[tuple[int, ...]]) -> tuple[dict[str, float], dict]:
+    """({metric: mean over the subsets}, {per-example metric: [N] mean over the
+    subsets}) of the ensembles of the subsets in `chosen` (all of one size), from the
+    members' `_member_terms`, a batch of subsets at a time. An ensemble's
+    probabilities are its members' mean; its label's log-probability is their
+    log-mean-exp (`metrics.ensemble`'s value, finite where the mean underflows)."""
+    size = len(chosen[0])
+    values = {name: [] for name in METRICS}
+    sums = dict.fromkeys(metrics.PER_EXAMPLE, 0.0)
+    for index in _subset_batches(probs, chosen):
+        per_example, calibration = metrics.probability_scores(
+            probs[index].mean(axis=1),
+            metrics.logsumexp(at_label[index], axis=1) - np.log(size), labels)
+        for name, rows in per_example.items():
+            values[name].append(np.mean(rows, axis=-1))
+            for row in rows:  # summed a subset at a time, in order
+                sums[name] = sums[name] + row
+        values["ece"].append(calibration)
+    return ({name: float(np.mean(np.concatenate(v))) for name, v in values.items()},
+            {name: total / len(chosen) for name, total in sums.items()})
+
+
+def _subset_batches(members: np.ndarray, chosen: list[tuple[int, ...]]):
+    """The subsets of `chosen` (all of one size) as index arrays [S, k], in order, S
+    such that the members [M, ...] they stack fit SUBSET_BATCH_BYTES."""
+    if not chosen:
+        return
+    step = max(1, SUBSET_BATCH_BYTES // (len(chosen[0]) * members[0].nbytes))
+    for start in range(0, len(chosen), step):
+        yield np.array(chosen[start:start + step])
+
+
+def score(independent: np.ndarray, trajectory: np.ndarray,
+          samples: dict[str, list[np.ndarray]], labels: np.ndarray,
+          max_size: int | None = None, max_subsets: int | None = None, seed: int = 0
+          ) -> tuple[dict, dict, dict]:
+    """Every set of functions of the paper's Sec. 5 scored on one evaluation set.
+
+    All arrays are logits. independent [M, N, C]: the final solutions of M runs;
+    trajectory [K, N, C]: the last checkpoints of one run; samples {method: [one
+    [S, N, C] per run]}: subspace samples around each run. The sets are independent,
+    trajectory, <method> (one run's samples ensembled, the metrics averaged over runs)
+    and independent+<method> (ensembles whose members are each run's samples
+    ensembled; with weight_average, ensembles of weight averages).
+
+    Returns ({name: {size: {metric: value}}}, {name: JS divergence} (a method's: its
+    samples in groups of M, `metrics.grouped_js_divergence`), the per-example values
+    behind them). The per-example values are what the claims' intervals resample,
+    each [R, N] (R = 1 for a set that is one ensemble, the number of runs for a
+    method's sets of one run's samples):
     "<set>/<k>/<metric>" for the independent runs at every size k, every other set at
     its largest size, "independent/members/<metric>" (each run alone),
     "<method>/predictive/<metric>" (each run's samples all ensembled) and "<set>/js"
-    (per-example JS divergence, as `js_divergences` groups the sets)."""
+    (per-example JS divergence, as the JS divergences group the sets).
+    """
     size = min(max_size or len(independent), len(independent))
-    out = {f"independent/members/{name}": metric(independent, labels)
-           for name, metric in metrics.PER_EXAMPLE.items()}
-
-    def add(name, members_per_run):
-        k = min(size, len(members_per_run[0]))
-        found = [example_means(m, labels, k, max_subsets, seed) for m in members_per_run]
-        out.update({f"{name}/{k}/{metric}": np.stack([f[metric] for f in found])
-                    for metric in metrics.PER_EXAMPLE})
-
-    for k in range(1, size + 1):
-        out.update({f"independent/{k}/{metric}": v[None] for metric, v in example_means(
-            independent, labels, k, max_subsets, seed).items()})
-    add("trajectory", [trajectory])
-    out["independent/js"] = metrics.mutual_information(independent)[None]
-    out["trajectory/js"] = metrics.mutual_information(trajectory)[None]
+    found = _sets(independent, trajectory, samples, lambda members: scored_by_size(
+        members, labels, max_size, max_subsets, seed))
+    tables = {name: _mean_table([table for table, _ in results])
+              for name, results in found.items()}
+    examples = {f"independent/members/{name}": v
+                for name, v in metrics.example_scores(independent, labels).items()}
+    for name, results in found.items():
+        k = min(size, len(trajectory if name == "trajectory" else
+                          independent if name.startswith("independent") else
+                          samples[name][0]))
+        for k in (range(1, size + 1) if name == "independent" else [k]):
+            examples.update({f"{name}/{k}/{metric}": np.stack([e[k][metric]
+                                                               for _, e in results])
+                             for metric in metrics.PER_EXAMPLE})
+    examples["independent/js"] = metrics.mutual_information(independent)[None]
+    examples["trajectory/js"] = metrics.mutual_information(trajectory)[None]
     for method, per_run in samples.items():
-        add(method, per_run)
         predictives = np.stack([metrics.ensemble(s) for s in per_run])  # each run's
-        out.update({f"{method}/predictive/{name}": metric(predictives, labels)
-                    for name, metric in metrics.PER_EXAMPLE.items()})
-        add(f"independent+{method}", [predictives])
+        examples.update({f"{method}/predictive/{name}": v for name, v in
+                         metrics.example_scores(predictives, labels).items()})
         if len(per_run[0]) > 1:
-            out[f"{method}/js"] = np.stack([
+            examples[f"{method}/js"] = np.stack([
                 metrics.grouped_mutual_information(s, len(independent)) for s in per_run])
-    return {key: np.asarray(v, np.float32) for key, v in out.items()}
+    return (tables, js_divergences(independent, trajectory, samples),
+            {key: np.asarray(v, np.float32) for key, v in examples.items()})
 
 
 def score_ood(inside: tuple, outside: tuple, dataset: str, max_size: int | None = None,
@@ -163,9 +172,10 @@ def score_ood(inside: tuple, outside: tuple, dataset: str, max_size: int | None 
     independent, trajectory = joined(inside[0], outside[0]), joined(inside[1], outside[1])
     samples = {m: [joined(a, b) for a, b in zip(inside[2][m], outside[2][m])]
                for m in inside[2]}
-    return (_tables(independent, trajectory, samples, lambda members: ood_by_size(
-        members[:, :count], members[:, count:], dataset, max_size, max_subsets, seed)),
-        js_divergences(*outside))
+    found = _sets(independent, trajectory, samples, lambda members: ood_by_size(
+        members[:, :count], members[:, count:], dataset, max_size, max_subsets, seed))
+    return ({name: _mean_table(tables) for name, tables in found.items()},
+            js_divergences(*outside))
 
 
 def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
@@ -175,13 +185,13 @@ def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
     and out-of-distribution [M, N', C] examples of `dataset` (`ood.evaluate`: mutual
     information from k = 2), over the subsets `by_size` uses."""
     max_size = min(max_size or len(inside), len(inside))
-    inside, outside = metrics.log_softmax(inside), metrics.log_softmax(outside)  # once
+    inside, outside = ood.member_terms(inside), ood.member_terms(outside)  # once
     table = {}
     for size in range(1, max_size + 1):
         found = {}
-        chosen = subsets(len(inside), size, max_subsets, seed)
-        for batch_in, batch_out in zip(subset_scores(inside, chosen),
-                                       subset_scores(outside, chosen)):
+        chosen = subsets(len(inside[0]), size, max_subsets, seed)
+        for batch_in, batch_out in zip(subset_scores(*inside, chosen),
+                                       subset_scores(*outside, chosen)):
             for i in range(len(next(iter(batch_in.values())))):
                 for key, value in ood.evaluate_scores(
                         {s: v[i] for s, v in batch_in.items()},
@@ -192,13 +202,12 @@ def ood_by_size(inside: np.ndarray, outside: np.ndarray, dataset: str,
     return table
 
 
-def subset_scores(log_probs: np.ndarray, chosen: list[tuple[int, ...]]):
-    """`ood.scores` {score: [S, N]} of the members' log-probabilities [M, N, C] in each
-    subset of `chosen`, in batches as `subset_ensembles` (each member's probabilities
-    and entropies computed once)."""
-    terms = ood.member_terms(log_probs)
-    for index in _subset_batches(log_probs, chosen):
-        yield ood.scores_of_members(log_probs[index], *(t[index] for t in terms))
+def subset_scores(probs: np.ndarray, entropies: np.ndarray, chosen: list[tuple[int, ...]]):
+    """`ood.scores` {score: [S, N]} of the members in each subset of `chosen`, from
+    their `ood.member_terms` (probabilities [M, N, C], entropies [M, N]), in batches
+    as `_score_size` takes them."""
+    for index in _subset_batches(probs, chosen):
+        yield ood.scores_of_members(probs[index], entropies[index])
 
 
 def js_divergences(independent: np.ndarray, trajectory: np.ndarray,
@@ -214,14 +223,20 @@ def js_divergences(independent: np.ndarray, trajectory: np.ndarray,
     return js
 
 
-def _tables(independent, trajectory, samples, scored) -> dict:
-    """{set name: scored(members)} for `score`'s sets of functions; a method alone is
-    averaged over the runs."""
-    tables = {"independent": scored(independent), "trajectory": scored(trajectory)}
+def _sets(independent, trajectory, samples, scored) -> dict[str, list]:
+    """{set name: [scored(members)]} for `score`'s sets of functions: one entry, or
+    one per run for a method alone."""
+    found = {"independent": [scored(independent)], "trajectory": [scored(trajectory)]}
     for method, per_run in samples.items():
-        alone = [scored(s) for s in per_run]
-        tables[method] = {size: {name: float(np.mean([t[size][name] for t in alone]))
-                                 for name in alone[0][size]} for size in alone[0]}
-        tables[f"independent+{method}"] = scored(np.stack([metrics.ensemble(s)
-                                                           for s in per_run]))
-    return tables
+        found[method] = [scored(s) for s in per_run]
+        found[f"independent+{method}"] = [scored(np.stack([metrics.ensemble(s)
+                                                            for s in per_run]))]
+    return found
+
+
+def _mean_table(tables: list[dict]) -> dict:
+    """{size: {metric: mean over `tables`}} (one table: itself)."""
+    if len(tables) == 1:
+        return tables[0]
+    return {size: {name: float(np.mean([t[size][name] for t in tables]))
+                   for name in tables[0][size]} for size in tables[0]}

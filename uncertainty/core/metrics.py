@@ -50,7 +50,8 @@ def ensemble(member_logits: np.ndarray, normalized: bool = False, axis: int = 0
     return logsumexp(log_probs, axis=axis) - np.log(np.shape(member_logits)[axis])
 
 
-def _label_values(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def at_labels(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """values[..., n, labels[n]]: each example's value at its label ([..., N, C] -> [..., N])."""
     index = np.broadcast_to(labels.astype(np.int64)[:, None], values.shape[:-1] + (1,))
     return np.take_along_axis(values, index, axis=-1)[..., 0]
 
@@ -62,13 +63,13 @@ def correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def example_nll(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per example: -log_softmax(logits)[label]."""
-    return -_label_values(log_softmax(logits), labels)
+    return -at_labels(log_softmax(logits), labels)
 
 
 def example_brier(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per example: sum_c (p_c - onehot_c)^2 (the paper's; not divided by C)."""
     probs = softmax(logits)
-    return np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
+    return np.sum(probs ** 2, axis=-1) - 2 * at_labels(probs, labels) + 1
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray):
@@ -92,23 +93,30 @@ PER_EXAMPLE = {"accuracy": correct, "nll": example_nll, "brier": example_brier}
 
 def example_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """{name: `PER_EXAMPLE[name](logits, labels)`}, the probabilities computed once."""
-    return _example_scores(logits, log_softmax(logits), labels)[0]
+    log_probs = log_softmax(logits)
+    return probability_scores(np.exp(log_probs), at_labels(log_probs, labels), labels)[0]
 
 
 def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
     """{accuracy, nll, brier, ece} of `logits` (the values of those functions), the
     probabilities computed once: floats for [N, C], [M] arrays for [M, N, C]."""
-    per_example, probs = _example_scores(logits, log_softmax(logits), labels)
+    log_probs = log_softmax(logits)
+    per_example, calibration = probability_scores(
+        np.exp(log_probs), at_labels(log_probs, labels), labels)
     return {**{name: _scalar(np.mean(values, axis=-1)) for name, values in
-               per_example.items()}, "ece": _ece(probs, labels)}
+               per_example.items()}, "ece": calibration}
 
 
-def _example_scores(logits, log_probs, labels) -> tuple[dict, np.ndarray]:
-    probs = np.exp(log_probs)
-    return {"accuracy": correct(logits, labels),
-            "nll": -_label_values(log_probs, labels),
-            "brier": np.sum(probs ** 2, axis=-1) - 2 * _label_values(probs, labels) + 1
-            }, probs
+def probability_scores(probs: np.ndarray, label_log_probs: np.ndarray, labels: np.ndarray
+                       ) -> tuple[dict[str, np.ndarray], float | np.ndarray]:
+    """({accuracy, nll, brier}: per example [..., N], ECE: one per function) of
+    functions given by their probabilities [..., N, C] and their labels'
+    log-probabilities [..., N] (taken apart, so that a label's NLL stays finite and
+    exact where its probability underflows)."""
+    return {"accuracy": (np.argmax(probs, axis=-1) == labels).astype(np.float64),
+            "nll": -label_log_probs,
+            "brier": np.sum(probs ** 2, axis=-1) - 2 * at_labels(probs, labels) + 1
+            }, _ece(probs, labels)
 
 
 def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
@@ -119,14 +127,19 @@ def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
 
 
 def _ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
-    if np.ndim(probs) == 3:
-        return np.array([_ece(p, labels, num_bins) for p in probs])
+    """`ece` of probabilities [N, C] (a float), or of [..., N, C] (one per function,
+    binned together with offsets: the same sums, in the same order, as one by one)."""
     confidence = np.max(probs, axis=-1)
     correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
     inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
     bins = np.searchsorted(inner_edges, confidence, side="left")  # (lo, hi] per bin
-    gap = np.abs(np.bincount(bins, correct, num_bins) - np.bincount(bins, confidence, num_bins))
-    return float(np.sum(gap) / max(len(labels), 1))
+    functions = int(np.prod(bins.shape[:-1]))
+    bins = bins + num_bins * np.arange(functions).reshape(bins.shape[:-1] + (1,))
+    length = functions * num_bins
+    gap = np.abs(np.bincount(bins.ravel(), correct.ravel(), length)
+                 - np.bincount(bins.ravel(), confidence.ravel(), length))
+    out = np.sum(gap.reshape(bins.shape[:-1] + (num_bins,)), axis=-1) / max(len(labels), 1)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def disagreement(logits: np.ndarray, other: np.ndarray | None = None):

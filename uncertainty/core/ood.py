@@ -43,33 +43,27 @@ UB_SENSITIVITY = 0.95
 _KERAS_EPSILON = 1e-7
 
 
-def scores(logits: np.ndarray, normalized: bool = False) -> dict[str, np.ndarray]:
-    """Every OOD score [N] of the functions' logits [M, N, C] (or [N, C]: one);
-    `normalized`: they are log-probabilities already (`metrics.log_softmax`)."""
+def scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Every OOD score [N] of the functions' logits [M, N, C] (or [N, C]: one)."""
     logits = np.asarray(logits)
-    logits = logits[None] if logits.ndim == 2 else logits
-    log_probs = logits if normalized else metrics.log_softmax(logits)
-    return scores_of_members(log_probs, *member_terms(log_probs))
+    return scores_of_members(*member_terms(logits[None] if logits.ndim == 2 else logits))
 
 
-def member_terms(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, entropies) of functions' log-probabilities [..., N, C]: what
+def member_terms(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, entropies) of functions' logits [..., N, C]: what
     `scores_of_members` takes per function, computed once for any subset of them."""
-    probs = np.exp(log_probs)
+    probs = metrics.softmax(logits)
     return probs, metrics.entropy(probs)
 
 
-def scores_of_members(log_probs: np.ndarray, probs: np.ndarray, entropies: np.ndarray
-                      ) -> dict[str, np.ndarray]:
-    """`scores` of functions' log-probabilities [M, N, C] with their `member_terms`;
-    [S, M, N, C] (and [S, M, N, C], [S, M, N]) gives S sets' scores, each [S, N]."""
-    mean = np.exp(metrics.log_softmax(metrics.ensemble(log_probs, normalized=True,
-                                                       axis=-3)))
-    # metrics.mutual_information, from the log-probabilities
-    information = metrics.entropy(probs.mean(axis=-3)) - entropies.mean(axis=-2)
+def scores_of_members(probs: np.ndarray, entropies: np.ndarray) -> dict[str, np.ndarray]:
+    """`scores` of functions given by their `member_terms`, probabilities [M, N, C] and
+    entropies [M, N]; [S, M, N, C] and [S, M, N] give S sets' scores, each [S, N]."""
+    mean = probs.mean(axis=-3)  # the set's predictive probabilities
+    predictive = metrics.entropy(mean)
     return {"max_probability": 1.0 - mean.max(axis=-1),
-            "entropy": metrics.entropy(mean),
-            "mutual_information": information}
+            "entropy": predictive,
+            "mutual_information": predictive - entropies.mean(axis=-2)}  # its JS
 
 
 def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
@@ -181,15 +175,14 @@ def ub_detection(inside: np.ndarray, outside: np.ndarray,
             "(1-fpr)@95tpr": float(specificity[feasible].max() if feasible.any() else 0.0)}
 
 
-def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str,
-             normalized: bool = False) -> dict[str, float]:
+def evaluate(inside_logits: np.ndarray, outside_logits: np.ndarray, dataset: str
+             ) -> dict[str, float]:
     """{metric key: value} of functions' logits [M, N, C] on in- and out-of-
     distribution test sets, `dataset` naming the latter: uncertainty-baselines'
     three metrics and the exact ones of every score (mutual information only for
-    M > 1); `normalized`: log-probabilities are given."""
+    M > 1)."""
     single = np.ndim(inside_logits) == 2 or len(inside_logits) == 1
-    return evaluate_scores(scores(inside_logits, normalized),
-                           scores(outside_logits, normalized), dataset, single)
+    return evaluate_scores(scores(inside_logits), scores(outside_logits), dataset, single)
 
 
 def evaluate_scores(inside: dict[str, np.ndarray], outside: dict[str, np.ndarray],

@@ -18,9 +18,10 @@ becomes a `tfp.layers` Flipout layer with
 Biases and batch normalisation stay deterministic (point estimates, as in
 uncertainty-baselines' variational ResNets), with their own L2 penalty in the training
 loop (`point_estimates`, the recipe's `variational_l2`); the kernels' L2 penalty is
-replaced by the prior. Layer names are the deterministic twin's, and `twin_weights` exports a model as
-the twin's weights (posterior means) with the posterior standard deviations beside
-them, so that a draw of weights is evaluated by the deterministic twin.
+replaced by the prior. Layer names are the deterministic twin's, and `twin_weights`
+exports a model as the twin's weights (posterior means) with the posterior standard
+deviations beside them, so that a draw of weights is evaluated by the deterministic
+twin.
 
 Resumable randomness: TFP's Flipout layers seed their sign flips with Python integers
 (stateful ops, whose position is lost when a run resumes). These subclasses draw the

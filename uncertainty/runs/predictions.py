@@ -148,6 +148,7 @@ class RunPredictions:
         self.batch_size = batch_size
         self.strategy = strategy  # None: the strategy in scope when predicting
         self._digests = {}  # epoch -> checkpoint digest, read once per instance
+        self._last_epoch = None  # the run's newest checkpoint, found once per instance
         self.counts = {"computed": 0, "from_cache": 0}
         self.counts_by_set = collections.defaultdict(collections.Counter)  # data name ->
         self._normalizer_digest = hashlib.sha1(b"".join(
@@ -165,7 +166,7 @@ class RunPredictions:
         `bn_data`, batch-norm statistics re-estimated on its training split instead of
         the checkpoint's own."""
         if epoch is None:
-            epoch = checkpoints.epochs(self.run_dir)[-1]
+            epoch = self.last_epoch()
         key = layout.checkpoint_name(epoch)
         if bn_data is not None:
             key += "_bn_reestimated"
@@ -183,7 +184,7 @@ class RunPredictions:
         Batch-norm statistics are re-estimated on `bn_data`'s training split when it is
         given (they belong to other weights otherwise), else taken from `base_epoch`."""
         if base_epoch is None:
-            base_epoch = checkpoints.epochs(self.run_dir)[-1]
+            base_epoch = self.last_epoch()
         identity = {**identity, "base_epoch": base_epoch,
                     "base_digest": self._checkpoint_digest(base_epoch)}
         return self._cached(data, split, key, identity, lambda: checkpoints.with_vector(
@@ -197,7 +198,7 @@ class RunPredictions:
         `rate`, the masks drawn from `seed` (each layer its own stream). Masks follow
         the batches, so the batch size and replica count are part of the cache key."""
         if epoch is None:
-            epoch = checkpoints.epochs(self.run_dir)[-1]
+            epoch = self.last_epoch()
         replicas = (self.strategy or tf.distribute.get_strategy()).num_replicas_in_sync
         identity = {**identity, "mc_dropout": {"rate": rate, "seed": seed,
                                                "batch_size": self.batch_size,
@@ -213,6 +214,13 @@ class RunPredictions:
         one-off functions of a weight-space cross-section."""
         return self._compute(data, split, lambda: checkpoints.with_vector(
             self.run_dir, vector), bn_data)
+
+    def last_epoch(self) -> int:
+        """The epoch of the run's newest checkpoint, found once per instance (a study
+        asks for it thousands of times, and each look is a glob)."""
+        if self._last_epoch is None:
+            self._last_epoch = checkpoints.epochs(self.run_dir)[-1]
+        return self._last_epoch
 
     def _checkpoint_digest(self, epoch: int) -> str:
         """The checkpoint's content digest, hashed once per instance rather than on
