@@ -24,12 +24,10 @@ runs/fashion_mnist/small_cnn/seed1 --plane=independent --connect --split=test \
       --output_dir=results/cross_section/independent
 """
 
-from uncertainty.cli import notices
-from uncertainty.infra import interrupts
+from uncertainty.cli import startup
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import json
 import os

@@ -11,12 +11,10 @@ from this project to load:
   logits = model.serve(images)["logits"]
 """
 
-from uncertainty.cli import notices
-from uncertainty.infra import interrupts
+from uncertainty.cli import startup
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import json
 

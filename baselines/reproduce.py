@@ -15,12 +15,11 @@ with its name; its whole output in <output_dir>/logs/).
       -- --strategy=tpu --tpu=NAME    # flags after -- go to every binary
 """
 
-from uncertainty.cli import notices
+from uncertainty.cli import startup
 from uncertainty.infra import interrupts
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import os
 import re

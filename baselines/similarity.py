@@ -9,12 +9,10 @@ predictions. Predictions are cached inside the runs: a second call predicts noth
       --output_dir=results/similarity/fashion_mnist_small_cnn
 """
 
-from uncertainty.cli import notices
-from uncertainty.infra import interrupts
+from uncertainty.cli import startup
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import json
 import os

@@ -16,12 +16,10 @@ diversity_accuracy.png. The acceptance rule
       --output_dir=results/subspace/fashion_mnist_small_cnn
 """
 
-from uncertainty.cli import notices
-from uncertainty.infra import interrupts
+from uncertainty.cli import startup
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import dataclasses
 import json

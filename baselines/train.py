@@ -26,12 +26,10 @@ that rate, for planning a paper-scale study (run_scripts/paper_scale.sh):
       --steps=200
 """
 
-from uncertainty.cli import notices
-from uncertainty.infra import interrupts
+from uncertainty.cli import startup
 
 if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    interrupts.install(hold=True)  # a stop request during the imports: a clean stop
-    notices.hide_tensorflow_notices()
+    startup.before_tensorflow()
 
 import contextlib
 import json

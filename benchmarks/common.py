@@ -6,6 +6,10 @@ import platform
 import statistics
 import time
 
+from uncertainty.cli import startup
+
+os.environ.setdefault(startup.LEGACY_KERAS, "1")  # as the binaries start (before TF)
+
 
 def machine() -> dict:
     """CPU model, core count and whether it has AVX-512 (epochs differ ~3.5x on CPU)."""

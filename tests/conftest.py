@@ -11,6 +11,7 @@ import sys
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as the binaries start
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

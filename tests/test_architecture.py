@@ -146,3 +146,33 @@ def test_a_terminal_is_still_known_as_one_behind_the_filter():
         os.close(terminal)
         os.close(controller)
     assert done.returncode == 0 and done.stdout.split() == ["False", "True"]
+
+
+BEFORE_TENSORFLOW = textwrap.dedent("""
+    import os, sys
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    from uncertainty.cli import startup
+    startup.before_tensorflow()
+    import tensorflow as tf, tf_keras
+    print("keras.src" in sys.modules, tf.keras.Model is tf_keras.Model)
+""")
+
+
+def test_binaries_start_without_keras_3():
+    """Each binary's first statement (under __main__, before any other import) is
+    `startup.before_tensorflow()`; after it, TensorFlow imports tf_keras as tf.keras,
+    the library's Keras, and never Keras 3 (seconds of every start)."""
+    import ast
+    for name in sorted(os.listdir(os.path.join(REPO, "baselines"))):
+        if not name.endswith(".py"):
+            continue
+        tree = ast.parse(open(os.path.join(REPO, "baselines", name)).read())
+        body = [node for node in tree.body if not isinstance(node, ast.Expr)]
+        main = next(i for i, node in enumerate(body) if isinstance(node, ast.If))
+        assert all(isinstance(n, ast.ImportFrom) and n.module.startswith("uncertainty.")
+                   for n in body[:main]), name
+        assert ast.unparse(body[main].body[0]) == "startup.before_tensorflow()", name
+    done = subprocess.run([sys.executable, "-c", BEFORE_TENSORFLOW], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"]
