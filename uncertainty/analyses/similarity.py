@@ -62,12 +62,12 @@ def compare(runs: list[str], data: Dataset, split: str, tsne_runs: int = 3, seed
     for r, run in enumerate(runs):
         epochs = checkpoints.epochs(run)
         logging.info("run %d/%d %s: %d checkpoints", r + 1, len(runs), run, len(epochs))
-        weights = np.stack([checkpoints.load_weights(run, e) for e in epochs])
-        logits = []
-        for e in epochs:
+        weights, logits = [], []
+        for e in epochs:  # a checkpoint's weights and logits together: it is read once
+            weights.append(checkpoints.load_weights(run, e))
             logits.append(predictors[run].checkpoint(data, split, e))
             meter.update()
-        logits = np.stack(logits)
+        weights, logits = np.stack(weights), np.stack(logits)
         result["trajectories"][run] = {"epochs": epochs,
                                        **trajectory_matrices(weights, logits, labels)}
         at = [epochs.index(e) for e in shared]

@@ -30,6 +30,7 @@ saved with the model, so a resumed run draws exactly what an uninterrupted one d
 """
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -185,7 +186,15 @@ class Variational:
 
 
 def is_variational(model: keras.Model) -> bool:
-    return any(isinstance(layer, FLIPOUT_LAYERS) for layer in model.submodules)
+    """Whether `model` has Flipout layers (remembered per model: walking a model's
+    submodules takes ~10 ms, and every checkpoint read asks)."""
+    if model not in _VARIATIONAL:
+        _VARIATIONAL[model] = any(isinstance(layer, FLIPOUT_LAYERS)
+                                  for layer in model.submodules)
+    return _VARIATIONAL[model]
+
+
+_VARIATIONAL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def point_estimates(model: keras.Model) -> list[tf.Variable]:

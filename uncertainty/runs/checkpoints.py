@@ -45,6 +45,8 @@ def epochs(run_dir: str) -> list[int]:
 
 def _check_epoch(run_dir: str, epoch: int | None) -> int:
     """`epoch` (the last if None) if the run has its checkpoint; else a UserError."""
+    if epoch is not None and files.exists(layout.checkpoint_prefix(run_dir, epoch) + ".index"):
+        return epoch  # one look at its index file, not a glob of them all
     available = epochs(run_dir)
     if epoch is None:
         if not available:
