@@ -59,8 +59,8 @@ with mock_tfds(8):
     for base, other in (("seed0", "seed1"), ("seed1", "seed0")):  # samples around each
         with flagsaver.flagsaver(base_run=os.path.join(runs, base),
                                  other_runs=[os.path.join(runs, other)], num_samples=1,
-                                 methods=["random", "low_rank_gaussian"],
-                                 num_checkpoints=2, rank=1,
+                                 methods=["random", "diagonal_gaussian"],
+                                 num_checkpoints=2,
                                  output_dir=os.path.join(root, "subspace", base), **common):
             binaries["subspace"].main(["subspace.py"])
     with flagsaver.flagsaver(runs=[runs], subspace_dir=os.path.join(root, "subspace"),
@@ -113,7 +113,7 @@ def test_resnet50_paper_pipeline_on_mock_imagenet(tmp_path):
     # sampler is tested on smaller models), batch norm re-estimated
     subspace = files.read_json(tmp_path / "subspace" / "seed0" / "subspace.json")
     assert subspace["dataset"] == "imagenet2012" and subspace["batchnorm"] == "reestimated"
-    assert {s["method"] for s in subspace["samples"]} == {"random", "low_rank_gaussian"}
+    assert {s["method"] for s in subspace["samples"]} == {"random", "diagonal_gaussian"}
     assert all(0 <= s["accuracy"] <= 1 for s in subspace["samples"])
 
     # ensembles with shift curves over ImageNet-C, beside uncertainty-baselines' numbers

@@ -391,9 +391,19 @@ def unflatten(vector: np.ndarray, shapes) -> list[np.ndarray]:
     return [p.reshape(s) for p, s in zip(parts, shapes)]
 
 
+# Where `tf.train.Checkpoint(model=...)` stores the input normaliser's weights: the
+# model's first layer with weights (`models.build`).
+_NORMALIZER_KEY = "model/layer_with_weights-0/{}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
     """The (shift, scale) the run's inputs are normalised with (its model's first
-    weights, the `normalizer` layer's)."""
-    shift, scale = load_arrays(run_dir, 0)[:2]
-    return shift, scale
+    weights, the `normalizer` layer's), read alone from the initial checkpoint."""
+    prefix = layout.checkpoint_prefix(run_dir, _check_epoch(run_dir, 0))
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return tuple(reader.get_tensor(_NORMALIZER_KEY.format(name))
+                     for name in ("shift", "scale"))
+    except (tf.errors.OpError, ValueError) as e:
+        raise files.CorruptFile(prefix, reason(e), _RETRAIN.format(run_dir=run_dir)) from None
 
