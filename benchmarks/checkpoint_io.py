@@ -35,10 +35,8 @@ import common
 import tensorflow as tf
 from absl import app, flags, logging
 
-from uncertainty import models
 from uncertainty.infra import files
 from uncertainty.runs import checkpoints, layout
-from uncertainty.train import loop, train_config
 
 flags.DEFINE_string("model", "resnet50", "Model whose checkpoints to write.")
 flags.DEFINE_string("dataset", "imagenet2012", "Dataset whose shape and recipe to use.")
@@ -50,10 +48,6 @@ flags.DEFINE_list("filesystems", ["local", "ram"], "Where to write the run: loca
 flags.DEFINE_string("local_dir", None, "Folder for the local run (default: a temporary one).")
 flags.DEFINE_string("output", "benchmarks/checkpoint_io.json", "Where to write the JSON.")
 FLAGS = flags.FLAGS
-
-_SHAPES = {"imagenet2012": ((224, 224, 3), 1000), "cifar10": ((32, 32, 3), 10),
-           "mnist1d": ((40, 1), 10)}
-
 
 def rchar() -> int:
     """Bytes this process has read through system calls so far."""
@@ -73,15 +67,11 @@ class Run:
     wrote them (reused to restore)."""
 
     def __init__(self, run_dir: str, count: int):
-        config = train_config.TrainConfig.from_recipe(FLAGS.dataset, FLAGS.model, seed=0)
-        shape, classes = _SHAPES[FLAGS.dataset]
+        config, model, optimizer = common.model_and_optimizer(FLAGS.dataset, FLAGS.model)
+        shape, classes = common.SHAPES[FLAGS.dataset]
         layout.prepare(run_dir, {**config.record(), "input_shape": list(shape),
                                  "num_classes": classes})
         self.run_dir = run_dir
-        model = models.build(FLAGS.model, shape, classes)
-        optimizer = loop.make_optimizer(config.optimizer, config.learning_rate,
-                                        config.momentum)
-        optimizer.build(model.trainable_variables)
         self.epoch = tf.Variable(0, dtype=tf.int64)
         self.state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
         manager = tf.train.CheckpointManager(

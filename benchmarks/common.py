@@ -41,3 +41,21 @@ def median_seconds(call, repeats: int):
         result = call()
         seconds.append(time.perf_counter() - began)
     return statistics.median(seconds), result
+
+
+# Input shape and classes of the datasets whose models the benchmarks build.
+SHAPES = {"imagenet2012": ((224, 224, 3), 1000), "cifar10": ((32, 32, 3), 10),
+          "mnist1d": ((40, 1), 10)}
+
+
+def model_and_optimizer(dataset: str, model_name: str):
+    """(the recipe's config, the model at `dataset`'s shape, its optimizer with every
+    slot built): a run's whole training state, as the trainer makes it."""
+    from uncertainty import models
+    from uncertainty.train import loop, train_config
+
+    config = train_config.TrainConfig.from_recipe(dataset, model_name, seed=0)
+    model = models.build(model_name, *SHAPES[dataset])
+    optimizer = loop.make_optimizer(config.optimizer, config.learning_rate, config.momentum)
+    optimizer.build(model.trainable_variables)
+    return config, model, optimizer

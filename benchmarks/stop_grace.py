@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from uncertainty import datasets, models
+from uncertainty import datasets
 from uncertainty.infra import files
 from uncertainty.runs import checkpoints, layout
 from uncertainty.train import loop, train_config
@@ -48,18 +48,12 @@ flags.DEFINE_integer("repeats", 3, "Timed repetitions of each part.")
 flags.DEFINE_string("output", "benchmarks/stop_grace.json", "Where to write the JSON.")
 FLAGS = flags.FLAGS
 
-_SHAPES = {"imagenet2012": ((224, 224, 3), 1000), "cifar10": ((32, 32, 3), 10),
-           "mnist1d": ((40, 1), 10)}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def step_save() -> dict:
     """Seconds and bytes of one step save of `--model`'s training state."""
-    config = train_config.TrainConfig.from_recipe(FLAGS.dataset, FLAGS.model, seed=0)
-    shape, classes = _SHAPES[FLAGS.dataset]
-    model = models.build(FLAGS.model, shape, classes)
-    optimizer = loop.make_optimizer(config.optimizer, config.learning_rate, config.momentum)
-    optimizer.build(model.trainable_variables)
+    _, model, optimizer = common.model_and_optimizer(FLAGS.dataset, FLAGS.model)
     state = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                 epoch=tf.Variable(0, dtype=tf.int64),
                                 step=tf.Variable(0, dtype=tf.int64),

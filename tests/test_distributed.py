@@ -33,11 +33,25 @@ model = models.build("cnn1d", data.input_shape, 10)
 model.set_weights(checkpoints.load_arrays(sys.argv[1]))
 both = predictions.predict(model, data, "test", 96, strategy)  # 1000 % 96 != 0
 one = predictions.predict(model, data, "test", 96)
+# the analyses' path: every checkpoint through one network, one traced step and the
+# test batches made once, under the strategy; each against the default strategy's
+cached = predictions.RunPredictions(sys.argv[1], 96, strategy)
+differences, traces = [], []
+for epoch in (1, 2, 3):
+    model.set_weights(checkpoints.load_arrays(sys.argv[1], epoch))
+    alone = predictions.predict(model, data, "test", 96)
+    differences.append(float(np.abs(cached.checkpoint(data, "test", epoch) - alone).max()))
+    shared = [m for m in predictions._MODELS.values()]
+    traces.append(predictions._STEPS[shared[0]][strategy].experimental_get_tracing_count())
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
                   "line": distribute.describe("mirrored", strategy)["line"],
                   "max_difference": float(np.abs(both - one).max()),
                   "accuracy": results["test/accuracy"],
-                  "steps": results["train/steps_per_epoch"]}))
+                  "steps": results["train/steps_per_epoch"],
+                  "checkpoint_differences": differences, "networks": len(shared),
+                  "traces": traces,
+                  "kept_batches": type(predictions._PIPELINES[
+                      (id(data), "test", 96, id(strategy))][2]).__name__}))
 """
 
 
@@ -51,6 +65,11 @@ def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path, method):
     assert report["line"] == "strategy mirrored: 2 replicas on 2 x CPU"
     assert report["steps"] == 3500 // 128  # global batch, split over the replicas
     assert report["rows"] == 1000 and report["max_difference"] < 1e-5
+    # RunPredictions under the strategy: one network, no retrace across the three
+    # checkpoints, the test batches kept in memory, the default strategy's logits
+    assert max(report["checkpoint_differences"]) < 1e-5
+    assert report["networks"] == 1 and len(set(report["traces"])) == 1  # no retrace
+    assert report["kept_batches"] == "list"
     assert report["accuracy"] > 0.5  # chance is 0.1
     assert checkpoints.epochs(str(tmp_path / "run")) == [1, 2, 3]
 

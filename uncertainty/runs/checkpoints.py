@@ -401,7 +401,8 @@ def read_normalizer(run_dir: str) -> tuple[np.ndarray, np.ndarray]:
     weights, the `normalizer` layer's), read alone from the initial checkpoint."""
     prefix = layout.checkpoint_prefix(run_dir, _check_epoch(run_dir, 0))
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # the prefix itself:
+        # tf.train.load_checkpoint takes it for a folder where a store says it is one
         return tuple(reader.get_tensor(_NORMALIZER_KEY.format(name))
                      for name in ("shift", "scale"))
     except (tf.errors.OpError, ValueError) as e:
