@@ -1,6 +1,7 @@
 """Ensembles of functions given by their logits (paper Sec. 5): every ensemble
-averages its members' probabilities through `metrics.ensemble` (never their logits),
-and every ensemble size is scored over subsets of the members.
+averages its members' probabilities, never their logits (`metrics.ensemble`; scored
+here from the members' probabilities directly), and every ensemble size is scored over
+subsets of the members.
 
 For size k the metrics are averaged over all k-subsets of the M members, or over
 `max_subsets` distinct random ones when there are more, drawn from the stream
@@ -137,10 +138,10 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
     examples = {f"independent/members/{name}": v
                 for name, v in metrics.example_scores(independent, labels).items()}
     for name, results in found.items():
-        k = min(size, len(trajectory if name == "trajectory" else
-                          independent if name.startswith("independent") else
-                          samples[name][0]))
-        for k in (range(1, size + 1) if name == "independent" else [k]):
+        members = (trajectory if name == "trajectory" else
+                   independent if name.startswith("independent") else samples[name][0])
+        largest = min(size, len(members))
+        for k in (range(1, size + 1) if name == "independent" else [largest]):
             examples.update({f"{name}/{k}/{metric}": np.stack([e[k][metric]
                                                                for _, e in results])
                              for metric in metrics.PER_EXAMPLE})
