@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
+from uncertainty.cli.startup import LEGACY_KERAS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as the binaries start
+os.environ.setdefault(LEGACY_KERAS, "1")  # as the binaries start (before TF)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -131,8 +131,9 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
     (per-example JS divergence, as the JS divergences group the sets).
     """
     size = min(max_size or len(independent), len(independent))
-    found = _sets(independent, trajectory, samples, lambda members: scored_by_size(
-        members, labels, max_size, max_subsets, seed))
+    predictives = _predictives(samples)
+    found = _sets(independent, trajectory, samples, predictives, lambda members:
+                  scored_by_size(members, labels, max_size, max_subsets, seed))
     tables = {name: _mean_table([table for table, _ in results])
               for name, results in found.items()}
     examples = {f"independent/members/{name}": v
@@ -148,9 +149,8 @@ def score(independent: np.ndarray, trajectory: np.ndarray,
     examples["independent/js"] = metrics.mutual_information(independent)[None]
     examples["trajectory/js"] = metrics.mutual_information(trajectory)[None]
     for method, per_run in samples.items():
-        predictives = np.stack([metrics.ensemble(s) for s in per_run])  # each run's
         examples.update({f"{method}/predictive/{name}": v for name, v in
-                         metrics.example_scores(predictives, labels).items()})
+                         metrics.example_scores(predictives[method], labels).items()})
         if len(per_run[0]) > 1:
             examples[f"{method}/js"] = np.stack([
                 metrics.grouped_mutual_information(s, len(independent)) for s in per_run])
@@ -173,8 +173,9 @@ def score_ood(inside: tuple, outside: tuple, dataset: str, max_size: int | None 
     independent, trajectory = joined(inside[0], outside[0]), joined(inside[1], outside[1])
     samples = {m: [joined(a, b) for a, b in zip(inside[2][m], outside[2][m])]
                for m in inside[2]}
-    found = _sets(independent, trajectory, samples, lambda members: ood_by_size(
-        members[:, :count], members[:, count:], dataset, max_size, max_subsets, seed))
+    found = _sets(independent, trajectory, samples, _predictives(samples),
+                  lambda members: ood_by_size(members[:, :count], members[:, count:],
+                                              dataset, max_size, max_subsets, seed))
     return ({name: _mean_table(tables) for name, tables in found.items()},
             js_divergences(*outside))
 
@@ -224,14 +225,20 @@ def js_divergences(independent: np.ndarray, trajectory: np.ndarray,
     return js
 
 
-def _sets(independent, trajectory, samples, scored) -> dict[str, list]:
-    """{set name: [scored(members)]} for `score`'s sets of functions: one entry, or
-    one per run for a method alone."""
+def _predictives(samples: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """{method: [R, N, C]}: each run's samples ensembled (`metrics.ensemble`), the
+    members of the set independent+<method>."""
+    return {method: np.stack([metrics.ensemble(s) for s in per_run])
+            for method, per_run in samples.items()}
+
+
+def _sets(independent, trajectory, samples, predictives, scored) -> dict[str, list]:
+    """{set name: [scored(members)]} for `score`'s sets of functions (`predictives`:
+    `_predictives(samples)`): one entry, or one per run for a method alone."""
     found = {"independent": [scored(independent)], "trajectory": [scored(trajectory)]}
     for method, per_run in samples.items():
         found[method] = [scored(s) for s in per_run]
-        found[f"independent+{method}"] = [scored(np.stack([metrics.ensemble(s)
-                                                            for s in per_run]))]
+        found[f"independent+{method}"] = [scored(predictives[method])]
     return found
 
 

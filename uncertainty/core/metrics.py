@@ -40,14 +40,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-def ensemble(member_logits: np.ndarray, normalized: bool = False, axis: int = 0
-             ) -> np.ndarray:
-    """log(mean_m softmax(logits_m)) of M members [M, N, C] (the members along `axis`:
-    [S, M, N, C] with axis=1 gives S ensembles at once): the ensemble's
-    log-probabilities (its probabilities are the members' average). `normalized`:
-    the members are log-probabilities already (saves their log_softmax)."""
-    log_probs = member_logits if normalized else log_softmax(member_logits)
-    return logsumexp(log_probs, axis=axis) - np.log(np.shape(member_logits)[axis])
+def ensemble(member_logits: np.ndarray) -> np.ndarray:
+    """log(mean_m softmax(logits_m)) of M members [M, N, C]: the ensemble's
+    log-probabilities (its probabilities are the members' average)."""
+    return logsumexp(log_softmax(member_logits), axis=0) - np.log(len(member_logits))
 
 
 def at_labels(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -95,16 +91,6 @@ def example_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarr
     """{name: `PER_EXAMPLE[name](logits, labels)`}, the probabilities computed once."""
     log_probs = log_softmax(logits)
     return probability_scores(np.exp(log_probs), at_labels(log_probs, labels), labels)[0]
-
-
-def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """{accuracy, nll, brier, ece} of `logits` (the values of those functions), the
-    probabilities computed once: floats for [N, C], [M] arrays for [M, N, C]."""
-    log_probs = log_softmax(logits)
-    per_example, calibration = probability_scores(
-        np.exp(log_probs), at_labels(log_probs, labels), labels)
-    return {**{name: _scalar(np.mean(values, axis=-1)) for name, values in
-               per_example.items()}, "ece": calibration}
 
 
 def probability_scores(probs: np.ndarray, label_log_probs: np.ndarray, labels: np.ndarray
