@@ -29,6 +29,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from absl.testing import flagsaver
 
+from uncertainty.cli import binaries
 from uncertainty.infra import files
 from uncertainty.runs import predictions
 from uncertainty.study import scales
@@ -45,21 +46,6 @@ flags.DEFINE_string("forward_from", None, "A report of this benchmark whose forw
                     "does not count them (an earlier commit, timed on the same functions).")
 flags.DEFINE_string("output", "benchmarks/analysis_overhead.json", "Where to write the JSON.")
 FLAGS = flags.FLAGS
-
-_BASELINES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "baselines")
-
-
-def _binary(name: str):
-    """baselines/<name>.py imported as a module (its flags defined once)."""
-    import importlib.util
-    module_name = f"binary_{name}"
-    spec = importlib.util.spec_from_file_location(
-        module_name, os.path.join(_BASELINES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def bare_forward_seconds(model, examples: int, batch_size: int) -> float:
     """Median time of `model` on `examples` random inputs in batches of `batch_size`
@@ -103,7 +89,6 @@ def main(_):
             shutil.copytree(runs, target, ignore=shutil.ignore_patterns("predictions"))
     chosen = [s for s in scales.stages(scale, scratch) if not s.name.startswith("train/")
               and (not FLAGS.stages or any(s.name.startswith(p) for p in FLAGS.stages))]
-    binaries = {name: _binary(name) for name in dict.fromkeys(s.binary for s in chosen)}
     report = {"machine": common.machine(), "scale": FLAGS.scale, "stages": [],
               "study": study_split(FLAGS.study_dir)}
     forward_times = {}
@@ -111,11 +96,13 @@ def main(_):
         for stage in chosen:
             counted = getattr(predictions, "FORWARD_PASSES", {})
             counted.clear()
-            with flagsaver.flagsaver():
-                FLAGS([stage.binary, *stage.flags])
-                start = time.perf_counter()
-                binaries[stage.binary].main([stage.binary])
-                seconds = time.perf_counter() - start
+            main = binaries.load(stage.binary).main
+            start = time.perf_counter()
+            for args in stage.commands():
+                with flagsaver.flagsaver():
+                    FLAGS([stage.binary, *args])
+                    main([stage.binary])
+            seconds = time.perf_counter() - start
             forward, count = 0.0, 0
             if FLAGS.forward_from:
                 with open(FLAGS.forward_from) as f:

@@ -1,7 +1,6 @@
 """Shared fixtures: real data loaded once, and a helper that runs a binary."""
 
 import contextlib
-import importlib.util
 import os
 import re
 import shutil
@@ -105,13 +104,7 @@ def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.Comple
 
 
 def load_binary(name: str):
-    """Imports baselines/<name>.py as a module, once per process (the binaries are
-    scripts, not a package), so tests can call its main under flagsaver."""
-    module_name = f"binary_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, os.path.join(REPO, "baselines", f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+    """baselines/<name>.py as a module (`binaries.load`), so tests can call its main
+    under flagsaver."""
+    from uncertainty.cli import binaries
+    return binaries.load(name)

@@ -76,6 +76,29 @@ def test_stages_run_side_by_side_each_after_what_it_needs():
     assert not any(name.startswith(("similarity", "ensemble")) for name in started)
 
 
+def test_calls_of_one_binary_in_one_process_each_from_the_defaults(tmp_path):
+    """uncertainty.cli.binaries: reproduce.py --list_stages three times in one process;
+    the second call's --scale is the default again, the third fails with its one line
+    and exit code, and the fourth does not run."""
+    first, second, fourth = (str(tmp_path / name) for name in ("a", "b", "d"))
+    done = subprocess.run(
+        [sys.executable, "-m", "uncertainty.cli.binaries", "reproduce", "--scale=tiny",
+         "--list_stages", f"--output_dir={first}", scales.SEPARATOR, "--list_stages",
+         f"--output_dir={second}", scales.SEPARATOR, "--list_stages", "stray",
+         scales.SEPARATOR, "--scale=tiny", "--list_stages", f"--output_dir={fourth}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2
+    assert own_lines(done.stderr)[-1].startswith(
+        "reproduce.py: error: unexpected arguments ['stray']")
+    listed = [line.split(": ", 1) for line in done.stdout.splitlines()]
+    tiny = scales.stages(scales.SCALES["tiny"], first)
+    default = scales.stages(scales.SCALES[scales.DEFAULT], second)
+    assert [name for name, _ in listed] == [s.name for s in tiny + default]
+    assert listed[-1][1].split() == default[-1].command()
+    assert fourth not in done.stdout
+    assert not os.path.exists(first) and not os.path.exists(second)
+
+
 @pytest.mark.slow
 def test_tiny_study_writes_every_claim_and_figure(study, mnist1d):
     root, stdout = study

@@ -26,10 +26,10 @@ def _parse_flags(argv):
         _fail(argv[0], str(e))
 
 
-def run(main) -> None:
-    """Runs `main(argv)` like absl's app.run, but a UserError or a bad flag ends in one
-    line and exit code 2, a stop request in one line and exit code 128 + the signal
-    (Ctrl-C's SIGINT: 130; SIGTERM: 143).
+def run(main, argv: list[str] | None = None) -> None:
+    """Runs `main(argv)` (the command line's, or `argv`) like absl's app.run, but a
+    UserError or a bad flag ends in one line and exit code 2, a stop request in one
+    line and exit code 128 + the signal (Ctrl-C's SIGINT: 130; SIGTERM: 143).
     The log shows INFO lines; progress is shown as --progress and --progress_seconds
     say (a bar when stderr is a terminal)."""
     define_progress_flags()
@@ -56,4 +56,4 @@ def run(main) -> None:
         finally:
             progress.close_all()
 
-    app.run(guarded, flags_parser=_parse_flags)
+    app.run(guarded, argv=argv, flags_parser=_parse_flags)

@@ -92,22 +92,46 @@ SCALES = {
 DEFAULT = "fmnist"
 
 
+# Between the command lines of a stage that runs several in one process.
+SEPARATOR = ":::"
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """One step of a study: a binary of baselines/ and its flags, and the stages whose
-    outputs it reads (`needs`: it starts once they have finished)."""
+    outputs it reads (`needs`: it starts once they have finished). The flags of a stage
+    of several small calls of one binary hold each call's, separated by SEPARATOR: they
+    run one after another in one process (`uncertainty.cli.binaries`), which starts
+    TensorFlow once."""
     name: str
     binary: str
     flags: tuple
     needs: tuple = ()
 
+    def commands(self) -> list[tuple]:
+        """The flags of each call of the stage."""
+        return split_commands(self.flags)
+
     def command(self) -> list[str]:
         """The command line, run by this interpreter."""
-        return [sys.executable, os.path.join(_BASELINES, f"{self.binary}.py"), *self.flags]
+        if SEPARATOR not in self.flags:
+            return [sys.executable, os.path.join(BASELINES, f"{self.binary}.py"), *self.flags]
+        return [sys.executable, "-m", "uncertainty.cli.binaries", self.binary, *self.flags]
+
+
+def split_commands(args) -> list[tuple]:
+    """`args` cut at each SEPARATOR: the flags of each call."""
+    commands = [[]]
+    for arg in args:
+        if arg == SEPARATOR:
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    return [tuple(c) for c in commands]
 
 
 # baselines/ beside the uncertainty package (three levels above this file)
-_BASELINES = os.path.join(
+BASELINES = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "baselines")
 
@@ -124,12 +148,17 @@ def run_dirs(scale: Scale, root: str) -> tuple[str, str]:
 
 
 def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
-    """Every stage of `scale`'s study under `root`, in order; `extra` flags (strategy,
-    data location) go to every binary."""
+    """Every stage of `scale`'s study under `root`, in order (the longest chain of
+    analyses, ensemble samples then ensembles, first); `extra` flags (strategy, data
+    location) go to every binary."""
     det, vi = run_dirs(scale, root)
 
     def call(name, binary, *args, needs=()):
         return Stage(name, binary, (*args, *extra), tuple(needs))
+
+    def calls(name, binary, each, needs=()):  # several calls of `binary` in one process
+        joined = [arg for args in each for arg in (SEPARATOR, *args, *extra)][1:]
+        return Stage(name, binary, tuple(joined), tuple(needs))
 
     train = [f"--dataset={scale.dataset}", f"--model={scale.model}", *scale.train_flags]
     out = [call(f"train/seed{i}", "train", *train, f"--seed={i}",
@@ -140,6 +169,17 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     trained = [f"train/seed{i}" for i in range(scale.num_runs)]
     samples = analysis_dir(root, "ensemble_samples")
     checkpoints = (f"--num_checkpoints={scale.num_checkpoints}", *scale.subspace_flags)
+    out.append(calls("ensemble_samples", "subspace", [
+        (f"--base_run={det}/seed{i}", f"--methods={PAPER_METHODS}", "--preset=ensemble",
+         *scale.ensemble_scales, f"--num_samples={scale.ensemble_samples}", *checkpoints,
+         f"--output_dir={samples}/seed{i}") for i in range(scale.num_runs)], needs=trained))
+    shift = [f"--corruptions={scale.corruptions}",
+             f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
+    out.append(call("ensemble", "ensemble", f"--runs={det}",
+                    f"--subspace_dir={samples}",
+                    f"--methods={PAPER_METHODS},mc_dropout", *shift,
+                    f"--output_dir={analysis_dir(root, 'ensemble')}",
+                    needs=["ensemble_samples"]))
     out.append(call("similarity", "similarity", f"--runs={det}", "--split=test",
                     f"--tsne_runs={min(3, scale.num_runs)}",
                     f"--output_dir={analysis_dir(root, 'similarity')}", needs=trained))
@@ -148,19 +188,6 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
                     *scale.plane_scales, f"--num_samples={scale.plane_samples}",
                     *checkpoints, "--split=test", "--tsne",
                     f"--output_dir={analysis_dir(root, 'plane')}", needs=trained))
-    sampled = [f"ensemble_samples/seed{i}" for i in range(scale.num_runs)]
-    out += [call(name, "subspace", f"--base_run={det}/seed{i}",
-                 f"--methods={PAPER_METHODS}", "--preset=ensemble", *scale.ensemble_scales,
-                 f"--num_samples={scale.ensemble_samples}", *checkpoints,
-                 f"--output_dir={samples}/seed{i}", needs=[f"train/seed{i}"])
-            for i, name in enumerate(sampled)]
-    shift = [f"--corruptions={scale.corruptions}",
-             f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
-    out.append(call("ensemble", "ensemble", f"--runs={det}",
-                    f"--subspace_dir={samples}",
-                    f"--methods={PAPER_METHODS},mc_dropout", *shift,
-                    f"--output_dir={analysis_dir(root, 'ensemble')}",
-                    needs=trained + sampled))
     if scale.variational_runs:
         out.append(call("ensemble_variational", "ensemble", f"--runs={vi}", *shift,
                         f"--output_dir={analysis_dir(root, 'ensemble_variational')}",
@@ -168,10 +195,9 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
                                for i in range(scale.variational_runs)]))
     pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
             f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
-    for plane in ("independent", "trajectory", "random"):
-        connect = ("--connect", f"--connect_epochs={scale.connect_epochs}") if (
-            plane == "independent") else ()
-        out.append(call(f"cross_section/{plane}", "cross_section", *pair, f"--plane={plane}",
-                        *connect, f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}",
-                        needs=trained[:2]))
+    out.append(calls("cross_sections", "cross_section", [
+        (*pair, f"--plane={plane}", *(("--connect", f"--connect_epochs={scale.connect_epochs}")
+                                      if plane == "independent" else ()),
+         f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}")
+        for plane in ("independent", "trajectory", "random")], needs=trained[:2]))
     return out
