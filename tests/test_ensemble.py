@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import scipy.special
 from absl import flags
 from absl.testing import flagsaver
 from conftest import load_binary, mock_tfds, own_lines, run_binary
@@ -133,6 +134,27 @@ def test_subsets_scored_in_batches_equal_one_at_a_time_bit_for_bit(members, monk
         ensembles = [metrics.ensemble(logits[list(s)]) for s in ensemble.subsets(4, 3)]
         assert batched[0][3][name] == pytest.approx(
             float(np.mean([metric(z, labels) for z in ensembles])), rel=1e-13, abs=1e-15)
+
+
+def test_member_by_member_sums_equal_numpy_on_the_stacked_members_bit_for_bit():
+    """A subset's mean probability and its labels' log-mean-exp are summed member by
+    member, without stacking the members: the same values as numpy's mean over the
+    stacked axis and logsumexp, to the last bit, at every size (with log-probabilities
+    far below float64's exp range in one member)."""
+    rng = np.random.default_rng(3)
+    logits, labels = 4 * rng.standard_normal((10, 300, 7)), rng.integers(0, 7, 300)
+    logits[2, :20] = -1e4
+    probs, at_label = ensemble._member_terms(logits, labels)
+    for size in range(1, 11):
+        index = np.array(ensemble.subsets(10, size, 40, seed=size))
+        np.testing.assert_array_equal(ensemble._member_mean(probs, index),
+                                      probs[index].mean(axis=1))
+        log_mean = ensemble._member_log_mean_exp(at_label, index)
+        np.testing.assert_array_equal(
+            log_mean, metrics.logsumexp(at_label[index], axis=1) - np.log(size))
+        np.testing.assert_allclose(  # and scipy's, up to float rounding
+            log_mean, scipy.special.logsumexp(at_label[index], axis=1) - np.log(size),
+            rtol=1e-12)
 
 
 def test_by_size_with_max_subsets_scores_only_the_drawn_subsets():

@@ -188,6 +188,7 @@ def test_batchnorm_statistics_are_reestimated(tmp_path, fashion):
     config = TrainConfig.from_recipe("fashion_mnist", "resnet20_v1", 0, train_epochs=1,
                                      augment=False, train_examples=512)
     run = str(tmp_path / "resnet")
+    fashion = fashion.head("test", 200)  # the examples predicted
     train(config, fashion, run)
     small = fashion.head("train", 1500)  # three batches of 500: a running average
     predictor = predictions.RunPredictions(run)

@@ -81,13 +81,11 @@ def _score_size(probs: np.ndarray, at_label: np.ndarray, labels: np.ndarray,
     members' `_member_terms`, a batch of subsets at a time. An ensemble's
     probabilities are its members' mean; its label's log-probability is their
     log-mean-exp (`metrics.ensemble`'s value, finite where the mean underflows)."""
-    size = len(chosen[0])
     values = {name: [] for name in METRICS}
     sums = dict.fromkeys(metrics.PER_EXAMPLE, 0.0)
     for index in _subset_batches(probs, chosen):
         per_example, calibration = metrics.probability_scores(
-            probs[index].mean(axis=1),
-            metrics.logsumexp(at_label[index], axis=1) - np.log(size), labels)
+            _member_mean(probs, index), _member_log_mean_exp(at_label, index), labels)
         for name, rows in per_example.items():
             values[name].append(np.mean(rows, axis=-1))
             for row in rows:  # summed a subset at a time, in order
@@ -95,6 +93,31 @@ def _score_size(probs: np.ndarray, at_label: np.ndarray, labels: np.ndarray,
         values["ece"].append(calibration)
     return ({name: float(np.mean(np.concatenate(v))) for name, v in values.items()},
             {name: total / len(chosen) for name, total in sums.items()})
+
+
+def _member_mean(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[index].mean(axis=1) for members' values [M, ...] and subsets [S, k]: the
+    same sums in the same order (member by member), without stacking the members."""
+    total = values[index[:, 0]]
+    for j in range(1, index.shape[1]):
+        total += values[index[:, j]]
+    return total / index.shape[1]
+
+
+def _member_log_mean_exp(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """metrics.logsumexp(values[index], axis=1) - log(k) for members' log-values
+    [M, ...] and subsets [S, k] (the same operations in the same order, member by
+    member): finite where the mean of the exponentials underflows."""
+    rows = [values[index[:, j]] for j in range(index.shape[1])]
+    top = rows[0]
+    for row in rows[1:]:
+        top = np.maximum(top, row)
+    top = np.where(np.isfinite(top), top, 0.0)
+    total = np.exp(rows[0] - top)
+    for row in rows[1:]:
+        total += np.exp(row - top)
+    with np.errstate(divide="ignore"):  # log(0) = -inf where every term is -inf
+        return np.log(total) + top - np.log(index.shape[1])
 
 
 def _subset_batches(members: np.ndarray, chosen: list[tuple[int, ...]]):
@@ -209,7 +232,7 @@ def subset_scores(probs: np.ndarray, entropies: np.ndarray, chosen: list[tuple[i
     their `ood.member_terms` (probabilities [M, N, C], entropies [M, N]), in batches
     as `_score_size` takes them."""
     for index in _subset_batches(probs, chosen):
-        yield ood.scores_of_members(probs[index], entropies[index])
+        yield ood.scores_of_means(_member_mean(probs, index), _member_mean(entropies, index))
 
 
 def js_divergences(independent: np.ndarray, trajectory: np.ndarray,

@@ -99,24 +99,34 @@ def probability_scores(probs: np.ndarray, label_log_probs: np.ndarray, labels: n
     functions given by their probabilities [..., N, C] and their labels'
     log-probabilities [..., N] (taken apart, so that a label's NLL stays finite and
     exact where its probability underflows)."""
-    return {"accuracy": (np.argmax(probs, axis=-1) == labels).astype(np.float64),
+    predicted = np.argmax(probs, axis=-1)
+    correct = (predicted == labels).astype(np.float64)
+    return {"accuracy": correct,
             "nll": -label_log_probs,
             "brier": np.sum(probs ** 2, axis=-1) - 2 * at_labels(probs, labels) + 1
-            }, _ece(probs, labels)
+            }, _calibration_error(_at(probs, predicted), correct)
 
 
 def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     """Expected calibration error: equal-width bins over the max probability,
     sum_b |B|/N * |accuracy(B) - confidence(B)|; empty bins contribute nothing.
     Bin b holds confidences in (b/num_bins, (b+1)/num_bins] (the first also 0)."""
-    return _ece(softmax(logits), labels, num_bins)
+    probs = softmax(logits)
+    predicted = np.argmax(probs, axis=-1)
+    return _calibration_error(_at(probs, predicted), (predicted == labels).astype(np.float64),
+                              num_bins)
 
 
-def _ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
-    """`ece` of probabilities [N, C] (a float), or of [..., N, C] (one per function,
-    binned together with offsets: the same sums, in the same order, as one by one)."""
-    confidence = np.max(probs, axis=-1)
-    correct = (np.argmax(probs, axis=-1) == labels).astype(np.float64)
+def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[..., index] per row ([..., C], [...] -> [...]): at the argmax, the maximum
+    itself, without a second pass over the classes."""
+    return np.take_along_axis(values, index[..., None], axis=-1)[..., 0]
+
+
+def _calibration_error(confidence: np.ndarray, correct: np.ndarray, num_bins: int = 15):
+    """`ece` of the functions' confidences and correctness [..., N] (a float for one
+    function; one per function otherwise, binned together with offsets: the same sums,
+    in the same order, as one by one)."""
     inner_edges = np.linspace(0.0, 1.0, num_bins + 1)[1:-1]
     bins = np.searchsorted(inner_edges, confidence, side="left")  # (lo, hi] per bin
     functions = int(np.prod(bins.shape[:-1]))
@@ -124,7 +134,8 @@ def _ece(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     length = functions * num_bins
     gap = np.abs(np.bincount(bins.ravel(), correct.ravel(), length)
                  - np.bincount(bins.ravel(), confidence.ravel(), length))
-    out = np.sum(gap.reshape(bins.shape[:-1] + (num_bins,)), axis=-1) / max(len(labels), 1)
+    out = np.sum(gap.reshape(bins.shape[:-1] + (num_bins,)), axis=-1) / max(
+        confidence.shape[-1], 1)
     return float(out) if np.ndim(out) == 0 else out
 
 

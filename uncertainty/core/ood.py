@@ -59,11 +59,16 @@ def member_terms(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def scores_of_members(probs: np.ndarray, entropies: np.ndarray) -> dict[str, np.ndarray]:
     """`scores` of functions given by their `member_terms`, probabilities [M, N, C] and
     entropies [M, N]; [S, M, N, C] and [S, M, N] give S sets' scores, each [S, N]."""
-    mean = probs.mean(axis=-3)  # the set's predictive probabilities
-    predictive = metrics.entropy(mean)
-    return {"max_probability": 1.0 - mean.max(axis=-1),
+    return scores_of_means(probs.mean(axis=-3), entropies.mean(axis=-2))
+
+
+def scores_of_means(probs: np.ndarray, entropy: np.ndarray) -> dict[str, np.ndarray]:
+    """`scores` of sets of functions given by their mean probabilities [..., N, C] (the
+    sets' predictive probabilities) and their members' mean entropy [..., N]."""
+    predictive = metrics.entropy(probs)
+    return {"max_probability": 1.0 - probs.max(axis=-1),
             "entropy": predictive,
-            "mutual_information": predictive - entropies.mean(axis=-2)}  # its JS
+            "mutual_information": predictive - entropy}  # the set's JS
 
 
 def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
@@ -80,7 +85,7 @@ def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
     order = np.argsort(-values, kind="stable")  # most out-of-distribution first
     ordered, labels = values[order], is_out[order]
     # the last position of each group of equal scores: the curves' thresholds
-    ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+    ends = np.append(np.flatnonzero(np.diff(ordered)), len(ordered) - 1)
     out_flagged = np.cumsum(labels)[ends]
     in_flagged = (ends + 1) - out_flagged
     # The lowest threshold that accepts (score <= threshold) at least 95% of the
@@ -92,24 +97,29 @@ def detection(inside: np.ndarray, outside: np.ndarray) -> dict[str, float]:
             "fpr_at_95_in_recall": float(np.mean(outside <= threshold))}
 
 
+def _after_zero(counts: np.ndarray) -> np.ndarray:
+    """[0, *counts] in float64 (np.r_'s result, without its parsing of the index)."""
+    return np.concatenate([[0.0], counts])
+
+
 def _roc_area(positives: np.ndarray, negatives: np.ndarray) -> float:
     """Trapezoidal ROC AUC from cumulative counts at descending thresholds."""
-    tpr = np.r_[0.0, positives] / positives[-1]
-    fpr = np.r_[0.0, negatives] / negatives[-1]
+    tpr = _after_zero(positives) / positives[-1]
+    fpr = _after_zero(negatives) / negatives[-1]
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def _average_precision(positives: np.ndarray, negatives: np.ndarray) -> float:
     """sum_k (R_k - R_{k-1}) P_k over descending thresholds, from cumulative counts."""
     precision = positives / (positives + negatives)
-    recall = np.r_[0.0, positives] / positives[-1]
+    recall = _after_zero(positives) / positives[-1]
     return float(np.sum(np.diff(recall) * precision))
 
 
 def _from_the_other_end(positives: np.ndarray, negatives: np.ndarray):
     """Cumulative counts at the same thresholds taken in the opposite order (the
     scores negated): the totals minus the counts before each threshold."""
-    before_p, before_n = np.r_[0.0, positives[:-1]], np.r_[0.0, negatives[:-1]]
+    before_p, before_n = _after_zero(positives[:-1]), _after_zero(negatives[:-1])
     return (positives[-1] - before_p)[::-1], (negatives[-1] - before_n)[::-1]
 
 
@@ -136,7 +146,7 @@ def keras_curves(inside: np.ndarray, outside: np.ndarray,
     # a score is flagged at the thresholds before its position among them
     first_not_flagged = [np.sort(np.searchsorted(thresholds, v, side="left"))
                          for v in (outside, inside)]
-    kept = np.unique(np.r_[0, np.concatenate(first_not_flagged)])
+    kept = np.unique(np.concatenate([[0], *first_not_flagged]))
     kept = kept[kept < num_thresholds]
     tp, fp = ((len(p) - np.searchsorted(p, kept, side="right")).astype(np.float64)
               for p in first_not_flagged)
