@@ -2,12 +2,13 @@ r"""The analyses' wall time against the bare forward passes they need.
 
 Copies the runs of a finished study (`baselines/reproduce.py --scale=SCALE`) into a
 scratch folder without their prediction caches, then runs every analysis stage of the
-scale on the copy, in this process and in the study's order (similarity, plane,
-ensemble samples, ensemble, cross-sections), timing each. `predictions.predict`
-counts the forward passes each stage makes (model, examples, batch size); each kind is
-then timed bare: the same model, a `tf.function` on in-memory inputs of the same shape
-and batch size, median of `--repeats` calls after one. A stage's `ratio` is its wall
-time over the sum of its forward passes' bare times: the floor is 1.
+scale on the copy, in this process and in the study's order, timing each call (a
+stage of several calls, e.g. cross_sections, gives one entry per call).
+`predictions.predict` counts the forward passes each call makes (model, examples,
+batch size); each kind is then timed bare: the same model, a `tf.function` on
+in-memory inputs of the same shape and batch size, median of `--repeats` calls after
+one. A call's `ratio` is its wall time over the sum of its forward passes' bare times:
+the floor is 1.
 
 Also reports the study's own wall clock split into training and analyses, as
 `reproduce.py` recorded it in `<study>/stages/` (subprocesses, interpreter start-up
@@ -37,7 +38,7 @@ from uncertainty.study import scales
 flags.DEFINE_string("scale", "mnist1d", "The study's scale.")
 flags.DEFINE_string("study_dir", None, "A study of --scale made by baselines/reproduce.py.")
 flags.DEFINE_list("stages", None, "Only these analysis stages (default: all), by name "
-                  "or prefix, e.g. ensemble,cross_section.")
+                  "or prefix, e.g. ensemble,cross_sections.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per kind of forward pass.")
 flags.DEFINE_string("scratch_dir", None, "Where to copy the runs (default: a temporary "
                     "folder, removed afterwards).")
@@ -76,6 +77,44 @@ def study_split(study_dir: str) -> dict:
     return split
 
 
+def _call_name(stage: scales.Stage, args: tuple) -> str:
+    """The stage's name, and for a stage of several calls the call's output folder
+    (e.g. cross_sections/random)."""
+    if len(stage.commands()) == 1:
+        return stage.name
+    out = next(a for a in args if a.startswith("--output_dir="))
+    return f"{stage.name}/{os.path.basename(out)}"
+
+
+def _timed(name: str, binary: str, main, args: tuple, forward_times: dict) -> dict:
+    """One call of a binary in this process, timed, with its forward passes' bare time."""
+    counted = predictions.FORWARD_PASSES
+    counted.clear()
+    start = time.perf_counter()
+    with flagsaver.flagsaver():
+        FLAGS([binary, *args])
+        main([binary])
+    seconds = time.perf_counter() - start
+    forward, count = 0.0, 0
+    if FLAGS.forward_from:
+        with open(FLAGS.forward_from) as f:
+            earlier = {e["stage"]: e for e in json.load(f)["stages"]}
+        forward, count, counted = (earlier[name]["forward_seconds"],
+                                   earlier[name]["predictions"], {})
+    for (ref, examples, batch), calls in counted.items():
+        model = ref()
+        key = (id(model), examples, batch)
+        if key not in forward_times:
+            forward_times[key] = bare_forward_seconds(model, examples, batch)
+        forward += calls * forward_times[key]
+        count += calls
+    entry = {"stage": name, "seconds": round(seconds, 2), "forward_seconds": round(forward, 2),
+             "predictions": count, "ratio": round(seconds / forward, 2) if forward else None}
+    print(f"{name:34s} {seconds:8.1f} s  forward {forward:7.1f} s  ({count} predictions)  "
+          f"ratio {entry['ratio']}", flush=True)
+    return entry
+
+
 def main(_):
     logging.set_verbosity(logging.WARNING)
     if not FLAGS.study_dir:
@@ -94,35 +133,10 @@ def main(_):
     forward_times = {}
     try:
         for stage in chosen:
-            counted = getattr(predictions, "FORWARD_PASSES", {})
-            counted.clear()
             main = binaries.load(stage.binary).main
-            start = time.perf_counter()
             for args in stage.commands():
-                with flagsaver.flagsaver():
-                    FLAGS([stage.binary, *args])
-                    main([stage.binary])
-            seconds = time.perf_counter() - start
-            forward, count = 0.0, 0
-            if FLAGS.forward_from:
-                with open(FLAGS.forward_from) as f:
-                    earlier = {e["stage"]: e for e in json.load(f)["stages"]}
-                forward = earlier[stage.name]["forward_seconds"]
-                count = earlier[stage.name]["predictions"]
-                counted = {}
-            for (ref, examples, batch), calls in counted.items():
-                model = ref()
-                key = (id(model), examples, batch)
-                if key not in forward_times:
-                    forward_times[key] = bare_forward_seconds(model, examples, batch)
-                forward += calls * forward_times[key]
-                count += calls
-            entry = {"stage": stage.name, "seconds": round(seconds, 2),
-                     "forward_seconds": round(forward, 2), "predictions": count,
-                     "ratio": round(seconds / forward, 2) if forward else None}
-            report["stages"].append(entry)
-            print(f"{stage.name:28s} {seconds:8.1f} s  forward {forward:7.1f} s  "
-                  f"({count} predictions)  ratio {entry['ratio']}", flush=True)
+                report["stages"].append(_timed(_call_name(stage, args), stage.binary, main,
+                                               args, forward_times))
     finally:
         if not FLAGS.scratch_dir:
             shutil.rmtree(scratch, ignore_errors=True)

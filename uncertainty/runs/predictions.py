@@ -94,12 +94,23 @@ def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
     steps = min(num_batches, data.num_examples("train") // batch_size)
     batches = data.train_pipeline(batch_size, steps, seed, 0,
                                   with_replacement=False)
-    for i, (images, _) in enumerate(batches):
-        for layer in layers:
-            layer.momentum = i / (i + 1)  # new = i/(i+1) old + 1/(i+1) batch: a running mean
-        model(images, training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
+    traced = _BATCHNORM_STEPS.setdefault(model, {})
+    try:
+        for i, (images, _) in enumerate(batches):
+            momentum = i / (i + 1)  # new = i/(i+1) old + 1/(i+1) batch: a running mean
+            for layer in layers:
+                layer.momentum = momentum
+            if momentum not in traced:  # the momentum is read when the call is traced
+                traced[momentum] = tf.function(lambda x: model(x, training=True))
+            traced[momentum](images)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
+# The training-mode calls of `reestimate_batchnorm`, traced once per (model, momentum)
+# and reused by every function predicted with the model.
+_BATCHNORM_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
