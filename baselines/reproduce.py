@@ -1,7 +1,8 @@
 r"""The whole study at a named scale, then its report: one command.
 
 Trains the scale's runs and runs every analysis through the project's binaries (each
-stage a `python baselines/X.py ...` call, listed by `uncertainty.study.scales`), then writes
+stage one process, listed by `uncertainty.study.scales`: a `python baselines/X.py ...`
+call, or several calls of one binary run by `uncertainty.cli.binaries`), then writes
 <output_dir>/report/index.html and report.md (`uncertainty.study.report`): the paper's
 claims checked by explicit rules, every figure, the published comparison, the
 environment and the wall-clock of every stage. Re-running skips every stage that
