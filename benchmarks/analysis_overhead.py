@@ -12,7 +12,7 @@ the floor is 1.
 
 Also reports the study's own wall clock split into training and analyses, as
 `reproduce.py` recorded it in `<study>/stages/` (subprocesses, interpreter start-up
-included).
+included), for the scale's stages; those without a record are listed as missing.
 
   python baselines/reproduce.py --scale=mnist1d --output_dir=results/mnist1d
   python benchmarks/analysis_overhead.py --scale=mnist1d --study_dir=results/mnist1d
@@ -64,15 +64,18 @@ def bare_forward_seconds(model, examples: int, batch_size: int) -> float:
     return common.median_seconds(once, FLAGS.repeats)[0]
 
 
-def study_split(study_dir: str) -> dict:
-    """{training, analyses: seconds} from the study's stage records."""
-    split = {"training": 0.0, "analyses": 0.0}
-    for parent, _, names in tf.io.gfile.walk(os.path.join(study_dir, "stages")):
-        for name in names:
-            if name.endswith(".json"):
-                record = files.read_json(os.path.join(parent, name))
-                kind = "training" if "/train" in parent.replace(os.sep, "/") else "analyses"
-                split[kind] += record["seconds"]
+def study_split(study_dir: str, scale: scales.Scale) -> dict:
+    """{training, analyses: seconds} from the records of the scale's stages in the study
+    (records of stages the scale no longer has, e.g. under an earlier name, are left
+    out), and the stages without a record ("missing")."""
+    split = {"training": 0.0, "analyses": 0.0, "missing": []}
+    for stage in scales.stages(scale, study_dir):
+        path = os.path.join(study_dir, "stages", stage.name + ".json")
+        if not files.exists(path):
+            split["missing"].append(stage.name)
+            continue
+        kind = "training" if stage.name.startswith("train/") else "analyses"
+        split[kind] += files.read_json(path)["seconds"]
     split["ratio"] = split["analyses"] / split["training"] if split["training"] else None
     return split
 
@@ -129,7 +132,7 @@ def main(_):
     chosen = [s for s in scales.stages(scale, scratch) if not s.name.startswith("train/")
               and (not FLAGS.stages or any(s.name.startswith(p) for p in FLAGS.stages))]
     report = {"machine": common.machine(), "scale": FLAGS.scale, "stages": [],
-              "study": study_split(FLAGS.study_dir)}
+              "study": study_split(FLAGS.study_dir, scale)}
     forward_times = {}
     try:
         for stage in chosen:
