@@ -89,8 +89,10 @@ def _call_name(stage: scales.Stage, args: tuple) -> str:
     return f"{stage.name}/{os.path.basename(out)}"
 
 
-def _timed(name: str, binary: str, main, args: tuple, forward_times: dict) -> dict:
-    """One call of a binary in this process, timed, with its forward passes' bare time."""
+def _timed(name: str, binary: str, main, args: tuple, forward_times: dict,
+           earlier: dict | None) -> dict:
+    """One call of a binary in this process, timed, with its forward passes' bare time
+    (`earlier`: --forward_from's entries by name, whose forward passes to use)."""
     counted = predictions.FORWARD_PASSES
     counted.clear()
     start = time.perf_counter()
@@ -99,9 +101,7 @@ def _timed(name: str, binary: str, main, args: tuple, forward_times: dict) -> di
         main([binary])
     seconds = time.perf_counter() - start
     forward, count = 0.0, 0
-    if FLAGS.forward_from:
-        with open(FLAGS.forward_from) as f:
-            earlier = {e["stage"]: e for e in json.load(f)["stages"]}
+    if earlier is not None:
         forward, count, counted = (earlier[name]["forward_seconds"],
                                    earlier[name]["predictions"], {})
     for (ref, examples, batch), calls in counted.items():
@@ -134,12 +134,16 @@ def main(_):
     report = {"machine": common.machine(), "scale": FLAGS.scale, "stages": [],
               "study": study_split(FLAGS.study_dir, scale)}
     forward_times = {}
+    earlier = None
+    if FLAGS.forward_from:
+        with open(FLAGS.forward_from) as f:
+            earlier = {e["stage"]: e for e in json.load(f)["stages"]}
     try:
         for stage in chosen:
             main = binaries.load(stage.binary).main
             for args in stage.commands():
                 report["stages"].append(_timed(_call_name(stage, args), stage.binary, main,
-                                               args, forward_times))
+                                               args, forward_times, earlier))
     finally:
         if not FLAGS.scratch_dir:
             shutil.rmtree(scratch, ignore_errors=True)

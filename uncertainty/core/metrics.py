@@ -47,8 +47,10 @@ def ensemble(member_logits: np.ndarray) -> np.ndarray:
 
 
 def at_labels(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """values[..., n, labels[n]]: each example's value at its label ([..., N, C] -> [..., N])."""
-    index = np.broadcast_to(labels.astype(np.int64)[:, None], values.shape[:-1] + (1,))
+    """values[..., n, labels[..., n]]: each example's value at its label ([..., N, C] ->
+    [..., N]); `labels` [N] are every function's, [..., N] each function's own (e.g.
+    its argmax classes)."""
+    index = np.broadcast_to(labels.astype(np.int64)[..., None], values.shape[:-1] + (1,))
     return np.take_along_axis(values, index, axis=-1)[..., 0]
 
 
@@ -99,28 +101,26 @@ def probability_scores(probs: np.ndarray, label_log_probs: np.ndarray, labels: n
     functions given by their probabilities [..., N, C] and their labels'
     log-probabilities [..., N] (taken apart, so that a label's NLL stays finite and
     exact where its probability underflows)."""
-    predicted = np.argmax(probs, axis=-1)
-    correct = (predicted == labels).astype(np.float64)
+    confidence, correct = _confidence_and_correct(probs, labels)
     return {"accuracy": correct,
             "nll": -label_log_probs,
             "brier": np.sum(probs ** 2, axis=-1) - 2 * at_labels(probs, labels) + 1
-            }, _calibration_error(_at(probs, predicted), correct)
+            }, _calibration_error(confidence, correct)
 
 
 def ece(logits: np.ndarray, labels: np.ndarray, num_bins: int = 15):
     """Expected calibration error: equal-width bins over the max probability,
     sum_b |B|/N * |accuracy(B) - confidence(B)|; empty bins contribute nothing.
     Bin b holds confidences in (b/num_bins, (b+1)/num_bins] (the first also 0)."""
-    probs = softmax(logits)
+    return _calibration_error(*_confidence_and_correct(softmax(logits), labels), num_bins)
+
+
+def _confidence_and_correct(probs: np.ndarray, labels: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per example [..., N]: the largest probability (read at the argmax, not found by
+    a second pass over the classes) and 1.0 where the argmax class is the label."""
     predicted = np.argmax(probs, axis=-1)
-    return _calibration_error(_at(probs, predicted), (predicted == labels).astype(np.float64),
-                              num_bins)
-
-
-def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """values[..., index] per row ([..., C], [...] -> [...]): at the argmax, the maximum
-    itself, without a second pass over the classes."""
-    return np.take_along_axis(values, index[..., None], axis=-1)[..., 0]
+    return at_labels(probs, predicted), (predicted == labels).astype(np.float64)
 
 
 def _calibration_error(confidence: np.ndarray, correct: np.ndarray, num_bins: int = 15):
