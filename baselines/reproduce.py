@@ -2,7 +2,7 @@ r"""The whole study at a named scale, then its report: one command.
 
 Trains the scale's runs and runs every analysis through the project's binaries (each
 stage one process, listed by `uncertainty.study.scales`: a `python baselines/X.py ...`
-call, or several calls of one binary run by `uncertainty.cli.binaries`), then writes
+call, or several calls run by `uncertainty.cli.binaries`), then writes
 <output_dir>/report/index.html and report.md (`uncertainty.study.report`): the paper's
 claims checked by explicit rules, every figure, the published comparison, the
 environment and the wall-clock of every stage. Re-running skips every stage that
@@ -118,7 +118,7 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float,
     marker = os.path.join(root, "stages", stage.name + ".json")
     done = files.read_json(marker) if files.exists(marker) else None
     head = f"[{index + 1:2d}/{count}] {stage.name}"
-    if done and done["flags"] == list(stage.flags):
+    if done and done["flags"] == list(stage.arguments):
         print(f"{head}: done earlier ({done['seconds']:.0f} s)", flush=True)
         return {"stage": stage.name, "seconds": done["seconds"], "ran_now": False,
                 "finished": done["finished"]}
@@ -133,7 +133,7 @@ def _run(stage: scales.Stage, root: str, index: int, count: int, began: float,
                      lines[-1].strip() if lines else "no output")
         raise UserError(f"stage {stage.name} failed: {error} (log: {log})")
     finished = time.strftime("%Y-%m-%d %H:%M")
-    files.write_json(marker, {"flags": list(stage.flags), "seconds": seconds,
+    files.write_json(marker, {"flags": list(stage.arguments), "seconds": seconds,
                               "finished": finished})
     print(f"    {stage.name + ': ' if prefixed else ''}done in {progress.clock(seconds)}",
           flush=True)

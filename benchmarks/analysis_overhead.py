@@ -38,7 +38,7 @@ from uncertainty.study import scales
 flags.DEFINE_string("scale", "mnist1d", "The study's scale.")
 flags.DEFINE_string("study_dir", None, "A study of --scale made by baselines/reproduce.py.")
 flags.DEFINE_list("stages", None, "Only these analysis stages (default: all), by name "
-                  "or prefix, e.g. ensemble,cross_sections.")
+                  "or prefix, e.g. ensemble,landscape.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per kind of forward pass.")
 flags.DEFINE_string("scratch_dir", None, "Where to copy the runs (default: a temporary "
                     "folder, removed afterwards).")
@@ -82,8 +82,8 @@ def study_split(study_dir: str, scale: scales.Scale) -> dict:
 
 def _call_name(stage: scales.Stage, args: tuple) -> str:
     """The stage's name, and for a stage of several calls the call's output folder
-    (e.g. cross_sections/random)."""
-    if len(stage.commands()) == 1:
+    (e.g. landscape/random)."""
+    if len(stage.calls) == 1:
         return stage.name
     out = next(a for a in args if a.startswith("--output_dir="))
     return f"{stage.name}/{os.path.basename(out)}"
@@ -140,10 +140,10 @@ def main(_):
             earlier = {e["stage"]: e for e in json.load(f)["stages"]}
     try:
         for stage in chosen:
-            main = binaries.load(stage.binary).main
-            for args in stage.commands():
-                report["stages"].append(_timed(_call_name(stage, args), stage.binary, main,
-                                               args, forward_times, earlier))
+            for binary, args in stage.calls:
+                report["stages"].append(_timed(_call_name(stage, args), binary,
+                                               binaries.load(binary).main, args,
+                                               forward_times, earlier))
     finally:
         if not FLAGS.scratch_dir:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -76,16 +76,18 @@ def test_stages_run_side_by_side_each_after_what_it_needs():
     assert not any(name.startswith(("similarity", "ensemble")) for name in started)
 
 
-def test_calls_of_one_binary_in_one_process_each_from_the_defaults(tmp_path):
+def test_calls_of_binaries_in_one_process_each_from_the_defaults(tmp_path):
     """uncertainty.cli.binaries: reproduce.py --list_stages three times in one process;
     the second call's --scale is the default again, the third fails with its one line
-    and exit code, and the fourth does not run."""
+    and exit code, and the fourth does not run. An unknown binary is one line, before
+    any call runs."""
     first, second, fourth = (str(tmp_path / name) for name in ("a", "b", "d"))
+    sep = scales.SEPARATOR
     done = subprocess.run(
         [sys.executable, "-m", "uncertainty.cli.binaries", "reproduce", "--scale=tiny",
-         "--list_stages", f"--output_dir={first}", scales.SEPARATOR, "--list_stages",
-         f"--output_dir={second}", scales.SEPARATOR, "--list_stages", "stray",
-         scales.SEPARATOR, "--scale=tiny", "--list_stages", f"--output_dir={fourth}"],
+         "--list_stages", f"--output_dir={first}", sep, "reproduce", "--list_stages",
+         f"--output_dir={second}", sep, "reproduce", "--list_stages", "stray", sep,
+         "reproduce", "--scale=tiny", "--list_stages", f"--output_dir={fourth}"],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert own_lines(done.stderr)[-1].startswith(
@@ -94,9 +96,22 @@ def test_calls_of_one_binary_in_one_process_each_from_the_defaults(tmp_path):
     tiny = scales.stages(scales.SCALES["tiny"], first)
     default = scales.stages(scales.SCALES[scales.DEFAULT], second)
     assert [name for name, _ in listed] == [s.name for s in tiny + default]
-    assert listed[-1][1].split() == default[-1].command()
+    landscape = next(s for s in default if s.name == "landscape")
+    assert [b for b, _ in landscape.calls] == ["similarity", "subspace"] + ["cross_section"] * 3
+    assert dict(listed[:len(tiny)])["landscape"].split() == next(
+        s for s in tiny if s.name == "landscape").command()
     assert fourth not in done.stdout
     assert not os.path.exists(first) and not os.path.exists(second)
+
+    unknown = subprocess.run(
+        [sys.executable, "-m", "uncertainty.cli.binaries", "reproduce", "--list_stages",
+         f"--output_dir={first}", sep, "similarity.py", "--runs=x"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert unknown.returncode == 2 and not unknown.stdout
+    assert own_lines(unknown.stderr) == [
+        f"binaries.py: error: 'similarity.py' is not a binary of {scales.BASELINES}; each "
+        f"call is a binary's name (e.g. subspace), then its flags, calls separated by "
+        f"'{sep}'"]
 
 
 @pytest.mark.slow

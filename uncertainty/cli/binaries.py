@@ -1,30 +1,47 @@
-r"""The binaries of baselines/ as modules, and several calls of one binary in one process.
+r"""The binaries of baselines/ as modules, and several calls of binaries in one process.
 
   python -m uncertainty.cli.binaries subspace --base_run=runs/seed0 --output_dir=a \
-      ::: --base_run=runs/seed1 --output_dir=b
+      ::: subspace --base_run=runs/seed1 --output_dir=b ::: similarity --runs=runs ...
 
-runs `python baselines/subspace.py` with each call's flags in turn, in one process:
-TensorFlow starts once (~6 s of a small analysis's ~10 s on a 2-core CPU), and the
-networks, traced steps and data the library keeps per process are shared by the calls.
-`reproduce.py` runs a study's stages of several small calls of one binary this way
-(`scales.Stage`). Each call runs as it would alone: its flags start from their
-defaults, and an error or a stop request ends it with its one line and exit code. The
-first call that fails ends the process with its code; the calls after it do not run.
+runs `python baselines/subspace.py` with the first call's flags, then each following
+call's binary with its flags, in one process: TensorFlow starts once (~6-9 s of a small
+analysis's ~10-15 s on a 2-core CPU), and the networks, traced steps and data the
+library keeps per process are shared by the calls. `reproduce.py` runs a study's
+stages of several small calls this way (`scales.Stage`). Each call runs as it would
+alone: its flags start from their defaults, and an error or a stop request ends it with
+its one line and exit code. The first call that fails ends the process with its code;
+the calls after it do not run.
 """
 
-from uncertainty.cli import startup
-
-if __name__ == "__main__":  # a command line: before TensorFlow is imported
-    startup.before_tensorflow()
-
-import importlib.util
 import os
 import sys
 
-from absl import flags, logging
-
-from uncertainty.cli import app
+from uncertainty.cli import startup
 from uncertainty.study import scales
+
+
+def unknown_binary(calls: list[tuple[str, tuple]]) -> str | None:
+    """The error line for the first call whose binary baselines/ does not have."""
+    for name, _ in calls:
+        if not os.path.exists(os.path.join(scales.BASELINES, f"{name}.py")):
+            return (f"binaries.py: error: {name or 'nothing'!r} is not a binary of "
+                    f"{scales.BASELINES}; each call is a binary's name (e.g. subspace), "
+                    f"then its flags, calls separated by '{scales.SEPARATOR}'")
+    return None
+
+
+if __name__ == "__main__":  # a command line: checked, then set up before TensorFlow
+    _CALLS = scales.split_calls(sys.argv[1:])
+    if unknown_binary(_CALLS):
+        print(unknown_binary(_CALLS), file=sys.stderr)
+        sys.exit(2)
+    startup.before_tensorflow()
+
+import importlib.util  # noqa: E402
+
+from absl import flags, logging  # noqa: E402
+
+from uncertainty.cli import app  # noqa: E402
 
 
 def load(name: str):
@@ -40,18 +57,17 @@ def load(name: str):
     return sys.modules[module_name]
 
 
-def run_each(name: str, commands: list[tuple]) -> int:
-    """Runs baselines/<name>.py (`app.run` of its main) with each of `commands`' flags
-    in turn; the exit code of the first that fails, else 0."""
-    main = load(name).main
-    program = os.path.join(scales.BASELINES, f"{name}.py")
-    for i, args in enumerate(commands):
+def run_each(calls: list[tuple[str, tuple]]) -> int:
+    """Runs each call (binary, flags): baselines/<binary>.py's main under `app.run`, in
+    turn; the exit code of the first that fails, else 0."""
+    for i, (name, args) in enumerate(calls):
+        main = load(name).main
         flags.FLAGS.unparse_flags()  # every call starts from the defaults
         logging.set_verbosity(logging.INFO)
-        if len(commands) > 1:
-            logging.info("call %d/%d: %s.py %s", i + 1, len(commands), name, " ".join(args))
+        if len(calls) > 1:
+            logging.info("call %d/%d: %s.py %s", i + 1, len(calls), name, " ".join(args))
         try:
-            app.run(main, [program, *args])
+            app.run(main, [os.path.join(scales.BASELINES, f"{name}.py"), *args])
         except SystemExit as e:
             if e.code not in (None, 0):
                 return e.code if isinstance(e.code, int) else 1
@@ -59,10 +75,4 @@ def run_each(name: str, commands: list[tuple]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not os.path.exists(os.path.join(scales.BASELINES,
-                                                            f"{sys.argv[1]}.py")):
-        print(f"binaries.py: error: the first argument must name a binary of "
-              f"{scales.BASELINES} (e.g. subspace), then its flags, calls separated by "
-              f"'{scales.SEPARATOR}'", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(run_each(sys.argv[1], scales.split_commands(sys.argv[2:])))
+    sys.exit(run_each(_CALLS))

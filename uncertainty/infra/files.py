@@ -178,12 +178,12 @@ def read_npz_if_intact(path: str) -> dict | None:
         return None
 
 
-def write_atomically(path: str, write, mode: str = "w") -> None:
+def write_atomically(path: str, write, mode: str = "w", durable: bool = True) -> None:
     """Calls `write(f)` on an in-memory file (binary if "b" in `mode`), then stores
-    its content at `path` atomically."""
+    its content at `path` atomically (`_store`)."""
     buffer = io.BytesIO() if "b" in mode else io.StringIO()
     write(buffer)
-    _store(path, buffer.getvalue(), "wb" if "b" in mode else "w")
+    _store(path, buffer.getvalue(), "wb" if "b" in mode else "w", durable=durable)
 
 
 # Object stores whose upload of an object is atomic (it appears whole or not at all),
@@ -191,10 +191,13 @@ def write_atomically(path: str, write, mode: str = "w") -> None:
 ATOMIC_UPLOADS = ("gs://", "s3://")
 
 
-def _store(path: str, content, mode: str, before_rename=None) -> None:
+def _store(path: str, content, mode: str, before_rename=None, durable: bool = True) -> None:
     """Writes `content` to a temporary name beside `path`, then (after calling
     `before_rename()`, if given) renames it over `path`; on an object store with
-    atomic uploads (`ATOMIC_UPLOADS`), writes it at `path` directly."""
+    atomic uploads (`ATOMIC_UPLOADS`), writes it at `path` directly. A local file is
+    flushed to disk before its rename (`durable`), so that after a power loss `path`
+    holds the old content or the new; a file that is checked when read and can be made
+    again (a prediction cache) may skip that."""
     directory, name = os.path.split(path)
     if directory:
         gfile.makedirs(directory)
@@ -215,11 +218,12 @@ def _store(path: str, content, mode: str, before_rename=None) -> None:
             f.write(content)
         local = local_path(tmp)
         if local is not None:
-            fd = os.open(local, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if durable:
+                fd = os.open(local, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.chmod(local, 0o666 & ~_umask())  # results stay readable by other users
         if before_rename is not None:
             before_rename()

@@ -264,7 +264,11 @@ class RunPredictions:
                               else bn_data.identity("train"), "dropout": dropout})
         with interrupts.deferred():  # a stop request lets this entry be cached first
             logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
-            files.write_npz(path, logits=logits, identity=identity)
+            # not flushed to disk before its rename: a file a power loss damages
+            # fails its check when read (`_read`) and is predicted again
+            files.write_atomically(path, lambda f: np.savez(f, logits=logits,
+                                                            identity=identity),
+                                   "wb", durable=False)
         interrupts.check()
         return logits
 

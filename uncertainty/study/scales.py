@@ -92,42 +92,51 @@ SCALES = {
 DEFAULT = "fmnist"
 
 
-# Between the command lines of a stage that runs several in one process.
+# Between the calls of a stage that runs several in one process.
 SEPARATOR = ":::"
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One step of a study: a binary of baselines/ and its flags, and the stages whose
-    outputs it reads (`needs`: it starts once they have finished). The flags of a stage
-    of several small calls of one binary hold each call's, separated by SEPARATOR: they
-    run one after another in one process (`uncertainty.cli.binaries`), which starts
-    TensorFlow once."""
+    """One step of a study: calls of binaries of baselines/ (`calls`: (binary, flags)
+    each) and the stages whose outputs it reads (`needs`: it starts once they have
+    finished). A stage of several calls runs them one after another in one process
+    (`uncertainty.cli.binaries`), which starts TensorFlow once."""
     name: str
-    binary: str
-    flags: tuple
+    calls: tuple
     needs: tuple = ()
 
-    def commands(self) -> list[tuple]:
-        """The flags of each call of the stage."""
-        return split_commands(self.flags)
+    @property
+    def arguments(self) -> tuple:
+        """What the stage runs: one call's flags, or every call's binary and flags
+        separated by SEPARATOR (`join_calls`)."""
+        if len(self.calls) == 1:
+            return tuple(self.calls[0][1])
+        return join_calls(self.calls)
 
     def command(self) -> list[str]:
         """The command line, run by this interpreter."""
-        if SEPARATOR not in self.flags:
-            return [sys.executable, os.path.join(BASELINES, f"{self.binary}.py"), *self.flags]
-        return [sys.executable, "-m", "uncertainty.cli.binaries", self.binary, *self.flags]
+        if len(self.calls) == 1:
+            binary, flags = self.calls[0]
+            return [sys.executable, os.path.join(BASELINES, f"{binary}.py"), *flags]
+        return [sys.executable, "-m", "uncertainty.cli.binaries", *self.arguments]
 
 
-def split_commands(args) -> list[tuple]:
-    """`args` cut at each SEPARATOR: the flags of each call."""
-    commands = [[]]
+def join_calls(calls) -> tuple:
+    """`binary flags ::: binary flags ...` of calls (binary, flags); `split_calls`
+    reads it back."""
+    return tuple(arg for binary, flags in calls for arg in (SEPARATOR, binary, *flags))[1:]
+
+
+def split_calls(args) -> list[tuple[str, tuple]]:
+    """`args` cut at each SEPARATOR: each call's (binary, flags), the binary first."""
+    calls = [[]]
     for arg in args:
         if arg == SEPARATOR:
-            commands.append([])
+            calls.append([])
         else:
-            commands[-1].append(arg)
-    return [tuple(c) for c in commands]
+            calls[-1].append(arg)
+    return [(c[0] if c else "", tuple(c[1:])) for c in calls]
 
 
 # baselines/ beside the uncertainty package (three levels above this file)
@@ -154,11 +163,11 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     det, vi = run_dirs(scale, root)
 
     def call(name, binary, *args, needs=()):
-        return Stage(name, binary, (*args, *extra), tuple(needs))
+        return Stage(name, ((binary, (*args, *extra)),), tuple(needs))
 
-    def calls(name, binary, each, needs=()):  # several calls of `binary` in one process
-        joined = [arg for args in each for arg in (SEPARATOR, *args, *extra)][1:]
-        return Stage(name, binary, tuple(joined), tuple(needs))
+    def calls(name, each, needs=()):  # several calls in one process: (binary, flags)
+        return Stage(name, tuple((binary, (*args, *extra)) for binary, args in each),
+                     tuple(needs))
 
     train = [f"--dataset={scale.dataset}", f"--model={scale.model}", *scale.train_flags]
     out = [call(f"train/seed{i}", "train", *train, f"--seed={i}",
@@ -169,10 +178,12 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     trained = [f"train/seed{i}" for i in range(scale.num_runs)]
     samples = analysis_dir(root, "ensemble_samples")
     checkpoints = (f"--num_checkpoints={scale.num_checkpoints}", *scale.subspace_flags)
-    out.append(calls("ensemble_samples", "subspace", [
-        (f"--base_run={det}/seed{i}", f"--methods={PAPER_METHODS}", "--preset=ensemble",
-         *scale.ensemble_scales, f"--num_samples={scale.ensemble_samples}", *checkpoints,
-         f"--output_dir={samples}/seed{i}") for i in range(scale.num_runs)], needs=trained))
+    out.append(calls("ensemble_samples", [(
+        "subspace", (f"--base_run={det}/seed{i}", f"--methods={PAPER_METHODS}",
+                     "--preset=ensemble", *scale.ensemble_scales,
+                     f"--num_samples={scale.ensemble_samples}", *checkpoints,
+                     f"--output_dir={samples}/seed{i}")) for i in range(scale.num_runs)],
+        needs=trained))
     shift = [f"--corruptions={scale.corruptions}",
              f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
     out.append(call("ensemble", "ensemble", f"--runs={det}",
@@ -180,24 +191,28 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
                     f"--methods={PAPER_METHODS},mc_dropout", *shift,
                     f"--output_dir={analysis_dir(root, 'ensemble')}",
                     needs=["ensemble_samples"]))
-    out.append(call("similarity", "similarity", f"--runs={det}", "--split=test",
-                    f"--tsne_runs={min(3, scale.num_runs)}",
-                    f"--output_dir={analysis_dir(root, 'similarity')}", needs=trained))
-    out.append(call("plane", "subspace", f"--base_run={det}/seed0", f"--other_runs={det}",
-                    f"--methods={_PLANE_METHODS},mc_dropout", "--preset=plane",
-                    *scale.plane_scales, f"--num_samples={scale.plane_samples}",
-                    *checkpoints, "--split=test", "--tsne",
-                    f"--output_dir={analysis_dir(root, 'plane')}", needs=trained))
+    pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
+            f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
+    # the weight- and function-space analyses of the runs: similarity, the
+    # diversity-accuracy plane and the cross-sections, one process
+    out.append(calls("landscape", [
+        ("similarity", (f"--runs={det}", "--split=test",
+                        f"--tsne_runs={min(3, scale.num_runs)}",
+                        f"--output_dir={analysis_dir(root, 'similarity')}")),
+        ("subspace", (f"--base_run={det}/seed0", f"--other_runs={det}",
+                      f"--methods={_PLANE_METHODS},mc_dropout", "--preset=plane",
+                      *scale.plane_scales, f"--num_samples={scale.plane_samples}",
+                      *checkpoints, "--split=test", "--tsne",
+                      f"--output_dir={analysis_dir(root, 'plane')}")),
+        *(("cross_section", (
+            *pair, f"--plane={plane}",
+            *(("--connect", f"--connect_epochs={scale.connect_epochs}")
+              if plane == "independent" else ()),
+            f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}"))
+          for plane in ("independent", "trajectory", "random"))], needs=trained))
     if scale.variational_runs:
         out.append(call("ensemble_variational", "ensemble", f"--runs={vi}", *shift,
                         f"--output_dir={analysis_dir(root, 'ensemble_variational')}",
                         needs=[f"train/variational_seed{i}"
                                for i in range(scale.variational_runs)]))
-    pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
-            f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
-    out.append(calls("cross_sections", "cross_section", [
-        (*pair, f"--plane={plane}", *(("--connect", f"--connect_epochs={scale.connect_epochs}")
-                                      if plane == "independent" else ()),
-         f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}")
-        for plane in ("independent", "trajectory", "random")], needs=trained[:2]))
     return out
