@@ -29,13 +29,24 @@ def _claims_table(markdown: str) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("study") / "tiny")
-    done = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"), "tiny",
-                           f"--output_dir={root}"], capture_output=True, text=True,
-                          timeout=900, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return root, done.stdout
+def study(tmp_path_factory, worker_id):
+    """The tiny study, made once per test session: the pytest-xdist workers share it
+    (the first to need it makes it under a file lock; the others wait, then read it)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base  # the session's folder
+    root, output = shared / "study" / "tiny", shared / "study.stdout"
+    with open(shared / "study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not output.exists():
+            done = subprocess.run(
+                ["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"), "tiny",
+                 f"--output_dir={root}"], capture_output=True, text=True, timeout=900,
+                cwd=REPO)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            output.write_text(done.stdout)
+    return str(root), output.read_text()
 
 
 def test_stages_run_side_by_side_each_after_what_it_needs():
