@@ -84,7 +84,7 @@ def test_stages_run_side_by_side_each_after_what_it_needs():
     started.clear(), ended.clear()
     with pytest.raises(UserError, match="train/seed0 failed"):
         scheduler.run_stages(stages, failing, jobs=2)
-    assert not any(name.startswith(("similarity", "ensemble")) for name in started)
+    assert not any(name.startswith(("landscape", "ensemble")) for name in started)
 
 
 def test_calls_of_binaries_in_one_process_each_from_the_defaults(tmp_path):

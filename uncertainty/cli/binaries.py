@@ -23,7 +23,7 @@ from uncertainty.study import scales
 def unknown_binary(calls: list[tuple[str, tuple]]) -> str | None:
     """The error line for the first call whose binary baselines/ does not have."""
     for name, _ in calls:
-        if not os.path.exists(os.path.join(scales.BASELINES, f"{name}.py")):
+        if not os.path.exists(scales.binary_path(name)):
             return (f"binaries.py: error: {name or 'nothing'!r} is not a binary of "
                     f"{scales.BASELINES}; each call is a binary's name (e.g. subspace), "
                     f"then its flags, calls separated by '{scales.SEPARATOR}'")
@@ -32,8 +32,9 @@ def unknown_binary(calls: list[tuple[str, tuple]]) -> str | None:
 
 if __name__ == "__main__":  # a command line: checked, then set up before TensorFlow
     _CALLS = scales.split_calls(sys.argv[1:])
-    if unknown_binary(_CALLS):
-        print(unknown_binary(_CALLS), file=sys.stderr)
+    _ERROR = unknown_binary(_CALLS)
+    if _ERROR:
+        print(_ERROR, file=sys.stderr)
         sys.exit(2)
     startup.before_tensorflow()
 
@@ -50,7 +51,7 @@ def load(name: str):
     module_name = f"binary_{name}"
     if module_name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            module_name, os.path.join(scales.BASELINES, f"{name}.py"))
+            module_name, scales.binary_path(name))
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
@@ -67,7 +68,7 @@ def run_each(calls: list[tuple[str, tuple]]) -> int:
         if len(calls) > 1:
             logging.info("call %d/%d: %s.py %s", i + 1, len(calls), name, " ".join(args))
         try:
-            app.run(main, [os.path.join(scales.BASELINES, f"{name}.py"), *args])
+            app.run(main, [scales.binary_path(name), *args])
         except SystemExit as e:
             if e.code not in (None, 0):
                 return e.code if isinstance(e.code, int) else 1

@@ -275,8 +275,10 @@ def write_json(path: str, obj) -> None:
                         f"the file is checked as JSON only") from None
 
 
-def write_npz(path: str, **arrays) -> None:
-    write_atomically(path, lambda f: np.savez(f, **arrays), mode="wb")
+def write_npz(path: str, *, durable: bool = True, **arrays) -> None:
+    """`arrays` as an .npz at `path`, stored atomically (`_store`: `durable` flushes it
+    to disk before its rename)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays), mode="wb", durable=durable)
 
 
 def write_figure(path: str, fig, **savefig_kwargs) -> None:

@@ -266,9 +266,7 @@ class RunPredictions:
             logits = self._compute(data, split, arrays_fn, bn_data, dropout, state)
             # not flushed to disk before its rename: a file a power loss damages
             # fails its check when read (`_read`) and is predicted again
-            files.write_atomically(path, lambda f: np.savez(f, logits=logits,
-                                                            identity=identity),
-                                   "wb", durable=False)
+            files.write_npz(path, durable=False, logits=logits, identity=identity)
         interrupts.check()
         return logits
 

@@ -118,7 +118,7 @@ class Stage:
         """The command line, run by this interpreter."""
         if len(self.calls) == 1:
             binary, flags = self.calls[0]
-            return [sys.executable, os.path.join(BASELINES, f"{binary}.py"), *flags]
+            return [sys.executable, binary_path(binary), *flags]
         return [sys.executable, "-m", "uncertainty.cli.binaries", *self.arguments]
 
 
@@ -143,6 +143,11 @@ def split_calls(args) -> list[tuple[str, tuple]]:
 BASELINES = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "baselines")
+
+
+def binary_path(name: str) -> str:
+    """baselines/<name>.py."""
+    return os.path.join(BASELINES, f"{name}.py")
 
 
 def analysis_dir(root: str, name: str) -> str:
