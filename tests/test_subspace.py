@@ -41,18 +41,24 @@ def draws(space, method, scale, n, **kwargs):
                      for i in range(n)])
 
 
+# Draws of a Gaussian sampler (each ~20 ms, TFP's per-call cost). A sample standard
+# deviation of N draws is off by ~1/sqrt(2N) = 2.9% relative; the bounds below are >5
+# such errors for one of the 3,000 weights or 4 axes, or the error of a mean over them.
+N = 600
+
+
 def test_diagonal_gaussian_matches_the_fitted_moments(space):
-    x = draws(space, "diagonal_gaussian", 2.0, 1500)
+    x = draws(space, "diagonal_gaussian", 2.0, N)
     target_std = 2.0 * space.checkpoints.std(axis=0)
-    z = (x.mean(0) - space.checkpoints.mean(0)) / (target_std / np.sqrt(1500))
-    assert np.abs(z).max() < 5 and abs(z.mean()) < 0.1  # standard errors
+    z = (x.mean(0) - space.checkpoints.mean(0)) / (target_std / np.sqrt(N))
+    assert np.abs(z).max() < 5.5 and abs(z.mean()) < 0.1  # standard errors
     ratio = x.std(0) / target_std
-    assert abs(np.median(ratio) - 1) < 0.01 and np.abs(ratio - 1).max() < 0.15
+    assert abs(np.median(ratio) - 1) < 0.01 and np.abs(ratio - 1).max() < 0.16
 
 
 @pytest.mark.parametrize("scaling", ["unit", "swag"])
 def test_low_rank_samples_lie_in_the_pca_span(space, scaling):
-    x = draws(space, "low_rank_gaussian", 1.5, 1500, rank=4, low_rank_scaling=scaling)
+    x = draws(space, "low_rank_gaussian", 1.5, N, rank=4, low_rank_scaling=scaling)
     reference = PCA(n_components=4).fit(space.checkpoints.astype(np.float64))
     axes = reference.components_  # unit norm, as sklearn (and the notebook) give them
     centred = x - space.checkpoints.mean(0)
@@ -60,9 +66,9 @@ def test_low_rank_samples_lie_in_the_pca_span(space, scaling):
     assert np.abs(centred - coefficients @ axes).max() < 1e-3  # nothing outside the span
     expected = 1.5 * (np.sqrt(reference.explained_variance_) if scaling == "swag"
                       else np.ones(4))
-    np.testing.assert_allclose(coefficients.std(0), expected, rtol=0.08)
-    np.testing.assert_allclose(np.abs(coefficients.mean(0)), 0, atol=4 * expected.max() /
-                               np.sqrt(1500))
+    np.testing.assert_allclose(coefficients.std(0), expected, rtol=0.16)
+    np.testing.assert_allclose(np.abs(coefficients.mean(0)), 0, atol=5 * expected.max() /
+                               np.sqrt(N))
 
 
 def test_dropout_masks_have_the_rate_and_rescaling(space):
