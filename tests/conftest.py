@@ -103,6 +103,31 @@ def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.Comple
                           cwd=REPO)
 
 
+def run_in_process(capfd, name: str, *args: str) -> tuple[int, list[str]]:
+    """Runs `baselines/<name>.py args...` in this process as a call of `python -m
+    uncertainty.cli.binaries` runs it (absl's app.run: a bad flag or a UserError ends in
+    one line and exit code 2), its flags and signal handlers restored after; its exit
+    code and its stderr lines (`own_lines`). The tests that start the binaries as
+    processes check the same lines there."""
+    import signal
+
+    from absl.testing import flagsaver
+
+    from uncertainty.cli import binaries, common_flags
+
+    binaries.load(name)  # its flags and app.run's, defined outside the flagsaver
+    common_flags.define_progress_flags()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    capfd.readouterr()
+    try:
+        with flagsaver.flagsaver():
+            code = binaries.run_each([(name, args)])
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return code, own_lines(capfd.readouterr().err)
+
+
 def load_binary(name: str):
     """baselines/<name>.py as a module (`binaries.load`), so tests can call its main
     under flagsaver."""

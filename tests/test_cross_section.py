@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-from conftest import load_binary, own_lines, run_binary
+from conftest import load_binary, run_in_process
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, log_loss
 
@@ -319,10 +319,9 @@ def test_bad_flags(runs, tmp_path, overrides, message):
 
 
 @pytest.mark.slow
-def test_binary_reports_one_line_and_exit_code_2(runs, tmp_path):
-    result = run_binary("cross_section", f"--runs={os.path.join(runs, 'seed0')}",
-                        "--plane=independent", f"--output_dir={tmp_path / 'out'}")
-    assert result.returncode == 2
-    lines = own_lines(result.stderr)
+def test_binary_reports_one_line_and_exit_code_2(runs, tmp_path, capfd):
+    code, lines = run_in_process(capfd, "cross_section", f"--runs={os.path.join(runs, 'seed0')}",
+                                 "--plane=independent", f"--output_dir={tmp_path / 'out'}")
+    assert code == 2
     assert len(lines) == 1 and lines[0].startswith("cross_section.py: error:")
     assert "need two runs, got 1" in lines[0] and not os.path.exists(tmp_path / "out")

@@ -13,7 +13,7 @@ import pytest
 import scipy.special
 from absl import flags
 from absl.testing import flagsaver
-from conftest import load_binary, mock_tfds, own_lines, run_binary
+from conftest import load_binary, mock_tfds, run_in_process
 from scipy.stats import entropy
 from sklearn.metrics import accuracy_score, log_loss
 
@@ -555,11 +555,11 @@ def test_mock_cifar10_c_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_binary_error_is_one_line(runs, tmp_path):
-    done = run_binary("ensemble", f"--runs={runs}", "--max_subsets=0",
-                      f"--output_dir={tmp_path / 'out'}")
-    assert done.returncode == 2
-    assert own_lines(done.stderr) == ["ensemble.py: error: --max_subsets must be positive, got 0"]
+def test_binary_error_is_one_line(runs, tmp_path, capfd):
+    code, lines = run_in_process(capfd, "ensemble", f"--runs={runs}", "--max_subsets=0",
+                                 f"--output_dir={tmp_path / 'out'}")
+    assert code == 2
+    assert lines == ["ensemble.py: error: --max_subsets must be positive, got 0"]
 
 
 def test_an_ensemble_confidently_wrong_beyond_float64_costs_its_true_nll():

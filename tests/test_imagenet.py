@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import mock_tfds, own_lines, run_binary
+from conftest import mock_tfds, run_in_process
 
 from uncertainty import datasets
 from uncertainty.datasets import image_crops
@@ -164,12 +164,11 @@ def test_cifar100_has_no_corrupted_version_in_tfds():
         datasets.corruption_names("cifar100")
 
 
-def test_imagenet_run_without_its_files_fails_with_one_line(tmp_path):
+def test_imagenet_run_without_its_files_fails_with_one_line(tmp_path, capfd):
     data_dir, run = tmp_path / "tfds", tmp_path / "run"
-    done = run_binary("train", "--dataset=imagenet2012", "--model=resnet50",
-                      f"--data_dir={data_dir}", f"--output_dir={run}")
-    assert done.returncode == 2, done.stderr[-2000:]
-    lines = own_lines(done.stderr)
+    code, lines = run_in_process(capfd, "train", "--dataset=imagenet2012", "--model=resnet50",
+                                 f"--data_dir={data_dir}", f"--output_dir={run}")
+    assert code == 2, lines
     assert len(lines) == 1, lines
     assert ("put ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar in "
             f"{data_dir / 'downloads' / 'manual'} (or pass --manual_dir") in lines[0]

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import load_binary, own_lines
+from conftest import load_binary, run_in_process
 from scipy.special import softmax
 from scipy.stats import entropy
 
@@ -193,12 +193,11 @@ def test_missing_checkpoints_and_paths(runs, tmp_path):
             similarity_binary.main(["similarity.py"])
 
 
-def test_binary_error_is_one_line(runs, tmp_path):
-    from conftest import run_binary
-    result = run_binary("similarity", f"--runs={os.path.join(runs, 'seed0')}",
-                        f"--output_dir={tmp_path}")
-    assert result.returncode == 2
-    assert own_lines(result.stderr) == [
+def test_binary_error_is_one_line(runs, tmp_path, capfd):
+    code, lines = run_in_process(capfd, "similarity", f"--runs={os.path.join(runs, 'seed0')}",
+                                 f"--output_dir={tmp_path}")
+    assert code == 2
+    assert lines == [
         "similarity.py: error: need at least 2 runs to compare, got 1; train more seeds "
         "with baselines/train.py"]
 
