@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import REPO, load_binary, run_binary
+from conftest import REPO, load_binary, run_in_process
 
 from uncertainty.datasets import tfds_loader
 from uncertainty.infra import files, locks, progress
@@ -138,11 +138,13 @@ DAMAGE = {"truncated": cut, "empty": lambda p: cut(p, 0.0),
 
 # --- divergence ---------------------------------------------------------------------
 
-def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path):
+def test_nan_loss_stops_the_run_with_exit_2_and_marks_it_failed(tmp_path, capfd):
     run_dir = str(tmp_path / "run")
-    result = run_binary("train", *RUN_ARGS, "--optimizer=sgd", "--learning_rate=1e20",
-                        f"--output_dir={run_dir}")
-    line = one_error_line(result, "train")
+    code, lines = run_in_process(capfd, "train", *RUN_ARGS, "--optimizer=sgd",
+                                 "--learning_rate=1e20", f"--output_dir={run_dir}")
+    assert code == 2 and len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith("train.py: error: ")
     assert "training diverged: the training loss was nan at step" in line
     assert "(epoch 1, step" in line and "lower --learning_rate" in line
     assert line.endswith("(the last good checkpoint, epoch 0, is kept; status.json marks "
