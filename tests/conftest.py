@@ -106,18 +106,23 @@ def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.Comple
 def run_in_process(capfd, name: str, *args: str) -> tuple[int, list[str]]:
     """Runs `baselines/<name>.py args...` in this process as a call of `python -m
     uncertainty.cli.binaries` runs it (absl's app.run: a bad flag or a UserError ends in
-    one line and exit code 2), its flags and signal handlers restored after; its exit
-    code and its stderr lines (`own_lines`). The tests that start the binaries as
-    processes check the same lines there."""
+    one line and exit code 2); its exit code and its stderr lines (`own_lines`; the log
+    goes to pytest's log capture). What app.run sets for the process (flags, signal
+    handlers, progress display, log level) is restored after. The tests that start the
+    binaries as processes check the same lines there."""
     import signal
 
+    from absl import logging
     from absl.testing import flagsaver
 
     from uncertainty.cli import binaries, common_flags
+    from uncertainty.infra import interrupts, progress
 
     binaries.load(name)  # its flags and app.run's, defined outside the flagsaver
     common_flags.define_progress_flags()
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    shown = (progress.ENABLED, progress.LOG_SECONDS, progress.TERMINAL)
+    verbosity = logging.get_verbosity()
     capfd.readouterr()
     try:
         with flagsaver.flagsaver():
@@ -125,6 +130,8 @@ def run_in_process(capfd, name: str, *args: str) -> tuple[int, list[str]]:
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+        progress.ENABLED, progress.LOG_SECONDS, progress.TERMINAL = shown
+        logging.set_verbosity(verbosity)
     return code, own_lines(capfd.readouterr().err)
 
 
