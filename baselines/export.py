@@ -20,7 +20,7 @@ import json
 
 from absl import flags
 
-from uncertainty.cli import app
+from uncertainty.cli import app, common_flags
 from uncertainty.infra import files
 from uncertainty.infra.errors import UserError
 from uncertainty.runs import export, layout
@@ -28,7 +28,7 @@ from uncertainty.runs import export, layout
 flags.DEFINE_string("run_dir", None, "The run (made by train.py) to export.")
 flags.DEFINE_integer("epoch", None, "Checkpoint to export (default: the last; 0 = "
                      "initialisation).")
-flags.DEFINE_string("output_dir", None, "Where to write the SavedModel (new or empty).")
+common_flags.define_output_dir_flag()  # the SavedModel's folder, new or empty
 FLAGS = flags.FLAGS
 
 

@@ -31,15 +31,14 @@ import time
 
 from absl import flags, logging
 
-from uncertainty.cli import app
+from uncertainty.cli import app, common_flags
 from uncertainty.infra import files, locks, progress
 from uncertainty.infra.errors import UserError
 from uncertainty.study import report, scales, scheduler
 
 flags.DEFINE_enum("scale", scales.DEFAULT, list(scales.SCALES), "The study's scale: " + "; ".join(
     f"{name}: {s.description}" for name, s in scales.SCALES.items()))
-flags.DEFINE_string("output_dir", None, "The study's folder: runs/, analyses/, report/ "
-                    "(default results/<scale>).")
+common_flags.define_output_dir_flag()  # the study's folder (default results/<scale>)
 flags.DEFINE_bool("list_stages", False, "Print the stages' commands and exit.")
 flags.DEFINE_integer("jobs", 0, "Stages run side by side (each a process using every "
                      "core: a second one fills the cores the first leaves idle). 0: 2 on "

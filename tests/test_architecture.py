@@ -176,3 +176,16 @@ def test_binaries_start_without_keras_3():
                           text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_every_binary_loads_beside_the_others():
+    """The binaries share one process (`python -m uncertainty.cli.binaries`, the tests,
+    notebooks): loaded together, none defines a flag another defined (absl's
+    DuplicateFlagError)."""
+    from uncertainty.cli import binaries
+
+    names = sorted(n.removesuffix(".py") for n in os.listdir(os.path.join(REPO, "baselines"))
+                   if n.endswith(".py"))
+    assert {"train", "export", "reproduce", "similarity", "subspace"} <= set(names)
+    for name in names:
+        assert callable(binaries.load(name).main), name

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-from conftest import load_binary, run_binary
+from conftest import load_binary, run_in_process
 
 from uncertainty import models
 from uncertainty.infra import files
@@ -44,11 +44,12 @@ def test_a_run_of_the_npz_layout_is_refused_with_one_line(run, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_reloads_in_a_fresh_process_with_the_same_logits(run, tmp_path, mnist1d):
+def test_export_reloads_in_a_fresh_process_with_the_same_logits(run, tmp_path, mnist1d,
+                                                               capfd):
     exported = str(tmp_path / "model")
-    result = run_binary("export", f"--run_dir={run}", f"--output_dir={exported}",
-                        "--epoch=3")
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, lines = run_in_process(capfd, "export", f"--run_dir={run}",
+                                 f"--output_dir={exported}", "--epoch=3")
+    assert code == 0, lines
     inputs, outputs = str(tmp_path / "x.npy"), str(tmp_path / "logits.npy")
     np.save(inputs, mnist1d.read("test")[0].astype(np.float32))  # raw signals
     # A process that imports nothing of this project.
@@ -60,8 +61,9 @@ def test_export_reloads_in_a_fresh_process_with_the_same_logits(run, tmp_path, m
     np.testing.assert_allclose(np.load(outputs),
                                RunPredictions(run).checkpoint(mnist1d, "test", 3),
                                atol=1e-5)
-    again = run_binary("export", f"--run_dir={run}", f"--output_dir={exported}")
-    assert again.returncode == 2 and "is not empty" in again.stderr
+    code, lines = run_in_process(capfd, "export", f"--run_dir={run}",
+                                 f"--output_dir={exported}")
+    assert code == 2 and len(lines) == 1 and "is not empty" in lines[0], lines
 
 
 @pytest.mark.slow

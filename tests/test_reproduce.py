@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, own_lines, run_binary
+from conftest import REPO, own_lines, run_binary, run_in_process
 
 from uncertainty.infra import files
 from uncertainty.infra.errors import UserError
@@ -286,7 +286,7 @@ def test_study_killed_at_random_ends_with_the_uninterrupted_results(study, tmp_p
     assert "2 kills (" in done.stdout and "0 differences" in done.stdout
 
 
-def test_bad_input_one_line_and_nothing_mixed(tmp_path):
+def test_bad_input_one_line_and_nothing_mixed(tmp_path, capfd):
     unknown = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"),
                               "cifar11"], capture_output=True, text=True, cwd=REPO)
     assert unknown.returncode != 0
@@ -295,11 +295,11 @@ def test_bad_input_one_line_and_nothing_mixed(tmp_path):
 
     other = tmp_path / "other"
     files.write_json(str(other / "study.json"), {"scale": "mnist1d"})
-    mixed = run_binary("reproduce", "--scale=tiny", f"--output_dir={other}")
-    assert mixed.returncode == 2
-    assert own_lines(mixed.stderr)[-1] == (
+    code, lines = run_in_process(capfd, "reproduce", "--scale=tiny", f"--output_dir={other}")
+    assert code == 2
+    assert lines == [(
         f"reproduce.py: error: {other} holds the 'mnist1d' study; pass another "
-        f"--output_dir for 'tiny' (or remove {other})")
+        f"--output_dir for 'tiny' (or remove {other})")]
     assert sorted(os.listdir(other)) == ["study.json", "study.json.sha256"]
 
     empty = tmp_path / "no_tfds"
@@ -312,5 +312,6 @@ def test_bad_input_one_line_and_nothing_mixed(tmp_path):
     assert "cifar10" in line and "--manual_dir" in line, line
     assert not os.path.exists(tmp_path / "cifar" / "report")
 
-    stray = run_binary("reproduce", "--scale=tiny", f"--output_dir={tmp_path / 't'}", "x")
-    assert stray.returncode == 2 and "go after '--'" in stray.stderr
+    code, lines = run_in_process(capfd, "reproduce", "--scale=tiny",
+                                 f"--output_dir={tmp_path / 't'}", "x")
+    assert code == 2 and len(lines) == 1 and "go after '--'" in lines[0], lines

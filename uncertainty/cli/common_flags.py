@@ -85,11 +85,18 @@ def define_progress_flags() -> None:
 
 
 @functools.cache
-def define_output_flags() -> None:
-    """--output_dir and --seed, which every binary has."""
+def define_output_dir_flag() -> None:
+    """--output_dir, which every binary has."""
     flags.DEFINE_string(
-        "output_dir", None, "Directory to write (train.py: the run, resumed if it exists)."
-    )
+        "output_dir", None, "Directory to write: train.py's run (resumed if it exists), an "
+        "analysis's results, export.py's SavedModel (new or empty), reproduce.py's study "
+        "(runs/, analyses/, report/; default results/<scale>).")
+
+
+@functools.cache
+def define_output_flags() -> None:
+    """--output_dir and --seed, which the binaries that train or analyse runs have."""
+    define_output_dir_flag()
     flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
