@@ -28,16 +28,36 @@ def mnist1d():
     return datasets.load("mnist1d")
 
 
-@pytest.fixture(scope="session")
-def mnist1d_runs(tmp_path_factory, mnist1d):
-    """Three real CNN-1D runs of 4 epochs on MNIST-1D (seeds 0-2), in one folder."""
-    from uncertainty.train.train_config import TrainConfig
-    from uncertainty.train.trainer import train
+@contextlib.contextmanager
+def made_once(tmp_path_factory, worker_id, name: str):
+    """A folder `name` of the test session that the pytest-xdist workers share: yields
+    (folder, made) under a file lock, `made` False for the first worker to ask, which
+    makes its content and then marks it made; the others wait for it."""
+    import fcntl
 
-    root = tmp_path_factory.mktemp("mnist1d_runs")
-    for seed in range(3):
-        config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed, train_epochs=4)
-        train(config, mnist1d, str(root / f"seed{seed}"))
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base  # the session's folder
+    folder, mark = shared / name, shared / f"{name}.made"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder, mark.exists()
+        mark.touch()
+
+
+@pytest.fixture(scope="session")
+def mnist1d_runs(tmp_path_factory, worker_id):
+    """Three real CNN-1D runs of 4 epochs on MNIST-1D (seeds 0-2), in one folder, made
+    once per test session (tests read them; `runs` is a copy to write in)."""
+    with made_once(tmp_path_factory, worker_id, "mnist1d_runs") as (root, made):
+        if not made:
+            from uncertainty import datasets
+            from uncertainty.train.train_config import TrainConfig
+            from uncertainty.train.trainer import train
+
+            data = datasets.load("mnist1d")
+            for seed in range(3):
+                config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed, train_epochs=4)
+                train(config, data, str(root / f"seed{seed}"))
     return str(root)
 
 

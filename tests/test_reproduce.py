@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, own_lines, run_binary, run_in_process
+from conftest import REPO, made_once, own_lines, run_binary, run_in_process
 
 from uncertainty.infra import files
 from uncertainty.infra.errors import UserError
@@ -30,16 +30,11 @@ def _claims_table(markdown: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, worker_id):
-    """The tiny study, made once per test session: the pytest-xdist workers share it
-    (the first to need it makes it under a file lock; the others wait, then read it)."""
-    import fcntl
-
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker_id != "master" else base  # the session's folder
-    root, output = shared / "study" / "tiny", shared / "study.stdout"
-    with open(shared / "study.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not output.exists():
+    """The tiny study, made once per test session and shared by the pytest-xdist
+    workers; its folder and what reproduce.sh printed."""
+    with made_once(tmp_path_factory, worker_id, "study") as (folder, made):
+        root, output = folder / "tiny", folder / "stdout.txt"
+        if not made:
             done = subprocess.run(
                 ["bash", os.path.join(REPO, "run_scripts", "reproduce.sh"), "tiny",
                  f"--output_dir={root}"], capture_output=True, text=True, timeout=900,
