@@ -543,6 +543,20 @@ def test_kill_while_saving_a_checkpoint_then_resume_is_bit_identical(tmp_path, p
         checkpoints.load_weights(str(pristine / "runs" / "seed0"), 2))
 
 
+def test_checkpoint_saved_but_not_recorded_gets_its_record_on_resume(work):
+    """A stop between the last epoch's save and its identity's record (then the run was
+    not yet complete): the resumed run records it, as an uninterrupted run has it."""
+    record = layout.digest_path(work.run, 2)
+    expected = files.read_bytes(record)
+    files.remove(record)
+    status = files.read_json(os.path.join(work.run, layout.STATUS))
+    files.write_json(os.path.join(work.run, layout.STATUS),
+                     {**status, "state": "interrupted"})
+    train(work.run)
+    assert files.read_bytes(record) == expected
+    assert layout.is_complete(work.run)
+
+
 def training_in_background(run_dir: str, epochs: int, blocked=()) -> subprocess.Popen:
     """train.py writing `run_dir` for `epochs` epochs, once its first epoch is done;
     started with the signals `blocked` in the mask it inherits."""

@@ -68,9 +68,15 @@ def save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str | None) -
     copy), records its identity in checkpoints/digests/ (`checkpoint_digest`)."""
     manager.save(checkpoint_number=epoch)
     if run_dir is not None:
-        digest, index_digest = _hash_files(run_dir, epoch)
-        files.write_text(layout.digest_path(run_dir, epoch),
-                         json.dumps({"sha1": digest, "index_sha1": index_digest}))
+        _record_digest(run_dir, epoch)
+
+
+def _record_digest(run_dir: str, epoch: int) -> str:
+    """Records the identity of the checkpoint of `epoch` (`checkpoint_digest`)."""
+    digest, index_digest = _hash_files(run_dir, epoch)
+    files.write_text(layout.digest_path(run_dir, epoch),
+                     json.dumps({"sha1": digest, "index_sha1": index_digest}))
+    return digest
 
 
 def checkpoint_digest(run_dir: str, epoch: int) -> str:
@@ -79,14 +85,21 @@ def checkpoint_digest(run_dir: str, epoch: int) -> str:
     matches the index there (the index holds every tensor's CRC32C, which restoring
     checks), and computed from the files otherwise."""
     epoch = _check_epoch(run_dir, epoch)
+    return _recorded_digest(run_dir, epoch) or _hash_files(run_dir, epoch)[0]
+
+
+def _recorded_digest(run_dir: str, epoch: int) -> str | None:
+    """The recorded identity of the checkpoint of `epoch` if its record matches the
+    index there, else None (no record: a run written before the records, or a process
+    stopped between a save and its record; an unreadable or stale record)."""
     try:
         recorded = json.loads(files.read_bytes(layout.digest_path(run_dir, epoch)))
         index = files.read_bytes(layout.checkpoint_prefix(run_dir, epoch) + ".index")
         if recorded["index_sha1"] == hashlib.sha1(index).hexdigest():
             return recorded["sha1"]
     except (tf.errors.NotFoundError, ValueError, KeyError, TypeError):
-        pass  # not recorded (a run written before the records), or an unreadable record
-    return _hash_files(run_dir, epoch)[0]
+        pass
+    return None
 
 
 def _hash_files(run_dir: str, epoch: int) -> tuple[str, str]:
@@ -163,7 +176,8 @@ def recover(run_dir: str, set_aside: bool = True, verify_all: bool = False) -> i
     the initialisation on is the answer. Every later checkpoint (damaged, or after a
     damaged one: retraining replaces it) is moved to checkpoints/set_aside/ with a log
     line, as are TensorFlow's temporary folders and a checkpoint-state file that
-    cannot be parsed; with `set_aside=False` (a worker that only reads) nothing moves."""
+    cannot be parsed, and the answer's identity is recorded if it was not; with
+    `set_aside=False` (a worker that only reads) nothing moves or is written."""
     directory = layout.checkpoints_dir(run_dir)
     found = [0] * _has_init(run_dir) + epochs(run_dir)
     chain = []  # 0, 1, 2, ... while each is whole in shape
@@ -189,6 +203,8 @@ def recover(run_dir: str, set_aside: bool = True, verify_all: bool = False) -> i
                 break
     if not set_aside or not files.isdir(directory):
         return good
+    if good is not None and _recorded_digest(run_dir, good) is None:
+        _record_digest(run_dir, good)  # stopped between its save and its record
     later = [e for e in found if good is None or e > good]
     leftovers = [n for n in files.listdir(directory) if "_temp" in n]
     if files.exists(os.path.join(directory, "checkpoint")) and (
