@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (with Chromium for the report's browser test) and runs the
-# test suite on two pytest-xdist workers (what CI runs: 12-20 minutes on 2 cores, see
+# test suite on two pytest-xdist workers (what CI runs: 15-20 minutes on 2 cores, see
 # docs/testing.md). With --fast: only the unit and oracle tests (no training, no
 # binaries end to end; < 3 minutes). Other arguments go to pytest.
 set -euo pipefail
