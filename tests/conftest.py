@@ -116,6 +116,13 @@ def own_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if not _TENSORFLOW_LINE.match(line)]
 
 
+def command_line(values: dict) -> list[str]:
+    """absl flag values as command-line arguments: --name=value, --name for True,
+    --noname for False."""
+    return [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
+            for k, v in values.items()]
+
+
 def run_binary(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs `python baselines/<name>.py args...` as a user would."""
     return subprocess.run([sys.executable, os.path.join(REPO, "baselines", f"{name}.py"),

@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import REPO, load_binary, run_in_process
+from conftest import REPO, command_line, load_binary, run_in_process
 
 from uncertainty.datasets import tfds_loader
 from uncertainty.infra import files, locks, progress
@@ -40,8 +40,7 @@ pytestmark = pytest.mark.slow  # trains and analyses real runs
 
 RUN_FLAGS = dict(dataset="mnist1d", model="cnn1d", train_examples=1000, train_epochs=2,
                  deterministic=True)
-RUN_ARGS = [f"--{k}={v}" if not isinstance(v, bool) else f"--{k}"
-            for k, v in RUN_FLAGS.items()]
+RUN_ARGS = command_line(RUN_FLAGS)
 
 
 @pytest.fixture(scope="module")

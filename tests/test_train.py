@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import REPO, load_binary, own_lines, run_binary, run_in_process
+from conftest import REPO, command_line, load_binary, own_lines, run_binary, run_in_process
 
 from uncertainty import models
 from uncertainty.infra import files
@@ -239,8 +239,7 @@ def test_binary_reports_one_line_and_exit_code_2(tmp_path, args, message):
 
 RESUME_FLAGS = dict(dataset="mnist1d", model="cnn1d", train_epochs=3, deterministic=True,
                     seed=3)
-RESUME_ARGS = ["--dataset=mnist1d", "--model=cnn1d", "--train_epochs=3", "--deterministic",
-               "--seed=3"]
+RESUME_ARGS = command_line(RESUME_FLAGS)
 
 
 @pytest.fixture(scope="module")

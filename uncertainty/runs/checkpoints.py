@@ -71,12 +71,11 @@ def save(manager: tf.train.CheckpointManager, epoch: int, run_dir: str | None) -
         _record_digest(run_dir, epoch)
 
 
-def _record_digest(run_dir: str, epoch: int) -> str:
+def _record_digest(run_dir: str, epoch: int) -> None:
     """Records the identity of the checkpoint of `epoch` (`checkpoint_digest`)."""
     digest, index_digest = _hash_files(run_dir, epoch)
     files.write_text(layout.digest_path(run_dir, epoch),
                      json.dumps({"sha1": digest, "index_sha1": index_digest}))
-    return digest
 
 
 def checkpoint_digest(run_dir: str, epoch: int) -> str:

@@ -167,12 +167,12 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     location) go to every binary."""
     det, vi = run_dirs(scale, root)
 
-    def call(name, binary, *args, needs=()):
-        return Stage(name, ((binary, (*args, *extra)),), tuple(needs))
-
     def calls(name, each, needs=()):  # several calls in one process: (binary, flags)
         return Stage(name, tuple((binary, (*args, *extra)) for binary, args in each),
                      tuple(needs))
+
+    def call(name, binary, *args, needs=()):
+        return calls(name, [(binary, args)], needs)
 
     train = [f"--dataset={scale.dataset}", f"--model={scale.model}", *scale.train_flags]
     out = [call(f"train/seed{i}", "train", *train, f"--seed={i}",
