@@ -7,20 +7,23 @@ its last K checkpoints (`Subspace`: their mean, standard deviation and PCA);
 Every sample's randomness (its scale, its direction or mask) comes from its own stream
 of `core.seeding`, built from the user's seed, the base run, the method and the
 sample's index, so samples around different runs never share a perturbation. The
-Gaussians are TensorFlow Probability distributions.
+Gaussians are TensorFlow Probability distributions, imported by the first one drawn
+(a process that draws none starts without TFP).
 """
 import dataclasses
 import functools
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import tensorflow_probability as tfp
 
 from uncertainty import models
 from uncertainty.core import seeding
 from uncertainty.infra.errors import UserError
 from uncertainty.runs import checkpoints, layout
 from uncertainty.samplers import catalog
+
+if TYPE_CHECKING:
+    import tensorflow_probability as tfp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +117,7 @@ class LowRankGaussian:
 
     mean: np.ndarray
     axes: np.ndarray
-    latent: tfp.distributions.MultivariateNormalDiag
+    latent: "tfp.distributions.MultivariateNormalDiag"
 
     def sample(self, seed) -> np.ndarray:
         z = self.latent.sample(seed=seed).numpy().astype(np.float64)
@@ -124,6 +127,8 @@ class LowRankGaussian:
 def low_rank_gaussian(subspace: Subspace, rank: int, scale: float,
                       scaling: str = "unit") -> LowRankGaussian:
     """The low-rank Gaussian of `subspace` at `scale` (see the module docstring)."""
+    import tensorflow_probability as tfp
+
     axes, stds = subspace.pca(rank)
     widths = scale * (stds if scaling == "swag" else np.ones(rank))
     latent = tfp.distributions.MultivariateNormalDiag(
@@ -145,6 +150,8 @@ def _dropout(space, spec, scale, rng, seed) -> np.ndarray:
 
 
 def _diagonal_gaussian(space, spec, scale, rng, seed) -> np.ndarray:
+    import tensorflow_probability as tfp
+
     distribution = tfp.distributions.MultivariateNormalDiag(
         loc=space.mean, scale_diag=scale * space.std)
     return distribution.sample(seed=seed).numpy()
