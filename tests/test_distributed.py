@@ -114,33 +114,23 @@ def _run_workers(run_dir: str, *args: str):
     raise AssertionError("no free ports for the workers after three tries")
 
 
-def test_multi_worker_on_loopback_writes_one_variational_run(tmp_path):
-    """Two loopback workers train one variational run (the deterministic one is trained
-    and resumed by the lost-worker test below)."""
-    run_dir = str(tmp_path / "run")
-    printed = _run_workers(run_dir, "--dataset=mnist1d", "--model=cnn1d",
-                           "--train_epochs=2", "--method=variational")
-    assert printed[0]["test/accuracy"] == printed[1]["test/accuracy"]  # one model
-    assert checkpoints.epochs(run_dir) == [1, 2]
-    assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
-    assert layout.read_config(run_dir)["devices"]["replicas"] == 2
-    assert layout.method(run_dir) == "variational"
-
-
-@pytest.mark.parametrize("lost", [1, 0])  # the other worker, then the chief
-def test_a_lost_worker_stops_the_other_in_one_line_and_the_run_resumes(tmp_path, lost):
+# the other worker of a deterministic run, then the chief of a variational one
+@pytest.mark.parametrize("lost,method", [(1, "deterministic"), (0, "variational")])
+def test_a_lost_worker_stops_the_other_in_one_line_and_the_run_resumes(tmp_path, lost,
+                                                                       method):
     """SIGKILL to one of two loopback workers after the chief's epoch 2: the other
     stops within a bounded time (TensorFlow's heartbeat timeout) with one line naming
     the lost task and exit 75. Losing the other worker, the chief records why it
     stopped; losing the chief (which writes the run and holds its lock), the same two
     commands resume from the checkpoints (those written kept byte for byte, not trained
-    again) and finish one model."""
+    again) and finish one variational model on two replicas."""
     import time
 
     from conftest import own_lines
 
     run_dir = str(tmp_path / "run")
-    args = ("--dataset=mnist1d", "--model=cnn1d", "--train_epochs=4", "--deterministic")
+    args = ("--dataset=mnist1d", "--model=cnn1d", "--train_epochs=4", "--deterministic",
+            f"--method={method}")
     for _ in range(3):  # a port taken between probe and bind: again on new ports
         processes = _start_workers(run_dir, *args)
         if any("epoch 2/4" in line for line in processes[0].stderr):
@@ -182,3 +172,4 @@ def test_a_lost_worker_stops_the_other_in_one_line_and_the_run_resumes(tmp_path,
     assert layout.read_status(run_dir)["state"] == "complete"
     assert files.read_json(os.path.join(run_dir, "metrics.json"))["test/num_examples"] == 1000
     assert layout.read_config(run_dir)["devices"]["replicas"] == 2
+    assert layout.method(run_dir) == "variational"
