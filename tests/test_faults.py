@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
-from conftest import REPO, command_line, load_binary, run_in_process
+from conftest import REPO, command_line, load_binary, made_once, run_in_process
 
 from uncertainty.datasets import tfds_loader
 from uncertainty.infra import files, locks, progress
@@ -44,16 +44,18 @@ RUN_ARGS = command_line(RUN_FLAGS)
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """Two finished runs (seeds 0 and 1) and a similarity analysis of them."""
-    root = tmp_path_factory.mktemp("pristine")
-    for seed in (0, 1):
-        with flagsaver.flagsaver(output_dir=str(root / "runs" / f"seed{seed}"), seed=seed,
-                                 **RUN_FLAGS):
-            train_binary.main(["train.py"])
-    with flagsaver.flagsaver(runs=[str(root / "runs")], output_dir=str(root / "similarity"),
-                             tsne_runs=2):
-        similarity_binary.main(["similarity.py"])
+def pristine(tmp_path_factory, worker_id):
+    """Two finished runs (seeds 0 and 1) and a similarity analysis of them, made once
+    per test session (tests read them; `work` is a copy to write in)."""
+    with made_once(tmp_path_factory, worker_id, "pristine") as (root, made):
+        if not made:
+            for seed in (0, 1):
+                with flagsaver.flagsaver(output_dir=str(root / "runs" / f"seed{seed}"),
+                                         seed=seed, **RUN_FLAGS):
+                    train_binary.main(["train.py"])
+            with flagsaver.flagsaver(runs=[str(root / "runs")],
+                                     output_dir=str(root / "similarity"), tsne_runs=2):
+                similarity_binary.main(["similarity.py"])
     return root
 
 

@@ -4,6 +4,7 @@ the deterministic twin, and run through the binaries."""
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import flags
 from absl.testing import flagsaver
-from conftest import load_binary
+from conftest import load_binary, made_once
 
 from uncertainty import models
 from uncertainty.core import metrics
@@ -144,14 +145,19 @@ def test_flipout_perturbs_each_example_with_the_posterior_variance():
 
 
 @pytest.fixture(scope="module")
-def vi_runs(tmp_path_factory, mnist1d):
-    """Two short variational CNN-1D runs (seeds 0, 1) on MNIST-1D."""
-    root = tmp_path_factory.mktemp("vi_runs")
-    for seed in (0, 1):
-        config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed, method="variational",
-                                         train_epochs=3, num_posterior_samples=3)
-        train(config, mnist1d, str(root / f"seed{seed}"))
-    return str(root)
+def vi_runs(tmp_path_factory, worker_id, mnist1d):
+    """Two short variational CNN-1D runs (seeds 0, 1) on MNIST-1D, made once per test
+    session; a module's own copy (its prediction caches stay its own)."""
+    with made_once(tmp_path_factory, worker_id, "vi_runs") as (made_runs, made):
+        if not made:
+            for seed in (0, 1):
+                config = TrainConfig.from_recipe("mnist1d", "cnn1d", seed,
+                                                 method="variational", train_epochs=3,
+                                                 num_posterior_samples=3)
+                train(config, mnist1d, str(made_runs / f"seed{seed}"))
+    copy = tmp_path_factory.mktemp("vi_runs_copy") / "runs"
+    shutil.copytree(made_runs, copy)
+    return str(copy)
 
 
 @pytest.mark.slow
