@@ -264,12 +264,14 @@ def test_example_notebook_runs_on_the_study(study, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_study_killed_at_random_ends_with_the_uninterrupted_results(study, tmp_path):
-    """run_scripts/chaos.py: the tiny study stopped twice (SIGTERM to the study alone:
-    exit 143, one line, no stage left running; then SIGKILL to its process tree), then
-    finished; every result file is compared with the uninterrupted study's."""
+    """run_scripts/chaos.py: the tiny study stopped twice while a stage was writing
+    (SIGTERM to the study alone: exit 143, one line, no stage left running; then SIGKILL
+    to its process tree), then finished; every result file is compared with the
+    uninterrupted study's."""
     done = subprocess.run(
         [sys.executable, os.path.join(REPO, "run_scripts", "chaos.py"), "--scale=tiny",
-         "--kills=2", "--seed=4", "--min_seconds=8", "--max_seconds=25",
+         "--kills=2", "--seed=4", "--from_first_lock", "--min_seconds=1",
+         "--max_seconds=10",
          f"--reference={study[0]}", f"--work_dir={tmp_path}",
          "--ignore=report/screenshot.png"],  # the browser test's, not the study's
         capture_output=True, text=True, timeout=900, cwd=REPO)
@@ -277,6 +279,7 @@ def test_study_killed_at_random_ends_with_the_uninterrupted_results(study, tmp_p
     report = json.loads((tmp_path / "chaos.json").read_text())
     assert report["problems"] == [] and report["survived"] == 2
     assert {k["signal"] for k in report["kills"]} == {"SIGKILL", "SIGTERM"}
+    assert report["landed"]["in start-up"] == 0, report["kills"]  # each after a lock
     assert report["compared_files"] > 300
     assert "2 kills (" in done.stdout and "0 differences" in done.stdout
 
