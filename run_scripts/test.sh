@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (with Chromium for the report's browser test) and runs the
-# test suite on two pytest-xdist workers (what CI runs: 15-20 minutes on 2 cores, see
-# docs/testing.md). With --fast: only the unit and oracle tests (no training, no
+# test suite on two pytest-xdist workers (what CI runs: 10-23 minutes on 2 cores, with
+# the machine's speed, see docs/testing.md). With --fast: only the unit and oracle tests (no training, no
 # binaries end to end; < 3 minutes). Other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
