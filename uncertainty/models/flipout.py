@@ -61,18 +61,18 @@ class Variational:
 
     def conv(self, rank: int, filters: int, kernel_size: int, name: str, strides: int = 1,
              kernel_initializer="glorot_uniform", bias_initializer="zeros", l2: float = 0.0):
-        from uncertainty.models import flipout_layers  # TFP: once a variational model is built
-        return flipout_layers.make(self, f"conv{rank}d", filters, kernel_size,
-                                   strides=strides, padding="same", name=name,
-                                   kernel_initializer=kernel_initializer,
-                                   bias_initializer=bias_initializer)
+        return self._layer(f"conv{rank}d", filters, kernel_size, strides=strides,
+                           padding="same", name=name, kernel_initializer=kernel_initializer,
+                           bias_initializer=bias_initializer)
 
     def dense(self, units: int, name: str, kernel_initializer="glorot_uniform",
               bias_initializer="zeros", l2: float = 0.0):
-        from uncertainty.models import flipout_layers
-        return flipout_layers.make(self, "dense", units, name=name,
-                                   kernel_initializer=kernel_initializer,
-                                   bias_initializer=bias_initializer)
+        return self._layer("dense", units, name=name, kernel_initializer=kernel_initializer,
+                           bias_initializer=bias_initializer)
+
+    def _layer(self, kind: str, *args, **kwargs):
+        from uncertainty.models import flipout_layers  # TFP: once a variational model is built
+        return flipout_layers.make(self, kind, *args, **kwargs)
 
 
 def has_posterior(layer) -> bool:

@@ -81,7 +81,6 @@ class DenseFlipout(_Flipout, tfp.layers.DenseFlipout):
         return shape, tf.concat([shape[:-1], [self.units]], 0)
 
 
-
 LAYERS = {"conv1d": Conv1DFlipout, "conv2d": Conv2DFlipout, "dense": DenseFlipout}
 
 
