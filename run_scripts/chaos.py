@@ -79,14 +79,18 @@ def in_flight(root: str, stale: dict | None = None) -> dict:
     """The folders holding a lock taken since `stale` (`locks_held` before this start:
     a lock a killed stage left behind is not a stage writing now) and the temporary
     files (writes in progress) under `root`."""
-    held = [folder for folder, content in locks_held(root).items()
-            if (stale or {}).get(folder) != content]
     writing = []
     for folder, dirs, names in os.walk(root):
         relative = os.path.relpath(folder, root)
         writing += [os.path.join(relative, n) for n in names + dirs
                     if n.startswith(files.TMP_PREFIX) or "_temp" in n]
-    return {"locked": sorted(held), "writes": sorted(writing)}
+    return {"locked": new_locks(root, stale), "writes": sorted(writing)}
+
+
+def new_locks(root: str, stale: dict | None = None) -> list[str]:
+    """The folders under `root` holding a lock other than the one `stale` recorded."""
+    return sorted(folder for folder, content in locks_held(root).items()
+                  if (stale or {}).get(folder) != content)
 
 
 def locks_held(root: str) -> dict[str, bytes]:
@@ -131,7 +135,7 @@ def kill_repeatedly(root: str) -> list[dict]:
         locked_once = False
         if FLAGS.from_first_lock:  # (its output before the first stage fits the pipe)
             while process.poll() is None and not locked_once:
-                locked_once = bool(in_flight(root, stale)["locked"])
+                locked_once = bool(new_locks(root, stale))
                 time.sleep(0.2)
         began = time.time()
         try:
@@ -263,7 +267,7 @@ def differences(reference: str, got: str) -> list[str]:
             elif (files.read_bytes(a).decode().replace(reference, "<root>") !=
                   files.read_bytes(b).decode().replace(got, "<root>")):
                 problems.append(f"{name}: other content")
-        except Exception as e:  # noqa: BLE001: any failure to read is damage
+        except Exception as e:  # noqa: BLE001 (any failure to read is damage)
             problems.append(f"{name}: cannot be read ({type(e).__name__}: {e})"[:300])
     for prefix in sorted(prefixes):
         problems += [f"{prefix}: {p}" for p in _checkpoint_differences(

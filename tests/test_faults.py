@@ -756,7 +756,7 @@ class _DiskFull:
     def __getattr__(self, attribute):
         return getattr(tf.io.gfile, attribute)
 
-    def GFile(self, path, mode="r"):  # noqa: N802: gfile's name
+    def GFile(self, path, mode="r"):  # noqa: N802 (gfile's name)
         if self.name in os.path.basename(path) and "w" in mode:
             raise OSError(28, "No space left on device")
         return tf.io.gfile.GFile(path, mode)

@@ -172,7 +172,7 @@ def read_npz_if_intact(path: str) -> dict | None:
             return {name: saved[name] for name in saved.files}
     except tf.errors.NotFoundError:
         return None
-    except Exception as e:  # noqa: BLE001: zip, CRC, pickle and format errors alike
+    except Exception as e:  # noqa: BLE001 (zip, CRC, pickle and format errors alike)
         logging.warning("%s is damaged (%s: %s); computing it again", path,
                         type(e).__name__, str(e)[:120])
         return None

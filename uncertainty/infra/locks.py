@@ -68,7 +68,7 @@ def _read(path: str) -> bytes | None:
     """The lock file's bytes, None if there is none."""
     try:
         return files.read_bytes(path)
-    except Exception:  # noqa: BLE001: gone between a listing and the read
+    except Exception:  # noqa: BLE001 (gone between a listing and the read)
         if files.exists(path):
             raise
         return None
@@ -121,7 +121,7 @@ class _Lock:
         self.created = not files.exists(self.directory)
         try:
             files.makedirs(self.directory)
-        except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
+        except Exception as e:  # noqa: BLE001 (OSError or a TensorFlow error)
             raise UserError(f"cannot write {self.what} {self.directory} "
                             f"({reason(e)}); pass a directory you can write "
                             f"to") from None
@@ -148,7 +148,7 @@ class _Lock:
         try:
             if not _create(self.path, self._content()):
                 return False
-        except Exception as e:  # noqa: BLE001: OSError or a TensorFlow error
+        except Exception as e:  # noqa: BLE001 (OSError or a TensorFlow error)
             raise UserError(f"cannot write {self.what} {self.directory} "
                             f"({reason(e)}); pass a directory you can write "
                             f"to") from None
@@ -170,7 +170,7 @@ class _Lock:
         aside = f"{self.path}.stale-{self.owner['token']}"
         try:
             files.gfile.rename(self.path, aside)
-        except Exception:  # noqa: BLE001: another process took it over first
+        except Exception:  # noqa: BLE001 (another process took it over first)
             return
         if files.read_bytes(aside) != content and not files.exists(self.path):
             files.gfile.rename(aside, self.path)  # a live lock: put it back

@@ -154,7 +154,7 @@ def _read(prefix: str, use):
     be read); a storage failure that is not the file's fault is a UserError."""
     try:
         return use(tf.compat.v1.train.NewCheckpointReader(prefix)), None  # any filesystem
-    except Exception as e:  # noqa: BLE001: the reader raises several types
+    except Exception as e:  # noqa: BLE001 (the reader raises several types)
         message = reason(e)
         if getattr(e, "error_code", None) in _TRANSIENT:  # not the file's fault
             raise UserError(f"cannot read {prefix} now ({message}); try again") from None
@@ -279,7 +279,7 @@ def _state_readable(directory: str) -> bool:
     reads one that does not as no state, with a warning)."""
     try:
         return tf.train.get_checkpoint_state(directory) is not None
-    except Exception:  # noqa: BLE001: cut off or overwritten
+    except Exception:  # noqa: BLE001 (cut off or overwritten)
         return False
 
 
