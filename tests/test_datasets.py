@@ -143,6 +143,18 @@ def test_evaluation_sees_every_example_exactly_once(mnist1d, batch):
     np.testing.assert_array_equal(labels[mask > 0], mnist1d.labels("test"))
 
 
+def test_pipelines_run_without_tf_data_autotuning(mnist1d):
+    """With autotuning, deleting an iterator could wait seconds for a tf.data thread
+    (at the end of every epoch and run): training and evaluation pipelines turn it off,
+    also per input pipeline of a distributed evaluation."""
+    pipelines = [mnist1d.train_pipeline(64, 3, seed=0, epoch=0),
+                 mnist1d.eval_pipeline("test", 100),
+                 mnist1d.eval_pipeline("test", 100, input_context=tf.distribute.InputContext(
+                     num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2))]
+    for pipeline in pipelines:
+        assert pipeline.options().autotune.enabled is False
+
+
 def test_replica_shards_concatenate_to_the_global_batch(mnist1d):
     normalizer = mnist1d.normalizer("raw")
     whole = _collect(mnist1d.train_pipeline(64, 5, seed=1, epoch=2, normalizer=normalizer))
