@@ -103,6 +103,25 @@ def test_runs_with_nearby_seeds_share_no_dropout_stream():
     assert len(set(everything)) == len(everything)
 
 
+def test_reseed_sets_the_state_and_masks_of_tensorflows_reset_from_seed():
+    """MC dropout's reseed makes the generator state on the host; TensorFlow's
+    `reset_from_seed` is the reference, for seeds of one to three 64-bit words."""
+    import tensorflow as tf
+
+    from uncertainty.models.layers import Dropout
+
+    ours, reference = Dropout(0.5, always_on=True), Dropout(0.5, always_on=True)
+    x = tf.ones((4, 50))
+    for layer in (ours, reference):
+        layer(x)
+    for seed in (0, 7, 2**31 - 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64 + 5, 2**130 + 3):
+        ours.reseed(seed)
+        reference._random_generator._generator.reset_from_seed(seed)
+        np.testing.assert_array_equal(ours._random_generator._generator.state.numpy(),
+                                      reference._random_generator._generator.state.numpy())
+        np.testing.assert_array_equal(ours(x).numpy(), reference(x).numpy())
+
+
 def test_resnet50_v15_parameter_count():
     """ResNet-50's published 25,557,032 trainable parameters (He et al.'s network as
     torchvision counts it, 1,000 classes), and the same by hand."""

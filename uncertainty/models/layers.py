@@ -59,9 +59,14 @@ class Dropout(keras.layers.Dropout):
         return super().call(inputs, training=True if self.always_on else training)
 
     def reseed(self, seed: int) -> None:
-        """Masks from now on come from the stream of `seed`."""
+        """Masks from now on come from the stream of `seed`: the state
+        `tf.random.Generator.reset_from_seed` sets (the integer cut into 64-bit words,
+        lowest first), made on the host and assigned in one op, where TF's own makes it
+        in a dozen eager ops (MC dropout reseeds every layer on every pass)."""
         self._random_generator._maybe_init()
-        self._random_generator._generator.reset_from_seed(seed)
+        state = self._random_generator._generator.state
+        words = [(int(seed) >> (64 * i)) & (2**64 - 1) for i in range(state.shape[0])]
+        state.assign(np.array([w - 2**64 if w >= 2**63 else w for w in words], np.int64))
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         children = super()._trackable_children(save_type, **kwargs)
