@@ -19,6 +19,7 @@ re-estimated on the runs' training data for models with batch norm (by default),
 checkpoints' own otherwise. Predictions are cached in the runs (`RunPredictions`)."""
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import time
@@ -35,6 +36,9 @@ from uncertainty.runs import checkpoints, layout
 from uncertainty.runs.predictions import RunPredictions
 from uncertainty.samplers import catalog, draw, subspace
 from uncertainty.train import recipes
+
+# Evaluation sets scored at once (`study`): each holds every function's logits.
+SCORING_THREADS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,17 +230,10 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     values = {}  # {set of functions: {size: {metric name: value}}}; JS under "all"
     examples, types_seen = {}, {}  # per-example sums over the types of each intensity
     meter = progress.Progress(len(sets), "ensembles on the test sets", "set")
-    for i, (intensity, kind, name) in enumerate(sets):
-        shifted = loaded[name]
-        logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
-        logits = functions.logits(shifted)
-        if intensity == 0 and outliers:  # while the clean set's logits are at hand
-            found_ood = {outlier.name: detect_ood(functions, logits, outlier, size,
-                                                  options, examples)
-                         for outlier in outliers.values()}
+
+    def add(intensity, kind, scored):  # in the sets' order: the sums are the same
+        tables, js, found = scored.result()
         types_seen[intensity] = types_seen.get(intensity, 0) + 1
-        tables, js, found = ensemble.score(*logits, shifted.labels("test"), size,
-                                           options.max_subsets, options.seed)
         for key, v in found.items():
             examples[f"{intensity}/{key}"] = examples.get(f"{intensity}/{key}", 0) + v
         for set_name, table in tables.items():
@@ -247,6 +244,26 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
             values[set_name].setdefault("all", {})[
                 names.metric_key("js_divergence", kind, intensity)] = divergence
         meter.update()
+
+    # Sets are scored on SCORING_THREADS threads (numpy releases the GIL) while this
+    # one reads the next sets' logits; at most that many sets wait to be added.
+    scoring = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(SCORING_THREADS) as pool:
+        for i, (intensity, kind, name) in enumerate(sets):
+            shifted = loaded[name]
+            logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
+            logits = functions.logits(shifted)
+            if intensity == 0 and outliers:  # while the clean set's logits are at hand
+                found_ood = {outlier.name: detect_ood(functions, logits, outlier, size,
+                                                      options, examples)
+                             for outlier in outliers.values()}
+            scoring.append((intensity, kind, pool.submit(
+                ensemble.score, *logits, shifted.labels("test"), size,
+                options.max_subsets, options.seed)))
+            if len(scoring) > SCORING_THREADS:
+                add(*scoring.popleft())
+        while scoring:
+            add(*scoring.popleft())
     meter.close()
     for key in [k for k in examples if not k.startswith("ood/")]:
         examples[key] = examples[key] / types_seen[int(key.split("/")[0])]
