@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (with Chromium for the report's browser test) and runs the
-# test suite on two pytest-xdist workers (what CI runs: 10-23 minutes on 2 cores, with
+# test suite on two pytest-xdist workers (what CI runs: 9-23 minutes on 2 cores, with
 # the machine's speed, see docs/testing.md). With --fast: only the unit and oracle tests (no training, no
 # binaries end to end; < 3 minutes). Other arguments go to pytest.
 set -euo pipefail
