@@ -467,6 +467,26 @@ def test_study_predicts_nothing_twice(study, runs, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_sets_scored_one_at_a_time_give_the_same_bits(study, runs, tmp_path, monkeypatch):
+    """The study scores evaluation sets on SCORING_THREADS threads and adds them in the
+    sets' order: scored on one thread, every number and per-example array is the same
+    to the last bit (from the caches: only the scoring runs again)."""
+    root, out, first = study
+    monkeypatch.setattr(shift, "SCORING_THREADS", 1)
+    with flagsaver.flagsaver(runs=[runs], subspace_dir=str(root / "subspace"),
+                             compare_published=True, output_dir=str(tmp_path), **STUDY):
+        ensemble_binary.main(["ensemble.py"])
+    again = files.read_json(os.path.join(tmp_path, "ensemble.json"))
+    assert again["predictions"]["computed"] == 0
+    assert again["metrics"] == first["metrics"] and again["ood"] == first["ood"]
+    with (np.load(os.path.join(out, "per_example.npz")) as threaded,
+          np.load(tmp_path / "per_example.npz") as alone):
+        assert list(threaded) == list(alone)
+        for key in threaded:
+            np.testing.assert_array_equal(threaded[key], alone[key], err_msg=key)
+
+
+@pytest.mark.slow
 def test_binary_honours_max_subsets(study, runs, tmp_path):
     root, _, first = study
     with flagsaver.flagsaver(runs=[runs], subspace_dir=str(root / "subspace"),
