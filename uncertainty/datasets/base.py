@@ -295,8 +295,8 @@ def _parallel_map(ds: tf.data.Dataset, fn) -> tf.data.Dataset:
     """`ds.map(fn)`, in order, on one thread per core, prefetched, without tf.data's
     autotuning: with it, deleting an iterator could wait seconds for one of tf.data's
     background threads, every epoch and every streamed pass (on a 2-core CPU up to
-    0.3 s per epoch of a CNN-1D run, 8-34 s after the last epoch of a study's runs);
-    the map's parallelism is the same."""
+    0.3 s per epoch of a CNN-1D run, and 8-10 s after the last epoch of most runs
+    trained two at a time); the map's parallelism is the same."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
