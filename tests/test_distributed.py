@@ -43,7 +43,18 @@ for epoch in (1, 2, 3):
     differences.append(float(np.abs(cached.checkpoint(data, "test", epoch) - alone).max()))
     shared = [m for m in predictions._MODELS.values()]
     traces.append(predictions._STEPS[shared[0]][strategy].experimental_get_tracing_count())
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "rows": len(both),
+# an MC-dropout pass on two sets under the strategy: the second set given the first's
+# masks per replica, against both drawn from the layers' streams
+arrays = checkpoints.load_arrays(sys.argv[1])
+sets = (data, datasets.load("mnist1d_corrupted/shift_1"))
+given = [cached._compute(d, "test", lambda: arrays, None, (0.3, 5)) for d in sets]
+predictions._DROPOUT_MASKS.clear()
+predictions._MASK_BYTES = 0
+drawn = [cached._compute(d, "test", lambda: arrays, None, (0.3, 5)) for d in sets]
+print(json.dumps({"mc_dropout_differences": [float(np.abs(a - b).max())
+                                             for a, b in zip(given, drawn)],
+                  "mc_dropout_changes": float(np.abs(given[0] - both).max()),
+                  "replicas": strategy.num_replicas_in_sync, "rows": len(both),
                   "line": distribute.describe("mirrored", strategy)["line"],
                   "max_difference": float(np.abs(both - one).max()),
                   "accuracy": results["test/accuracy"],
@@ -70,6 +81,8 @@ def test_mirrored_two_replicas_train_and_predict_in_order(tmp_path, method):
     assert max(report["checkpoint_differences"]) < 1e-5
     assert report["networks"] == 1 and len(set(report["traces"])) == 1  # no retrace
     assert report["kept_batches"] == "list"
+    assert report["mc_dropout_differences"] == [0.0, 0.0]
+    assert report["mc_dropout_changes"] > 0.1
     assert report["accuracy"] > 0.5  # chance is 0.1
     assert checkpoints.epochs(str(tmp_path / "run")) == [1, 2, 3]
 

@@ -245,6 +245,59 @@ def test_mc_dropout_rate_0_is_the_deterministic_prediction_and_passes_are_seeded
 
 
 @pytest.mark.slow
+def test_mc_dropout_masks_drawn_once_are_keras_masks_on_every_set(runs, mnist1d,
+                                                                  monkeypatch):
+    """One MC-dropout pass on several evaluation sets draws its keep masks once
+    (every set's batch i drops the same units) and gives exactly the logits of Keras's
+    own dropout restarted from the pass's seed on each set; also when only the first
+    batch's masks fit the budget and the others are drawn again from kept states."""
+    from uncertainty import datasets
+    from uncertainty.core import seeding
+    from uncertainty.models import layers
+    from uncertainty.runs import predictions
+
+    run = os.path.join(runs, "seed0")
+    shifted = datasets.load("mnist1d_corrupted/shift_2")
+    calls = [(mnist1d, "test"), (shifted, "test"), (mnist1d, "validation"),
+             (mnist1d, "test")]
+
+    def passes(seed):
+        predictor = RunPredictions(run, batch_size=128)  # 1000 = 7 x 128 + 104
+        found = [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
+                                    dropout=(0.3, seed)) for d, split in calls[:2]]
+        masks = predictions._DROPOUT_MASKS[predictor._get_model(mnist1d, 0.3, seed)]
+        drawn = (masks.position, len(masks.masks))
+        found += [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
+                                     dropout=(0.3, seed)) for d, split in calls[2:]]
+        return found, drawn
+
+    kept, drawn = passes(3)
+    assert drawn == (8, 8)  # the second set drew nothing
+    one_batch = 128 * (40 * 32 + 20 * 64 + 10 * 64)  # the keep masks' bytes per batch
+    monkeypatch.setattr(predictions, "_MASK_BYTES", one_batch)
+    redrawn, drawn = passes(4)
+    assert drawn == (8, 8)
+
+    def keras_dropout(self, inputs, training=None):
+        return keras.layers.Dropout.call(self, inputs, training=True)
+
+    monkeypatch.setattr(layers.Dropout, "call", keras_dropout)
+    model = models.build("cnn1d", mnist1d.input_shape, 10, dropout_rate=0.3,
+                         mc_dropout=True)
+    model.set_weights(checkpoints.load_arrays(run))
+    dropouts = [layer for layer in model.layers if isinstance(layer, layers.Dropout)]
+    for seed, found in ((3, kept), (4, redrawn)):
+        for (data, split), logits in zip(calls, found):
+            for i, layer in enumerate(dropouts):
+                layer.reseed(seeding.integer(seed, "mc_dropout_layer", i))
+            x = data.read(split)[0].astype(np.float32)
+            x = np.concatenate([x, np.zeros((-len(x) % 128, *x.shape[1:]), np.float32)])
+            reference = np.concatenate([model(x[i:i + 128], training=False).numpy()
+                                        for i in range(0, len(x), 128)])
+            np.testing.assert_array_equal(logits, reference[:len(logits)])
+
+
+@pytest.mark.slow
 def test_variational_and_mc_dropout_samples_flow_through_subspace_and_ensemble(
         vi_runs, runs, tmp_path):
     out = tmp_path / "plane"

@@ -5,6 +5,7 @@ and ask it for every convolution and dense layer, so one builder defines an
 architecture and its variational twin, layer for layer under the same names.
 """
 
+import contextlib
 import dataclasses
 import math
 
@@ -47,16 +48,30 @@ class Dropout(keras.layers.Dropout):
     dependency makes resumption bit-exact.
 
     `always_on` keeps dropout active at inference too (MC dropout: the network's own
-    dropout on activations, one mask per pass); `reseed` restarts the masks' stream.
+    dropout on activations, one mask per pass); `reseed` restarts the masks' stream,
+    and `given_masks` lets a traced call take its keep masks instead of drawing them.
     """
 
     def __init__(self, rate: float, seed: int | None = None, always_on: bool = False,
                  **kwargs):
         super().__init__(rate, seed=seed, rng_type="stateful", **kwargs)
         self.always_on = always_on
+        self._masks = None  # inside `given_masks`: {"given": mask or None, "drawn": ...}
 
     def call(self, inputs, training=None):
-        return super().call(inputs, training=True if self.always_on else training)
+        if not self.always_on or self.rate == 0:
+            return super().call(inputs, training=True if self.always_on else training)
+        # Keras's dropout (tf.nn.experimental.general_dropout's operations), its keep
+        # mask drawn from the same generator or given
+        masks = self._masks or {"given": None}
+        keep = masks["given"]
+        if keep is None:
+            self._random_generator._maybe_init()
+            noise = self._random_generator._generator.uniform(tf.shape(inputs),
+                                                              dtype=inputs.dtype)
+            keep = masks["drawn"] = noise >= self.rate
+        scale = tf.convert_to_tensor(1 / (1 - self.rate), dtype=inputs.dtype)
+        return tf.where(keep, inputs * scale, tf.zeros((), inputs.dtype))
 
     def reseed(self, seed: int) -> None:
         """Masks from now on come from the stream of `seed`: the state
@@ -74,6 +89,30 @@ class Dropout(keras.layers.Dropout):
         if save_type == "checkpoint" and generator is not None:
             children["rng"] = generator
         return children
+
+
+def mc_dropout_layers(model: keras.Model) -> list[Dropout]:
+    """The model's dropout layers that stay on at inference, in order."""
+    return [layer for layer in model.layers
+            if isinstance(layer, Dropout) and layer.always_on and layer.rate > 0]
+
+
+@contextlib.contextmanager
+def given_masks(model: keras.Model, masks: tuple | None = None):
+    """While a call of `model` is traced inside: its MC-dropout layers
+    (`mc_dropout_layers`) drop by `masks` (one boolean keep mask per layer) when given,
+    else draw them; after the call the yielded list holds the masks used."""
+    layers = mc_dropout_layers(model)
+    for layer, mask in zip(layers, masks or (None,) * len(layers)):
+        layer._masks = {"given": mask, "drawn": None}
+    used = []
+    try:
+        yield used
+    finally:
+        used.extend(layer._masks["given"] if layer._masks["given"] is not None
+                    else layer._masks["drawn"] for layer in layers)
+        for layer in layers:
+            layer._masks = None
 
 
 def glorot_bias(units: int) -> keras.initializers.Initializer:

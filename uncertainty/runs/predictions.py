@@ -15,7 +15,7 @@ from uncertainty import models
 from uncertainty.core import seeding
 from uncertainty.datasets import Dataset
 from uncertainty.infra import files, interrupts
-from uncertainty.models.layers import Dropout
+from uncertainty.models import layers
 from uncertainty.runs import checkpoints, layout
 
 
@@ -31,7 +31,12 @@ def predict(model, data: Dataset, split: str, batch_size: int,
     FORWARD_PASSES[(weakref.ref(model), data.num_examples(split), batch_size)] += 1
     batches = _eval_batches(data, split, batch_size, strategy)
     step = _predict_step(model, strategy)
-    outputs = [step(images, mask) for images, _, mask in batches]
+    masks = _DROPOUT_MASKS.get(model)
+    if masks is not None and masks.key[1:] == (batch_size, strategy):
+        outputs = [masks.step(step, i, images, mask)
+                   for i, (images, _, mask) in enumerate(batches)]
+    else:
+        outputs = [step(images, mask)[:2] for images, _, mask in batches]
     logits = np.concatenate([z.numpy() for z, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
     return logits[mask > 0]
@@ -86,10 +91,10 @@ def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
     (needed after weights change, e.g. for subspace samples). The batches are the same
     for every call (`seed`), so all functions get the same estimate procedure. No-op
     without BN."""
-    layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
-    if not layers:
+    norms = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
+    if not norms:
         return
-    momenta = [layer.momentum for layer in layers]
+    momenta = [layer.momentum for layer in norms]
     batch_size = min(batch_size, data.num_examples("train"))
     steps = min(num_batches, data.num_examples("train") // batch_size)
     batches = data.train_pipeline(batch_size, steps, seed, 0,
@@ -98,13 +103,13 @@ def reestimate_batchnorm(model, data: Dataset, batch_size: int = 500,
     try:
         for i, (images, _) in enumerate(batches):
             momentum = i / (i + 1)  # new = i/(i+1) old + 1/(i+1) batch: a running mean
-            for layer in layers:
+            for layer in norms:
                 layer.momentum = momentum
             if momentum not in traced:  # the momentum is read when the call is traced
                 traced[momentum] = tf.function(lambda x: model(x, training=True))
             traced[momentum](images)
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
 
 
@@ -122,17 +127,73 @@ _LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _predict_step(model, strategy):
-    """One traced prediction step per (model, strategy), reused across calls."""
+    """One traced prediction step per (model, strategy), reused across calls:
+    step(images, mask, keep_masks=None) -> (logits, mask, the keep masks its MC-dropout
+    layers used: drawn, or `keep_masks` when given; per replica)."""
     steps = _STEPS.setdefault(model, {})
     if strategy not in steps:
+        def forward(x, keep_masks):
+            with layers.given_masks(model, keep_masks) as used:
+                logits = tf.cast(model(x, training=False), tf.float32)
+            return logits, tuple(used)
+
         @tf.function
-        def step(images, mask):
-            logits = strategy.run(lambda x: tf.cast(model(x, training=False), tf.float32),
-                                  (images,))
-            return strategy.gather(logits, axis=0), strategy.gather(mask, axis=0)
+        def step(images, mask, keep_masks=None):
+            logits, used = strategy.run(forward, (images, keep_masks))
+            return strategy.gather(logits, axis=0), strategy.gather(mask, axis=0), used
 
         steps[strategy] = step
     return steps[strategy]
+
+
+# MC dropout's keep masks, at most this many bytes per network (`_DropoutMasks`).
+_MASK_BYTES = 512 << 20
+
+
+class _DropoutMasks:
+    """The keep masks of the MC-dropout pass a network holds (its dropout layers
+    reseeded from `seed`), by batch. Every prediction restarts the layers' streams, so
+    every evaluation set's batch i drops the same units: drawn for the first set, they
+    are given to the others (drawing them is most of an MC-dropout pass on a CPU).
+    Beyond _MASK_BYTES only the generators' states before each batch are kept, and
+    that batch's masks are drawn again from them."""
+
+    def __init__(self, model, seed: int, batch_size: int, strategy):
+        self.key = (seed, batch_size, strategy)
+        dropouts = [layer for layer in model.layers if isinstance(layer, layers.Dropout)]
+        for i, layer in enumerate(dropouts):
+            layer.reseed(seeding.integer(seed, "mc_dropout_layer", i))
+        self.generators = [layer._random_generator._generator
+                           for layer in layers.mc_dropout_layers(model)]
+        self.states = [self._states()]  # before batch i
+        self.masks = []  # batch i's, or None where they were not kept
+        self.position = 0  # the batch the generators' states are at
+        self.bytes = 0
+
+    def _states(self) -> list[np.ndarray]:
+        return [generator.state.numpy() for generator in self.generators]
+
+    def step(self, step, index: int, images, mask) -> tuple:
+        """`step`'s (logits, mask) on batch `index`, the batch's masks given if kept,
+        drawn otherwise (and kept within the budget)."""
+        if index < len(self.masks) and self.masks[index] is not None:
+            return step(images, mask, self.masks[index])[:2]
+        if self.position != index:
+            for generator, state in zip(self.generators, self.states[index]):
+                generator.state.assign(state)
+        logits, mask, used = step(images, mask)
+        self.position = index + 1
+        if index == len(self.masks):
+            self.states.append(self._states())
+            size = sum(local.shape.num_elements() for m in used
+                       for local in self.key[2].experimental_local_results(m))
+            kept = self.bytes + size <= _MASK_BYTES
+            self.masks.append(used if kept else None)
+            self.bytes += size if kept else 0
+        return logits, mask
+
+
+_DROPOUT_MASKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 _NEW = "not cached yet"
@@ -305,7 +366,8 @@ class RunPredictions:
 
     def _get_model(self, data: Dataset, rate: float = 0.0, seed: int | None = None):
         """The run's deterministic network (the twin of a variational run); with a
-        dropout `rate`, one whose dropout stays on, reseeded from `seed`."""
+        dropout `rate`, one whose dropout stays on, its masks those of the pass `seed`
+        (`_DropoutMasks`: reseeded when the pass, batch size or strategy changes)."""
         strategy = self.strategy or tf.distribute.get_strategy()
         # the run's own input shape and classes (an out-of-distribution set may have others)
         shape = tuple(self.config.get("input_shape") or data.input_shape)
@@ -317,7 +379,7 @@ class RunPredictions:
                                             dropout_rate=rate, mc_dropout=bool(rate))
         model = _MODELS[key]
         if rate:
-            layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
-            for i, layer in enumerate(layers):
-                layer.reseed(seeding.integer(seed, "mc_dropout_layer", i))
+            masks = _DROPOUT_MASKS.get(model)
+            if masks is None or masks.key != (seed, self.batch_size, strategy):
+                _DROPOUT_MASKS[model] = _DropoutMasks(model, seed, self.batch_size, strategy)
         return model
