@@ -103,7 +103,10 @@ def test_calls_of_binaries_in_one_process_each_from_the_defaults(tmp_path):
     default = scales.stages(scales.SCALES[scales.DEFAULT], second)
     assert [name for name, _ in listed] == [s.name for s in tiny + default]
     landscape = next(s for s in default if s.name == "landscape")
-    assert [b for b, _ in landscape.calls] == ["similarity", "subspace"] + ["cross_section"] * 3
+    assert [b for b, _ in landscape.calls] == (["similarity", "subspace"] +
+                                               ["cross_section"] * 3 + ["ensemble"])
+    ensemble = next(s for s in default if s.name == "ensemble")
+    assert [b for b, _ in ensemble.calls] == ["subspace"] * 5 + ["ensemble"]
     assert dict(listed[:len(tiny)])["landscape"].split() == next(
         s for s in tiny if s.name == "landscape").command()
     assert fourth not in done.stdout

@@ -183,23 +183,24 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
     trained = [f"train/seed{i}" for i in range(scale.num_runs)]
     samples = analysis_dir(root, "ensemble_samples")
     checkpoints = (f"--num_checkpoints={scale.num_checkpoints}", *scale.subspace_flags)
-    out.append(calls("ensemble_samples", [(
-        "subspace", (f"--base_run={det}/seed{i}", f"--methods={PAPER_METHODS}",
-                     "--preset=ensemble", *scale.ensemble_scales,
-                     f"--num_samples={scale.ensemble_samples}", *checkpoints,
-                     f"--output_dir={samples}/seed{i}")) for i in range(scale.num_runs)],
-        needs=trained))
     shift = [f"--corruptions={scale.corruptions}",
              f"--num_posterior_samples={scale.posterior_samples}", "--compare_published"]
-    out.append(call("ensemble", "ensemble", f"--runs={det}",
-                    f"--subspace_dir={samples}",
-                    f"--methods={PAPER_METHODS},mc_dropout", *shift,
-                    f"--output_dir={analysis_dir(root, 'ensemble')}",
-                    needs=["ensemble_samples"]))
+    # subspace samples around every run, then the ensembles under shift that score
+    # them: the longest chain, first
+    out.append(calls("ensemble", [
+        *(("subspace", (f"--base_run={det}/seed{i}", f"--methods={PAPER_METHODS}",
+                        "--preset=ensemble", *scale.ensemble_scales,
+                        f"--num_samples={scale.ensemble_samples}", *checkpoints,
+                        f"--output_dir={samples}/seed{i}")) for i in range(scale.num_runs)),
+        ("ensemble", (f"--runs={det}", f"--subspace_dir={samples}",
+                      f"--methods={PAPER_METHODS},mc_dropout", *shift,
+                      f"--output_dir={analysis_dir(root, 'ensemble')}"))], needs=trained))
     pair = [f"--runs={det}/seed0,{det}/seed1", "--split=test",
             f"--grid_points={scale.grid_points}", f"--path_points={scale.path_points}"]
+    variational = [f"train/variational_seed{i}" for i in range(scale.variational_runs)]
     # the weight- and function-space analyses of the runs: similarity, the
-    # diversity-accuracy plane and the cross-sections, one process
+    # diversity-accuracy plane and the cross-sections; then the variational runs'
+    # ensembles, when the scale has them
     out.append(calls("landscape", [
         ("similarity", (f"--runs={det}", "--split=test",
                         f"--tsne_runs={min(3, scale.num_runs)}",
@@ -214,10 +215,8 @@ def stages(scale: Scale, root: str, extra: tuple = ()) -> list[Stage]:
             *(("--connect", f"--connect_epochs={scale.connect_epochs}")
               if plane == "independent" else ()),
             f"--output_dir={analysis_dir(root, 'cross_section/' + plane)}"))
-          for plane in ("independent", "trajectory", "random"))], needs=trained))
-    if scale.variational_runs:
-        out.append(call("ensemble_variational", "ensemble", f"--runs={vi}", *shift,
-                        f"--output_dir={analysis_dir(root, 'ensemble_variational')}",
-                        needs=[f"train/variational_seed{i}"
-                               for i in range(scale.variational_runs)]))
+          for plane in ("independent", "trajectory", "random")),
+        *([("ensemble", (f"--runs={vi}", *shift, "--output_dir=" +
+                         analysis_dir(root, "ensemble_variational")))] if variational else [])],
+        needs=trained + variational))
     return out
