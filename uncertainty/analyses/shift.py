@@ -245,25 +245,34 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
                 names.metric_key("js_divergence", kind, intensity)] = divergence
         meter.update()
 
-    # Sets are scored on SCORING_THREADS threads (numpy releases the GIL) while this
-    # one reads the next sets' logits; at most that many sets wait to be added.
-    scoring = collections.deque()
+    # Sets, and out-of-distribution detection, are scored on SCORING_THREADS threads
+    # (numpy releases the GIL) while this one reads the next sets' logits; at most that
+    # many sets wait to be added, in order, after the detection's per-example values.
+    scoring, detecting, found_ood = collections.deque(), {}, {}
+
+    def add_next():
+        for name, future in detecting.items():
+            found_ood[name], found = future.result()
+            examples.update(found)
+        detecting.clear()
+        add(*scoring.popleft())
+
     with concurrent.futures.ThreadPoolExecutor(SCORING_THREADS) as pool:
         for i, (intensity, kind, name) in enumerate(sets):
             shifted = loaded[name]
             logging.info("scoring %s (%d/%d)", name, i + 1, len(sets))
             logits = functions.logits(shifted)
-            if intensity == 0 and outliers:  # while the clean set's logits are at hand
-                found_ood = {outlier.name: detect_ood(functions, logits, outlier, size,
-                                                      options, examples)
-                             for outlier in outliers.values()}
+            if intensity == 0:  # while the clean set's logits are at hand
+                detecting = {outlier.name: pool.submit(
+                    detect_ood, logits, functions.logits(outlier), outlier, size, options)
+                    for outlier in outliers.values()}
             scoring.append((intensity, kind, pool.submit(
                 ensemble.score, *logits, shifted.labels("test"), size,
                 options.max_subsets, options.seed)))
             if len(scoring) > SCORING_THREADS:
-                add(*scoring.popleft())
+                add_next()
         while scoring:
-            add(*scoring.popleft())
+            add_next()
     meter.close()
     for key in [k for k in examples if not k.startswith("ood/")]:
         examples[key] = examples[key] / types_seen[int(key.split("/")[0])]
@@ -295,16 +304,16 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
     return result
 
 
-def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: int,
-               options: Options, examples: dict) -> dict:
+def detect_ood(inside: tuple, outside: tuple, outlier: Dataset, size: int,
+               options: Options) -> tuple[dict, dict]:
     """Every set of functions detecting `outlier`'s test examples among the clean test
-    examples, on which their logits are `inside` (`Functions.logits`), by
-    `ensemble.score_ood`; and the sets' JS divergence on both. Adds to `examples`
-    the independent runs' per-example values as "ood/<dataset>/<key>": their JS
+    examples, their logits on them `outside` and `inside` (`Functions.logits`), by
+    `ensemble.score_ood`; and the sets' JS divergence on both. Returns that and the
+    independent runs' per-example values as {"ood/<dataset>/<key>": array}: their JS
     divergence in and out of distribution, and uncertainty-baselines' score
     (`ood.UB_SCORE`) of each run alone and of each `size`-subset's ensemble."""
     logging.info("out-of-distribution detection against %s", outlier.name)
-    outside = functions.logits(outlier)
+    examples = {}
     tables, js_out = ensemble.score_ood(inside, outside, outlier.name,
                                         size, options.max_subsets, options.seed)
     js_in = ensemble.js_divergences(*inside)
@@ -321,7 +330,7 @@ def detect_ood(functions: "Functions", inside: tuple, outlier: Dataset, size: in
                         for name, table in tables.items()},
             "js_divergence": {name: {"in_distribution": js_in[name],
                                      "out_of_distribution": js_out[name]}
-                              for name in js_out}}
+                              for name in js_out}}, examples
 
 
 def summarize_ood(found: dict, size: int) -> dict:
