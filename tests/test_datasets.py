@@ -68,6 +68,10 @@ def test_fashion_mnist_from_debian_idx_files(fashion):
     # The files' first labels (ankle boot, T-shirt, ...), and validation = the tail.
     assert list(fashion.labels("train")[:4]) == [9, 0, 0, 3]
     assert list(fashion.labels("test")[:5]) == [9, 2, 1, 1, 6]
+    # read from the host cache (above) and streamed from the files, the same labels
+    streamed = datasets.load("fashion_mnist", cache_bytes=0)
+    np.testing.assert_array_equal(streamed.labels("test"), fashion.labels("test"))
+    assert not streamed._cache and "test" in fashion._cache
     shorter = datasets.load("fashion_mnist", validation_examples=1000)
     np.testing.assert_array_equal(shorter.read("validation")[0][500:],
                                   fashion.read("validation")[0])

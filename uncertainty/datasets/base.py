@@ -82,13 +82,17 @@ class Dataset:
         return len(self.splits[split])
 
     def labels(self, split: str) -> np.ndarray:
-        """The labels of `split` in order (read once, then kept: N integers; JPEG
-        inputs are not decoded for them)."""
+        """The labels of `split` in order (read once, then kept: N integers): from the
+        host cache of a split that fits it (`_reader`), else streamed (JPEG inputs are
+        not decoded for them)."""
         self._check_split(split)
         if split not in self._labels:
-            self._labels[split] = np.concatenate(
-                [y for _, y in self._scan(split)] or [np.zeros(0, np.int64)]
-            ).astype(np.int64)
+            if self._cacheable(split):
+                labels = self._cached(split)[1].numpy()
+            else:
+                labels = np.concatenate([y for _, y in self._scan(split)] or
+                                        [np.zeros(0, np.int64)])
+            self._labels[split] = labels.astype(np.int64)
         return self._labels[split]
 
     def read(self, split: str, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -242,15 +246,22 @@ class Dataset:
         labels) as tensors, for tf.data: gathered from the host cache when the split
         fits `cache_bytes` (filled once by `_stream`), else `_stream`ed."""
         self._check_split(split)
-        if self.image_size or self.cached_bytes(split) > self.cache_bytes:
+        if not self._cacheable(split):
             return self._stream(split)
+        x, y = self._cached(split)
+        return lambda indices: (tf.gather(x, indices), tf.gather(y, indices))
+
+    def _cacheable(self, split: str) -> bool:
+        return not self.image_size and self.cached_bytes(split) <= self.cache_bytes
+
+    def _cached(self, split: str) -> tuple[tf.Tensor, tf.Tensor]:
+        """The host cache of `split`: (inputs, int32 labels) in order, read once."""
         if split not in self._cache:
             batches = list(self._scan(split, read=self._stream(split)))
             with tf.device("/cpu:0"):
                 self._cache[split] = tuple(tf.constant(np.concatenate(parts)) for parts in
                                            zip(*batches))
-        x, y = self._cache[split]
-        return lambda indices: (tf.gather(x, indices), tf.gather(y, indices))
+        return self._cache[split]
 
     def _stream(self, split: str):
         """`_reader` from disk: the examples are read by index, as a batch, through the
