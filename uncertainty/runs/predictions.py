@@ -146,6 +146,23 @@ def _predict_step(model, strategy):
     return steps[strategy]
 
 
+def _weight_setter(model):
+    """One traced call per network that sets all its weights (`model.weights` order):
+    Keras's `set_weights` assigns them one eager op at a time (~2 ms for CNN-1D's ten
+    arrays against ~0.8 ms)."""
+    if model not in _SETTERS:
+        @tf.function
+        def setter(arrays):
+            for weight, value in zip(model.weights, arrays, strict=True):
+                weight.assign(value)
+
+        _SETTERS[model] = setter
+    return _SETTERS[model]
+
+
+_SETTERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 # MC dropout's keep masks, at most this many bytes per network (`_DropoutMasks`).
 _MASK_BYTES = 512 << 20
 
@@ -356,7 +373,7 @@ class RunPredictions:
         model = self._get_model(data, *(dropout or ()))
         if state is None or _LOADED.get(model) != state:
             _LOADED.pop(model, None)
-            model.set_weights(arrays_fn())
+            _weight_setter(model)(list(arrays_fn()))
             if bn_data is not None:
                 reestimate_batchnorm(model, bn_data)
             if state is not None:
