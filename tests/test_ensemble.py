@@ -482,6 +482,7 @@ def test_sets_scored_one_at_a_time_give_the_same_bits(study, runs, tmp_path, mon
     with (np.load(os.path.join(out, "per_example.npz")) as threaded,
           np.load(tmp_path / "per_example.npz") as alone):
         assert list(threaded) == list(alone)
+        assert list(threaded)[0].startswith("ood/")  # the detection's values first
         for key in threaded:
             np.testing.assert_array_equal(threaded[key], alone[key], err_msg=key)
 

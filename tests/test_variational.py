@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import weakref
 
 import numpy as np
 import pytest
@@ -258,25 +259,29 @@ def test_mc_dropout_masks_drawn_once_are_keras_masks_on_every_set(runs, mnist1d,
 
     run = os.path.join(runs, "seed0")
     shifted = datasets.load("mnist1d_corrupted/shift_2")
+    # the test split, 8 batches; validation has fewer, train more
     calls = [(mnist1d, "test"), (shifted, "test"), (mnist1d, "validation"),
-             (mnist1d, "test")]
+             (mnist1d, "train"), (mnist1d, "test")]
 
     def passes(seed):
         predictor = RunPredictions(run, batch_size=128)  # 1000 = 7 x 128 + 104
         found = [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
                                     dropout=(0.3, seed)) for d, split in calls[:2]]
         masks = predictions._DROPOUT_MASKS[predictor._get_model(mnist1d, 0.3, seed)]
-        drawn = (masks.position, len(masks.masks))
+        drawn = (masks.position, [m is not None for m in masks.masks])
         found += [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
                                      dropout=(0.3, seed)) for d, split in calls[2:]]
+        assert len(masks.masks) == 28  # the train split's batches
         return found, drawn
 
     kept, drawn = passes(3)
-    assert drawn == (8, 8)  # the second set drew nothing
+    assert drawn == (8, [True] * 8)  # the second set drew nothing
     one_batch = 128 * (40 * 32 + 20 * 64 + 10 * 64)  # the keep masks' bytes per batch
     monkeypatch.setattr(predictions, "_MASK_BYTES", one_batch)
+    monkeypatch.setattr(predictions, "_DROPOUT_MASKS",  # no other network's masks
+                        weakref.WeakKeyDictionary())
     redrawn, drawn = passes(4)
-    assert drawn == (8, 8)
+    assert drawn == (8, [True] + [False] * 7)  # the others drawn again from their states
 
     def keras_dropout(self, inputs, training=None):
         return keras.layers.Dropout.call(self, inputs, training=True)

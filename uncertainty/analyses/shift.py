@@ -247,7 +247,8 @@ def study(runs: list[str], data: Dataset, options: Options, subspace_dir: str | 
 
     # Sets, and out-of-distribution detection, are scored on SCORING_THREADS threads
     # (numpy releases the GIL) while this one reads the next sets' logits; at most that
-    # many sets wait to be added, in order, after the detection's per-example values.
+    # many sets wait to be added, in order, after the detection's per-example values
+    # (the outliers' logits are read with the clean set's and held until then).
     scoring, detecting, found_ood = collections.deque(), {}, {}
 
     def add_next():

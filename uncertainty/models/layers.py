@@ -8,6 +8,7 @@ architecture and its variational twin, layer for layer under the same names.
 import contextlib
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -56,19 +57,19 @@ class Dropout(keras.layers.Dropout):
                  **kwargs):
         super().__init__(rate, seed=seed, rng_type="stateful", **kwargs)
         self.always_on = always_on
-        self._masks = None  # inside `given_masks`: {"given": mask or None, "drawn": ...}
 
     def call(self, inputs, training=None):
         if not self.always_on or self.rate == 0:
             return super().call(inputs, training=True if self.always_on else training)
         # Keras's dropout (tf.nn.experimental.general_dropout's operations), its keep
         # mask drawn from the same generator or given
-        masks = self._masks or {"given": None}
+        masks = getattr(_MASKS, "by_layer", {}).get(id(self), {"given": None})
         keep = masks["given"]
         if keep is None:
             self._random_generator._maybe_init()
-            noise = self._random_generator._generator.uniform(tf.shape(inputs),
-                                                              dtype=inputs.dtype)
+            shape = self._get_noise_shape(inputs)
+            noise = self._random_generator._generator.uniform(
+                tf.shape(inputs) if shape is None else shape, dtype=inputs.dtype)
             keep = masks["drawn"] = noise >= self.rate
         scale = tf.convert_to_tensor(1 / (1 - self.rate), dtype=inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros((), inputs.dtype))
@@ -103,16 +104,20 @@ def given_masks(model: keras.Model, masks: tuple | None = None):
     (`mc_dropout_layers`) drop by `masks` (one boolean keep mask per layer) when given,
     else draw them; after the call the yielded list holds the masks used."""
     layers = mc_dropout_layers(model)
-    for layer, mask in zip(layers, masks or (None,) * len(layers)):
-        layer._masks = {"given": mask, "drawn": None}
+    _MASKS.by_layer = {id(layer): {"given": mask, "drawn": None}
+                       for layer, mask in zip(layers, masks or (None,) * len(layers))}
     used = []
     try:
         yield used
     finally:
-        used.extend(layer._masks["given"] if layer._masks["given"] is not None
-                    else layer._masks["drawn"] for layer in layers)
-        for layer in layers:
-            layer._masks = None
+        used.extend(entry["given"] if entry["given"] is not None else entry["drawn"]
+                    for entry in _MASKS.by_layer.values())
+        _MASKS.by_layer = {}
+
+
+# Inside `given_masks`, per thread (a strategy's replicas trace on threads of their
+# own): {id(layer): {"given": keep mask or None, "drawn": the mask the call drew}}.
+_MASKS = threading.local()
 
 
 def glorot_bias(units: int) -> keras.initializers.Initializer:

@@ -36,6 +36,8 @@ def predict(model, data: Dataset, split: str, batch_size: int,
         outputs = [masks.step(step, i, images, mask)
                    for i, (images, _, mask) in enumerate(batches)]
     else:
+        if masks is not None:  # the batches below draw from the pass's streams
+            masks.position = None
         outputs = [step(images, mask)[:2] for images, _, mask in batches]
     logits = np.concatenate([z.numpy() for z, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
@@ -147,23 +149,26 @@ def _predict_step(model, strategy):
 
 
 def _weight_setter(model):
-    """One traced call per network that sets all its weights (`model.weights` order):
-    Keras's `set_weights` assigns them one eager op at a time (~2 ms for CNN-1D's ten
-    arrays against ~0.8 ms)."""
+    """One traced call per network that sets all its weights (`model.weights` order,
+    each array cast to its weight's dtype as Keras's `set_weights` does, which assigns
+    them one eager op at a time: ~2 ms for CNN-1D's ten arrays against ~0.8 ms)."""
     if model not in _SETTERS:
+        dtypes = [weight.dtype.as_numpy_dtype for weight in model.weights]
+
         @tf.function
-        def setter(arrays):
+        def assign(arrays):
             for weight, value in zip(model.weights, arrays, strict=True):
                 weight.assign(value)
 
-        _SETTERS[model] = setter
+        _SETTERS[model] = lambda arrays: assign(
+            [np.asarray(a, dtype) for a, dtype in zip(arrays, dtypes, strict=True)])
     return _SETTERS[model]
 
 
 _SETTERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-# MC dropout's keep masks, at most this many bytes per network (`_DropoutMasks`).
+# MC dropout's keep masks, at most this many bytes in all (`_DropoutMasks`).
 _MASK_BYTES = 512 << 20
 
 
@@ -173,7 +178,9 @@ class _DropoutMasks:
     every evaluation set's batch i drops the same units: drawn for the first set, they
     are given to the others (drawing them is most of an MC-dropout pass on a CPU).
     Beyond _MASK_BYTES only the generators' states before each batch are kept, and
-    that batch's masks are drawn again from them."""
+    that batch's masks are drawn again from its state, also after anything else drew
+    from the generators (`position` None: a call with another batch size, batch-norm
+    re-estimation): every set's batch i drops the same units."""
 
     def __init__(self, model, seed: int, batch_size: int, strategy):
         self.key = (seed, batch_size, strategy)
@@ -198,13 +205,14 @@ class _DropoutMasks:
         if self.position != index:
             for generator, state in zip(self.generators, self.states[index]):
                 generator.state.assign(state)
+        self.position = None  # unknown until the step has drawn
         logits, mask, used = step(images, mask)
         self.position = index + 1
         if index == len(self.masks):
             self.states.append(self._states())
             size = sum(local.shape.num_elements() for m in used
                        for local in self.key[2].experimental_local_results(m))
-            kept = self.bytes + size <= _MASK_BYTES
+            kept = sum(m.bytes for m in _DROPOUT_MASKS.values()) + size <= _MASK_BYTES
             self.masks.append(used if kept else None)
             self.bytes += size if kept else 0
         return logits, mask
@@ -376,6 +384,8 @@ class RunPredictions:
             _weight_setter(model)(list(arrays_fn()))
             if bn_data is not None:
                 reestimate_batchnorm(model, bn_data)
+                if model in _DROPOUT_MASKS:  # its training-mode calls drew masks
+                    _DROPOUT_MASKS[model].position = None
             if state is not None:
                 _LOADED[model] = state
         self.counts["computed"] += 1
