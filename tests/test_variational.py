@@ -263,12 +263,23 @@ def test_mc_dropout_masks_drawn_once_are_keras_masks_on_every_set(runs, mnist1d,
     calls = [(mnist1d, "test"), (shifted, "test"), (mnist1d, "validation"),
              (mnist1d, "train"), (mnist1d, "test")]
 
+    draws = []  # per call of the predict step: whether its masks were drawn
+    traced = predictions._predict_step
+
+    def counted(model, strategy):
+        step = traced(model, strategy)
+        return lambda images, mask, given=None: (draws.append(given is None),
+                                                 step(images, mask, given))[1]
+
+    monkeypatch.setattr(predictions, "_predict_step", counted)
+
     def passes(seed):
+        draws.clear()
         predictor = RunPredictions(run, batch_size=128)  # 1000 = 7 x 128 + 104
         found = [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
                                     dropout=(0.3, seed)) for d, split in calls[:2]]
         masks = predictions._DROPOUT_MASKS[predictor._get_model(mnist1d, 0.3, seed)]
-        drawn = (masks.position, [m is not None for m in masks.masks])
+        drawn = (sum(draws), [m is not None for m in masks.masks])
         found += [predictor._compute(d, split, lambda: checkpoints.load_arrays(run), None,
                                      dropout=(0.3, seed)) for d, split in calls[2:]]
         assert len(masks.masks) == 28  # the train split's batches
@@ -281,7 +292,8 @@ def test_mc_dropout_masks_drawn_once_are_keras_masks_on_every_set(runs, mnist1d,
     monkeypatch.setattr(predictions, "_DROPOUT_MASKS",  # no other network's masks
                         weakref.WeakKeyDictionary())
     redrawn, drawn = passes(4)
-    assert drawn == (8, [True] + [False] * 7)  # the others drawn again from their states
+    # the second set's batches 1-7 drawn again from their states
+    assert drawn == (8 + 7, [True] + [False] * 7)
 
     def keras_dropout(self, inputs, training=None):
         return keras.layers.Dropout.call(self, inputs, training=True)

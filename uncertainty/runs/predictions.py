@@ -36,8 +36,6 @@ def predict(model, data: Dataset, split: str, batch_size: int,
         outputs = [masks.step(step, i, images, mask)
                    for i, (images, _, mask) in enumerate(batches)]
     else:
-        if masks is not None:  # the batches below draw from the pass's streams
-            masks.position = None
         outputs = [step(images, mask)[:2] for images, _, mask in batches]
     logits = np.concatenate([z.numpy() for z, _ in outputs])
     mask = np.concatenate([m.numpy() for _, m in outputs])
@@ -178,9 +176,9 @@ class _DropoutMasks:
     every evaluation set's batch i drops the same units: drawn for the first set, they
     are given to the others (drawing them is most of an MC-dropout pass on a CPU).
     Beyond _MASK_BYTES only the generators' states before each batch are kept, and
-    that batch's masks are drawn again from its state, also after anything else drew
-    from the generators (`position` None: a call with another batch size, batch-norm
-    re-estimation): every set's batch i drops the same units."""
+    that batch's masks are drawn again from its state: whatever else drew from the
+    generators meanwhile (a call with another batch size, batch-norm re-estimation),
+    every set's batch i drops the same units."""
 
     def __init__(self, model, seed: int, batch_size: int, strategy):
         self.key = (seed, batch_size, strategy)
@@ -191,7 +189,6 @@ class _DropoutMasks:
                            for layer in layers.mc_dropout_layers(model)]
         self.states = [self._states()]  # before batch i
         self.masks = []  # batch i's, or None where they were not kept
-        self.position = 0  # the batch the generators' states are at
         self.bytes = 0
 
     def _states(self) -> list[np.ndarray]:
@@ -202,12 +199,9 @@ class _DropoutMasks:
         drawn otherwise (and kept within the budget)."""
         if index < len(self.masks) and self.masks[index] is not None:
             return step(images, mask, self.masks[index])[:2]
-        if self.position != index:
-            for generator, state in zip(self.generators, self.states[index]):
-                generator.state.assign(state)
-        self.position = None  # unknown until the step has drawn
+        for generator, state in zip(self.generators, self.states[index]):
+            generator.state.assign(state)
         logits, mask, used = step(images, mask)
-        self.position = index + 1
         if index == len(self.masks):
             self.states.append(self._states())
             size = sum(local.shape.num_elements() for m in used
@@ -384,8 +378,6 @@ class RunPredictions:
             _weight_setter(model)(list(arrays_fn()))
             if bn_data is not None:
                 reestimate_batchnorm(model, bn_data)
-                if model in _DROPOUT_MASKS:  # its training-mode calls drew masks
-                    _DROPOUT_MASKS[model].position = None
             if state is not None:
                 _LOADED[model] = state
         self.counts["computed"] += 1
